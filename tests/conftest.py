@@ -1,0 +1,58 @@
+"Shared fixtures: small datasets written in the real on-disk formats."
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torchvision.datasets.cifar as tv_cifar
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cifar_md5_off(monkeypatch):
+    "torchvision checks each CIFAR file's md5; our tiny files differ, so only check that they exist."
+    monkeypatch.setattr(tv_cifar, 'check_integrity', lambda path, md5=None: os.path.isfile(path))
+
+
+def write_cifar(root, num_classes, per_class_train, per_class_test, seed=0):
+    "Write a tiny CIFAR-10 or CIFAR-100 in torchvision's on-disk layout; pixel values encode (class, image) for checks."
+    rng = np.random.RandomState(seed)
+    def batch(per_class):
+        labels = np.repeat(np.arange(num_classes), per_class)
+        rng.shuffle(labels)
+        data = rng.randint(0, 256, size=(len(labels), 3072), dtype=np.uint8)
+        data[:, 0] = labels   # first red pixel = label, so tests can check images follow their labels
+        return data, labels.tolist()
+    if num_classes == 100:
+        folder = Path(root) / 'cifar-100-python'; folder.mkdir(parents=True)
+        for name, per in (('train', per_class_train), ('test', per_class_test)):
+            data, labels = batch(per)
+            with open(folder / name, 'wb') as f:
+                pickle.dump({'data': data, 'fine_labels': labels, 'coarse_labels': [0] * len(labels)}, f)
+        with open(folder / 'meta', 'wb') as f:
+            pickle.dump({'fine_label_names': [f'c{i}' for i in range(100)], 'coarse_label_names': ['x']}, f)
+    else:
+        folder = Path(root) / 'cifar-10-batches-py'; folder.mkdir(parents=True)
+        data, labels = batch(per_class_train)
+        for i, chunk in enumerate(np.array_split(np.arange(len(labels)), 5), 1):
+            with open(folder / f'data_batch_{i}', 'wb') as f:
+                pickle.dump({'data': data[chunk], 'labels': [labels[j] for j in chunk]}, f)
+        data, labels = batch(per_class_test)
+        with open(folder / 'test_batch', 'wb') as f: pickle.dump({'data': data, 'labels': labels}, f)
+        with open(folder / 'batches.meta', 'wb') as f: pickle.dump({'label_names': [f'c{i}' for i in range(10)]}, f)
+    return Path(root)
+
+
+def write_list_dataset(root, labels, list_name='train.txt', size=8):
+    "Write one small RGB JPEG per label under root/train/<label>/ and a `relative/path label` list file."
+    root = Path(root); lines = []
+    for i, label in enumerate(labels):
+        rel = Path('train') / str(label) / f'{i}.jpg'
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new('RGB', (size, size), color=(label * 10 % 256, i % 256, 0)).save(root / rel)
+        lines.append(f'{rel.as_posix()} {label}')
+    (root / list_name).write_text('\n'.join(lines) + '\n')
+    return root / list_name

@@ -1,0 +1,52 @@
+"The project's own promises: package in sync with the notebooks, README generated and holding its two commands, CI runs them."
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def test_package_equals_notebook_export(tmp_path):
+    "Export a copy of the notebooks and compare with the committed h2t_nb/: a hand edit or a forgotten export fails here."
+    for name in ('pyproject.toml', 'nbs', 'h2t_nb'):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    exporter = shutil.which('nbdev-export', path=str(BIN)) or shutil.which('nbdev-export')
+    subprocess.run([exporter], cwd=tmp_path, check=True, capture_output=True)
+    committed = {p.relative_to(ROOT): p.read_text() for p in (ROOT / 'h2t_nb').rglob('*.py')}
+    exported = {p.relative_to(tmp_path): p.read_text() for p in (tmp_path / 'h2t_nb').rglob('*.py')}
+    stale = sorted(str(p) for p in committed.keys() | exported.keys() if committed.get(p) != exported.get(p))
+    assert not stale, f'h2t_nb/ differs from `nbdev-export` for {stale}: run nbdev-export and commit the result'
+
+
+def test_readme_is_generated_from_index():
+    out = subprocess.run([sys.executable, str(ROOT / 'tools' / 'make_readme.py'), '--check'])
+    assert out.returncode == 0, 'README.md is out of date: run `python tools/make_readme.py`'
+
+
+def readme_commands():
+    return re.findall(r'```bash\n(.*?)\n```', (ROOT / 'README.md').read_text(), flags=re.S)
+
+
+def test_readme_has_exactly_two_setup_commands():
+    commands = readme_commands()
+    assert len(commands) == 2, commands
+    main, tests = commands
+    assert 'pip install -e .' in main and 'pip install -e ".[dev]"' in tests and 'pytest' in tests
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / '.ci' / 'run').read_text()
+    assert 'README.md' in ci and 'bash' in ci   # .ci/run reads the second README command and runs it as written
+
+
+def test_main_command_runs(tmp_path):
+    "README's main job, minus the install that the test environment already did."
+    main = readme_commands()[0].split('&&')[-1].strip().replace('.venv/bin/', '')
+    exe = shutil.which(main.split()[0], path=str(BIN)) or shutil.which(main.split()[0])
+    out = subprocess.run([exe, *main.split()[1:]], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert 'CIFAR-100-LT IF=100: 10,847 training images' in out.stdout
+    assert (tmp_path / 'h2t_out' / 'class_profile.png').stat().st_size > 10_000
