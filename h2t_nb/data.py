@@ -299,8 +299,7 @@ def h2t_profile(out:str='h2t_out', # folder for the class-profile plot
                 imb_factor:float=20, # imbalance factor of the offline digits-LT training split
                ):
     "Print the long-tailed class tables of the offline digits-LT and of CIFAR-100-LT, and save their profile plot."
-    import matplotlib; matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure   # draws and saves without pyplot: no backend change, nothing shown
     train = digits_lt(imb_factor=imb_factor).train
     c100 = lt_counts(500, 100, 100)
     print(f"{train.name}: {len(train):,} training images, per class: {train.counts}")
@@ -308,9 +307,10 @@ def h2t_profile(out:str='h2t_out', # folder for the class-profile plot
     print(f"CIFAR-100-LT IF=100: {sum(c100):,} training images, n_max={c100[0]}, n_min={c100[-1]}")
     print('  threshold split (>100, 20-100, <20):', group_table(c100, threshold_groups(c100)))
     print('  paper split (index ranges 36/71):  ', group_table(c100, index_range_groups(100)))
-    ax = plot_class_profile({'CIFAR-100-LT IF=100': c100, train.name: train.counts})
+    fig = Figure(figsize=(6, 3.5))
+    plot_class_profile({'CIFAR-100-LT IF=100': c100, train.name: train.counts}, ax=fig.subplots())
     Path(out).mkdir(parents=True, exist_ok=True)
     path = free_path(Path(out) / 'class_profile.png')
-    ax.figure.savefig(path, dpi=120, bbox_inches='tight'); plt.close(ax.figure)
+    fig.savefig(path, dpi=120, bbox_inches='tight')
     print(f"saved the class-profile plot to {path}")
     return path

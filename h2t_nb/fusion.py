@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['channel_mask', 'h2t_fuse', 'H2T']
+__all__ = ['channel_mask', 'h2t_fuse', 'H2T', 'whole_sample_swap']
 
 # %% ../nbs/02_fusion.ipynb #c005
 def _check_streams(fused, fusing, ratio):
@@ -75,3 +75,14 @@ class H2T(nn.Module):
         if not self.training or fusing is None or self.ratio == 0: return fused
         return h2t_fuse(fused, fusing, self.ratio, self.per_sample, self.generator)
     def extra_repr(self): return f"ratio={self.ratio}, per_sample={self.per_sample}"
+
+# %% ../nbs/02_fusion.ipynb #c030
+def whole_sample_swap(fused:torch.Tensor, # class-balanced features, B×C(×H×W)
+                      fusing:torch.Tensor, # instance-sampled features, same shape
+                      rate:float, # probability that a sample is replaced whole
+                      generator:torch.Generator|None=None)->torch.Tensor:
+    "Control for H2T: replace each fused sample entirely by its fusing partner with probability `rate`."
+    _check_streams(fused, fusing, rate)
+    draw_device = generator.device if generator is not None else fused.device
+    swap = (torch.rand(len(fused), generator=generator, device=draw_device) < rate).to(fused.device)
+    return torch.where(swap.view(-1, *[1] * (fused.ndim - 1)), fusing, fused)

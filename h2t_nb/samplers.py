@@ -80,8 +80,12 @@ class LTSampler(Sampler):
 
     def class_then_instance(self, class_probs:torch.Tensor, n:int, generator:torch.Generator)->torch.Tensor:
         "Draw `n` classes from `class_probs` (with replacement), then one uniform instance of each."
-        classes = torch.multinomial(class_probs, n, replacement=True, generator=generator)
-        within = (torch.rand(n, generator=generator, dtype=torch.float64) * self.counts[classes]).long()
+        # one uniform pair per draw (inverse CDF for the class, a uniform position inside it): the first m of n draws do
+        # not depend on n, so a DDP share of a padded draw lines up exactly with a single-process draw
+        u = torch.rand(n, 2, generator=generator, dtype=torch.float64)
+        cdf = torch.cumsum(class_probs.double(), 0)
+        classes = torch.searchsorted(cdf / cdf[-1], u[:, 0].contiguous(), right=True).clamp_max(len(cdf) - 1)
+        within = (u[:, 1] * self.counts[classes]).long()
         return self.by_class[self.offsets[classes] + within]
 
 # %% ../nbs/01_samplers.ipynb #c010
@@ -130,7 +134,7 @@ class ProgressivelyBalancedSampler(PowerLawSampler):
         instance = self.counts.double() / self.counts.sum()
         return (1 - t) * instance + t / len(self.counts)
 
-# %% ../nbs/01_samplers.ipynb #c022
+# %% ../nbs/01_samplers.ipynb #c024
 FUSING_STREAMS = {'instance': InstanceSampler, 'balanced': ClassBalancedSampler, 'reverse': ReverseSampler}
 
 class DualStreamSampler(LTSampler):
@@ -149,7 +153,7 @@ class DualStreamSampler(LTSampler):
         return torch.stack([fused, fusing], 1)   # n×2
     def __iter__(self): return iter(map(tuple, self.indices().tolist()))
 
-# %% ../nbs/01_samplers.ipynb #c024
+# %% ../nbs/01_samplers.ipynb #c026
 class DualStreamDataset(Dataset):
     "Wraps a dataset so that an index pair `(i, j)` gives `(x_i, y_i, x_j, y_j)`: fused sample, then fusing sample."
     def __init__(self, dataset:Dataset): self.dataset = dataset

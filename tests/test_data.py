@@ -120,3 +120,12 @@ def test_digits_lt_splits(imb_factor):
 def test_digits_lt_too_many_held_out():
     with pytest.raises(ValueError, match='smallest digit class'):
         digits_lt(n_max=150, test_per_class=50)
+
+
+def test_h2t_profile_cli(tmp_path):
+    import shutil, subprocess, sys
+    exe = shutil.which('h2t-profile', path=str(__import__('pathlib').Path(sys.executable).parent))
+    out = subprocess.run([exe, '--out', 'prof', '--imb-factor', '10'], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert f'training images, per class: {lt_counts(100, 10, 10)}' in out.stdout
+    assert 'CIFAR-100-LT IF=100: 10,847 training images' in out.stdout and 'paper split (index ranges 36/71)' in out.stdout
+    assert (tmp_path / 'prof' / 'class_profile.png').stat().st_size > 10_000

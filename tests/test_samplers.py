@@ -116,3 +116,14 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match=r'rank=-1'):
         ClassBalancedSampler([0, 1], num_replicas=2, rank=-1)
     assert check_labels(torch.tensor([1, 0]))[1].tolist() == [1, 1]
+
+
+@settings(max_examples=25, deadline=None)
+@given(counts=class_counts, sampler=st.sampled_from(SAMPLERS + [DualStreamSampler]), n=st.integers(1, 500),
+       extra=st.integers(0, 500), seed=st.integers(0, 1000))
+def test_draws_are_prefix_stable(counts, sampler, n, extra, seed):
+    "The first n draws do not depend on how many are drawn (DDP pads the global draw; shares must still line up)."
+    labels = labels_of(counts)
+    short = sampler(labels, num_samples=n, seed=seed).global_indices()
+    long = sampler(labels, num_samples=n + extra, seed=seed).global_indices()
+    assert torch.equal(short, long[:n])

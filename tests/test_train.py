@@ -1,0 +1,175 @@
+"The trainer end to end on the offline data: files, CLI, exact resume, DDP agreement, and every user-facing failure."
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from h2t_nb.train import PRESETS, load_checkpoint, run, save_atomic
+
+BIN = Path(sys.executable).parent
+TINY = replace(PRESETS['offline'], stage1=replace(PRESETS['offline'].stage1, epochs=4, warmup_epochs=1, milestones=(3,)),
+               stage2=replace(PRESETS['offline'].stage2, epochs=3))
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
+
+
+def cli(*args, cwd):
+    return subprocess.run([shutil.which('h2t-train', path=str(BIN)) or 'h2t-train', *args], cwd=cwd, capture_output=True, text=True, env=ENV)
+
+
+def tree_digest(folder):
+    "Name and content hash of every file below `folder`: equal digests mean nothing was touched."
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).rglob('*')) if p.is_file()}
+
+
+def weights(path):
+    return load_checkpoint(path)['model']
+
+
+def test_end_to_end_offline_with_h2t(tmp_path):
+    res = run(TINY, tmp_path, quiet=True)
+    run_dir = res['run_dir']
+    assert run_dir == tmp_path / 'offline'
+    results = json.loads((run_dir / 'results.json').read_text())
+    rows = {(r['stage'], r['selection']): r for r in results['summary']}
+    assert set(rows) == {('stage1', 'last'), ('stage1', 'best_val'), ('stage2', 'last'), ('stage2', 'best_val')}
+    for r in rows.values():
+        assert 10 < r['top1'] <= 100 and 0 <= r['ece'] <= 100 and r['seeds'] == 1
+        assert {'paper_few', 'threshold_few', 'paper_many', 'threshold_medium'} <= set(r)
+    assert rows[('stage2', 'last')]['top1'] > 50   # four short epochs already learn most digits
+    csv_lines = (run_dir / 'results.csv').read_text().splitlines()
+    assert csv_lines[0].startswith('stage,selection,seeds,top1') and len(csv_lines) == 5
+    assert (run_dir / 'curves_and_per_class.png').stat().st_size > 10_000
+    ckpt = load_checkpoint(run_dir / 'seed0' / 'stage2' / 'final.pt', stage=2)
+    assert ckpt['epoch'] == 2 and ckpt['config']['stage2']['h2t_ratio'] == 0.3 and len(ckpt['history']) == 3
+    stage1 = load_checkpoint(run_dir / 'seed0' / 'stage1' / 'final.pt', stage=1)
+    changed = [k for k in ckpt['model'] if not torch.equal(ckpt['model'][k], stage1['model'][k])]
+    assert {k for k in changed if 'running' not in k and 'num_batches' not in k} == {'fc.weight', 'fc.bias'}   # stage 2: head only
+
+
+def test_several_seeds_give_mean_and_std(tmp_path):
+    cfg = replace(TINY, stage1=replace(TINY.stage1, epochs=2), stage2=replace(TINY.stage2, epochs=1))
+    res = run(cfg, tmp_path, seeds=[0, 1], quiet=True)
+    row = next(r for r in res['summary'] if (r['stage'], r['selection']) == ('stage2', 'last'))
+    tops = [res['per_seed'][s]['stage2']['last']['top1'] for s in (0, 1)]
+    assert row['seeds'] == 2 and row['top1'] == pytest.approx(sum(tops) / 2) and row['top1_std'] == pytest.approx(abs(tops[0] - tops[1]) / 2)
+
+
+def test_resume_is_bit_identical(tmp_path):
+    whole = run(TINY, tmp_path / 'a', quiet=True)['run_dir']
+    first = run(TINY, tmp_path / 'b', stop_after={1: 2}, quiet=True)
+    assert first['interrupted'] and not (first['run_dir'] / 'seed0' / 'stage1' / 'final.pt').exists()
+    second = run(TINY, resume=first['run_dir'], stop_after={2: 1}, quiet=True)   # finish stage 1, stop inside stage 2
+    assert second['interrupted']
+    run(TINY, resume=first['run_dir'], quiet=True)
+    for stage in ('stage1', 'stage2'):
+        a, b = weights(whole / 'seed0' / stage / 'final.pt'), weights(first['run_dir'] / 'seed0' / stage / 'final.pt')
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f'{stage} differs after resume'
+    ra = json.loads((whole / 'results.json').read_text())['summary']
+    rb = json.loads((first['run_dir'] / 'results.json').read_text())['summary']
+    assert ra == rb
+
+
+def test_cli_runs_offline_and_never_overwrites(tmp_path):
+    out = cli('--preset', 'offline', '--out', 'res', '--epochs1', '2', '--epochs2', '1', cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert 'paper_few' in out.stdout and 'threshold_few' in out.stdout and 'results, checkpoints and plots: res/offline' in out.stdout
+    before = tree_digest(tmp_path / 'res' / 'offline')
+    again = cli('--preset', 'offline', '--out', 'res', '--epochs1', '1', '--epochs2', '1', cwd=tmp_path)
+    assert again.returncode == 0 and 'res/offline-1' in again.stdout
+    assert tree_digest(tmp_path / 'res' / 'offline') == before
+
+
+def test_cli_help_lists_presets(tmp_path):
+    out = cli('--help', cwd=tmp_path)
+    assert out.returncode == 0 and 'cifar100_lt_if100_dr_h2t' in out.stdout and 'offline' in out.stdout
+
+
+def test_unknown_preset_is_refused(tmp_path):
+    out = cli('--preset', 'cifar1000_lt', cwd=tmp_path)
+    assert out.returncode == 2 and "invalid choice: 'cifar1000_lt'" in out.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_missing_data_dir(tmp_path):
+    out = cli('--preset', 'cifar100_lt_if100_dr_h2t', '--data-dir', str(tmp_path / 'nowhere'), '--out', 'res', cwd=tmp_path)
+    assert out.returncode == 1 and 'download=True' in out.stderr and 'Traceback' not in out.stderr
+    out = cli('--preset', 'cifar100_lt_if100_dr_h2t', '--out', 'res', cwd=tmp_path)
+    assert out.returncode == 1 and '--data-dir' in out.stderr
+    assert not (tmp_path / 'res').exists()   # refused before anything was written
+
+
+def test_stage2_needs_a_stage1_checkpoint(tmp_path):
+    out = cli('--preset', 'offline', '--stages', '2', '--out', 'res', cwd=tmp_path)
+    assert out.returncode == 1 and '--stage1-ckpt' in out.stderr and not (tmp_path / 'res').exists()
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'garbage', 'foreign', 'stage2'])
+def test_bad_stage1_checkpoint(tmp_path, damage):
+    good = run(TINY, tmp_path / 'good', quiet=True)['run_dir']
+    before = tree_digest(good)
+    ckpt, bad = good / 'seed0' / 'stage1' / 'final.pt', tmp_path / 'bad.pt'
+    if damage == 'truncated': bad.write_bytes(ckpt.read_bytes()[:5000])
+    elif damage == 'garbage': bad.write_bytes(b'not a checkpoint at all')
+    elif damage == 'foreign': torch.save({'state_dict': {}}, bad)
+    else: shutil.copy(good / 'seed0' / 'stage2' / 'final.pt', bad)
+    out = cli('--preset', 'offline', '--stages', '2', '--stage1-ckpt', str(bad), '--out', str(tmp_path / 'res'), cwd=tmp_path)
+    expected = {'truncated': 'corrupt or truncated', 'garbage': 'corrupt or truncated', 'foreign': 'not an h2t_nb checkpoint',
+                'stage2': 'stage-2 checkpoint'}[damage]
+    assert out.returncode == 1 and expected in out.stderr, out.stderr
+    assert not (tmp_path / 'res').exists() and tree_digest(good) == before
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_earlier_outputs(tmp_path):
+    good = run(TINY, tmp_path, quiet=True)['run_dir']
+    before = tree_digest(good)
+    exploding = replace(TINY, stage1=replace(TINY.stage1, lr=1e12, warmup_epochs=0, milestones=()))
+    with pytest.raises(FloatingPointError, match='not finite'):
+        run(exploding, tmp_path, quiet=True)
+    assert tree_digest(good) == before
+    assert not (tmp_path / 'offline-1' / 'seed0' / 'stage1' / 'last.pt').exists()   # no NaN checkpoint was written
+
+
+def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / 'last.pt'
+    save_atomic({'a': 1}, path)
+    class Unpicklable:
+        def __reduce__(self): raise RuntimeError('crash mid-save')
+    with pytest.raises(RuntimeError, match='crash mid-save'):
+        save_atomic({'a': Unpicklable()}, path)
+    assert torch.load(path) == {'a': 1}
+
+
+DDP_SCRIPT = '''
+import json, sys
+from h2t_nb.train import _config_from_dict, run
+args = json.loads(sys.argv[1])
+run(_config_from_dict(args['config']), args['out'], stage1_ckpt=args.get('stage1_ckpt'), quiet=True)
+'''
+
+
+def test_ddp_two_processes_on_cpu_agree_with_one(tmp_path):
+    "Stage 1 under torchrun (2 gloo processes), then stage 2 both ways from the same checkpoint: same head, same report."
+    cfg = replace(TINY, augment=False, stage1=replace(TINY.stage1, epochs=2), stage2=replace(TINY.stage2, epochs=2, shift_bn=False))
+    script = tmp_path / 'ddp_run.py'; script.write_text(DDP_SCRIPT)
+    launch = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2', str(script)]
+    out = subprocess.run(launch + [json.dumps(dict(config=asdict(cfg), out=str(tmp_path / 'ddp')))], capture_output=True, text=True, env=ENV, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ddp_dir = tmp_path / 'ddp' / 'offline'
+    assert sorted(p.name for p in (tmp_path / 'ddp').iterdir()) == ['offline']   # rank 1 wrote no run folder of its own
+    stage1 = ddp_dir / 'seed0' / 'stage1' / 'final.pt'
+    single = run(replace(cfg, stages=(2,)), tmp_path / 'single', stage1_ckpt=stage1, quiet=True)['run_dir']
+    out = subprocess.run(launch + [json.dumps(dict(config=asdict(replace(cfg, stages=(2,))), out=str(tmp_path / 'ddp2'), stage1_ckpt=str(stage1)))],
+                         capture_output=True, text=True, env=ENV, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    a, b = weights(single / 'seed0' / 'stage2' / 'final.pt'), weights(tmp_path / 'ddp2' / 'offline' / 'seed0' / 'stage2' / 'final.pt')
+    assert torch.allclose(a['fc.weight'], b['fc.weight'], atol=1e-5) and torch.allclose(a['fc.bias'], b['fc.bias'], atol=1e-5)
+    ra = json.loads((single / 'results.json').read_text())['summary']
+    rb = json.loads((tmp_path / 'ddp2' / 'offline' / 'results.json').read_text())['summary']
+    assert [r['top1'] for r in ra] == pytest.approx([r['top1'] for r in rb], abs=0.21)   # at most one test image of 500 differs
