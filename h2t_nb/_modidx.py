@@ -201,5 +201,6 @@ d = { 'settings': { 'branch': 'main',
                               'h2t_nb.train.stage2_sweep': ('train.html#stage2_sweep', 'h2t_nb/train.py'),
                               'h2t_nb.train.summarize': ('train.html#summarize', 'h2t_nb/train.py'),
                               'h2t_nb.train.sweep_table': ('train.html#sweep_table', 'h2t_nb/train.py'),
+                              'h2t_nb.train.synthetic_cifar': ('train.html#synthetic_cifar', 'h2t_nb/train.py'),
                               'h2t_nb.train.train_seed': ('train.html#train_seed', 'h2t_nb/train.py'),
                               'h2t_nb.train.train_stage': ('train.html#train_stage', 'h2t_nb/train.py')}}}

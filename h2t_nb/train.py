@@ -19,8 +19,8 @@ from fastcore.script import CliError, call_parse
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import (CIFAR10LT, CIFAR100LT, LTImageDataset, digits_lt, free_path, lt_list_dataset, scaled_index_bounds,
-                         scaled_thresholds)
+from .data import (CIFAR10LT, CIFAR100LT, LTImageDataset, digits_lt, free_path, lt_counts, lt_list_dataset,
+                         scaled_index_bounds, scaled_thresholds)
 from .fusion import h2t_fuse, whole_sample_swap
 from .losses import LabelAwareSmoothing, LogitAdjustedLoss, mixup, mixup_loss
 from .metrics import lt_report, per_class_accuracy
@@ -30,10 +30,10 @@ from .pipeline import (CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD, IMAGENET_
 from .samplers import ClassBalancedSampler, DualStreamSampler, InstanceSampler, _generator
 
 # %% auto #0
-__all__ = ['PRESETS', 'MODELS', 'REPORT_COLUMNS', 'Stage1Config', 'Stage2Config', 'TrainConfig', 'LTData', 'build_data',
-           'build_model', 'Runtime', 'setup_runtime', 'make_pipeline', 'predict', 'save_atomic', 'load_checkpoint',
-           'stage1_lr', 'stage2_lr', 'Stage2Forward', 'run_epoch', 'train_stage', 'train_seed', 'summarize',
-           'format_table', 'plot_run', 'run', 'h2t_train', 'stage2_sweep', 'sweep_table']
+__all__ = ['PRESETS', 'MODELS', 'REPORT_COLUMNS', 'Stage1Config', 'Stage2Config', 'TrainConfig', 'LTData', 'synthetic_cifar',
+           'build_data', 'build_model', 'Runtime', 'setup_runtime', 'make_pipeline', 'predict', 'save_atomic',
+           'load_checkpoint', 'stage1_lr', 'stage2_lr', 'Stage2Forward', 'run_epoch', 'train_stage', 'train_seed',
+           'summarize', 'format_table', 'plot_run', 'run', 'h2t_train', 'stage2_sweep', 'sweep_table']
 
 # %% ../nbs/06_train.ipynb #c005
 @dataclass
@@ -73,7 +73,7 @@ class Stage2Config:
 class TrainConfig:
     "A whole run: data, model, both stages and the runtime switches."
     name: str = 'offline'
-    dataset: str = 'digits' # 'digits', 'cifar10', 'cifar100', 'imagenet_lt', 'places_lt', 'inat2018'
+    dataset: str = 'digits' # 'digits', 'cifar10', 'cifar100', 'imagenet_lt', 'places_lt', 'inat2018' (prefix 'synthetic_' for speed checks)
     data_dir: str|None = None # dataset root (not needed for digits)
     download: bool = False # let torchvision download CIFAR
     imb_factor: float = 20
@@ -147,8 +147,22 @@ def _imagenet_transforms(mean, std):
     train = v2.Compose([v2.RandomResizedCrop(224), v2.RandomHorizontalFlip(), v2.ColorJitter(0.4, 0.4, 0.4, 0), *finish])
     return train, v2.Compose([v2.Resize(256), v2.CenterCrop(224), *finish])
 
+def synthetic_cifar(num_classes:int, imb_factor:float, val_per_class:int=10, test_per_class:int=100, seed:int=0)->tuple:
+    "Random CIFAR-shaped uint8 images with CIFAR-LT's exact class counts: for speed checks on machines without the data."
+    g = torch.Generator().manual_seed(seed)
+    counts = lt_counts(5000 if num_classes == 10 else 500, num_classes, imb_factor)
+    def make(per_class, split):
+        targets = torch.repeat_interleave(torch.arange(num_classes), torch.as_tensor(per_class))
+        images = torch.randint(0, 256, (len(targets), 3, 32, 32), generator=g, dtype=torch.uint8)
+        return LTImageDataset(images, targets, name=f'synthetic CIFAR-{num_classes}-LT IF={imb_factor:g} {split}')
+    return make(counts, 'train'), make([val_per_class] * num_classes, 'val'), make([test_per_class] * num_classes, 'test')
+
 def build_data(cfg:TrainConfig)->LTData:
     "Train / val / test datasets and report conventions for `cfg.dataset`; missing data fails here, before any training."
+    if cfg.dataset in ('synthetic_cifar10', 'synthetic_cifar100'):   # same shapes and class counts, random pixels
+        train, val, test = synthetic_cifar(10 if cfg.dataset == 'synthetic_cifar10' else 100, cfg.imb_factor, cfg.val_per_class or 10)
+        return LTData(train, val, test, train.counts, 3, (100, 20), scaled_index_bounds(train.num_classes),
+                      augment=Augment(padding=cfg.augment * 4, flip=cfg.augment, mean=CIFAR_MEAN, std=CIFAR_STD))
     if cfg.dataset == 'digits':
         s = digits_lt(imb_factor=cfg.imb_factor, val_per_class=cfg.val_per_class)
         counts = s.train.counts
@@ -530,9 +544,13 @@ def h2t_train(preset:Annotated[str, {'choices': list(PRESETS), 'metavar': 'NAME'
               epochs1:int=None, # override the stage-1 epochs
               epochs2:int=None, # override the stage-2 epochs
               ratio:float=None, # override the H2T fusing ratio
+              synthetic:bool=False, # CIFAR-shaped random images with the preset's class counts (speed checks; accuracy is meaningless)
              ):
     "Two-stage long-tailed training with H2T: train, evaluate on the balanced test set, and write results to OUT."
     cfg = PRESETS[preset]
+    if synthetic:
+        if not cfg.dataset.startswith('cifar'): raise CliError(f'h2t-train: --synthetic mimics CIFAR-LT; {preset} uses {cfg.dataset}.')
+        cfg = replace(cfg, dataset='synthetic_' + cfg.dataset)
     cfg = replace(cfg, data_dir=data_dir or cfg.data_dir, download=download, device=device, amp=amp or cfg.amp,
                   channels_last=channels_last or cfg.channels_last, compile=compile, stages=tuple(stages or cfg.stages),
                   stage1=replace(cfg.stage1, epochs=epochs1 or cfg.stage1.epochs),
@@ -542,7 +560,7 @@ def h2t_train(preset:Annotated[str, {'choices': list(PRESETS), 'metavar': 'NAME'
 
 h2t_train.__wrapped__.__doc__ += ' Presets: ' + ', '.join(PRESETS) + '.'
 
-# %% ../nbs/06_train.ipynb #c038
+# %% ../nbs/06_train.ipynb #c040
 def stage2_sweep(cfg:TrainConfig, # stage-1 and base stage-2 settings
                  variants:dict, # name -> Stage2Config overrides, e.g. {'H2T 0.3': dict(h2t_ratio=0.3)}
                  seeds:list[int], out:str|Path)->list[dict]:
