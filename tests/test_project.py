@@ -50,3 +50,17 @@ def test_main_command_runs(tmp_path):
     out = subprocess.run([exe, *main.split()[1:]], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert 'stage2' in out.stdout and 'paper_few' in out.stdout and 'results, checkpoints and plots: runs/offline' in out.stdout
     assert (tmp_path / 'runs' / 'offline' / 'results.json').is_file() and (tmp_path / 'runs' / 'offline' / 'results.csv').is_file()
+
+
+def test_readme_evidence_table_matches_the_notebook_run():
+    "The README's offline evidence table must be the numbers the 06_train sweep printed (its saved output)."
+    import ast
+    import nbformat
+    nb = nbformat.read(ROOT / 'nbs' / '06_train.ipynb', as_version=4)
+    printed = [ast.literal_eval(line) for c in nb.cells for o in c.get('outputs', [])
+               if o.get('output_type') == 'stream' and o['name'] == 'stdout' for line in o['text'].splitlines() if line.startswith("{'variant'")]
+    assert len(printed) == 7
+    readme = (ROOT / 'README.md').read_text()
+    for row in printed:
+        cells = f"| {row['top1']} | {row['paper_many']} | {row['paper_medium']} | {row['paper_few']} |"
+        assert cells in readme, f'README lacks the measured row for {row["variant"]}: {cells}'
