@@ -1,0 +1,15 @@
+# Sphinx configuration for the h2t_nb site, built offline by tools/build_docs.py from nbdev's processed notebooks.
+project = 'h2t_nb'
+author = 'h2t_nb team'
+copyright = '2026, h2t_nb team (Apache-2.0)'
+extensions = ['myst_nb', 'sphinx-mathjax-offline']   # the module name really has dashes; MathJax ships with the site
+exclude_patterns = ['_build', '**.ipynb_checkpoints', '*.yml']
+nb_execution_mode = 'off'                             # the saved outputs of running the notebooks; never re-executed
+nb_render_markdown_format = 'myst'                    # math inside show_doc and markdown outputs
+myst_enable_extensions = ['dollarmath', 'amsmath', 'colon_fence', 'attrs_inline']
+myst_all_links_external = True                        # keep page.html#anchor links as plain links
+suppress_warnings = ['myst.header', 'mystnb.unknown_mime_type']
+html_theme = 'furo'
+html_title = 'h2t_nb'
+html_static_path = ['_static']
+html_css_files = ['h2t.css']

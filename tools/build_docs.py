@@ -1,0 +1,125 @@
+"""Build the documentation site into _docs/ offline: nbdev's own notebook processing, then Sphinx + myst-nb.
+
+    python tools/build_docs.py            # needs the package installed with its dev extra (pip install -e ".[dev]")
+
+nbdev-docs needs Quarto, which cannot be installed offline. This does what nbdev-docs does before Quarto (show_doc
+pages, hidden and export cells removed, the sidebar), then stages the processed notebooks for myst-nb, which does not
+understand nbdev/Quarto markup (front matter, `#|` cell options, `output: asis` cells, symbol links to the published
+site), and builds one HTML page per notebook with Sphinx. Outputs are those saved in the notebooks by running them.
+"""
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+from docutils.nodes import make_id
+
+ROOT = Path(__file__).resolve().parents[1]
+PROC, STAGE, BUILD, SITE = ROOT / '_proc', ROOT / '_sphinx_src', ROOT / '_sphinx_build', ROOT / '_docs'
+COLAB_BADGE = 'https://colab.research.google.com/assets/colab-badge.svg'
+OPTION = re.compile(r'^#\|\s*([\w-]+)\s*:?\s*(.*)$')
+
+
+def process_with_nbdev():
+    "The same calls nbdev-docs makes before handing over to Quarto."
+    from nbdev.config import get_config
+    from nbdev.quarto import nbdev_sidebar, refresh_quarto_yml
+    from nbdev.serve import proc_nbs
+    import nbdev.doclinks
+    cfg = get_config()
+    refresh_quarto_yml()
+    nbdev.doclinks._build_modidx()
+    nbdev_sidebar.__wrapped__(path=cfg.nbs_path)
+    proc_nbs(cfg.nbs_path, n_workers=0, force=True)   # force: re-process even when a notebook is unchanged
+    return cfg
+
+
+def local_links(text, doc_url):
+    "nbdev's symbol links point at the published site: make them relative, anchors as Sphinx writes them."
+    def fix(m):
+        page, anchor = m.group(1), m.group(2)
+        return f'({page}' + (f'#{make_id(anchor)}' if anchor else '') + ')'
+    return re.sub(r'\(' + re.escape(doc_url.rstrip('/')) + r'/([\w./-]+\.html)(?:#([\w.-]+))?\)', fix, text)
+
+
+def stage_notebook(src, doc_url, depth=0):
+    "A processed notebook made readable for myst-nb; returns (output file name, notebook)."
+    nb = nbformat.read(src, as_version=4)
+    cells, out_name = [], src.stem
+    for cell in nb.cells:
+        cell.metadata.pop('execution', None)   # float timings: nbformat rejects them
+        if cell.cell_type == 'raw' and cell.source.startswith('---'):   # Quarto front matter -> title + description
+            meta = yaml.safe_load(cell.source.strip('-\n')) or {}
+            out_name = Path(meta.get('output-file', src.name)).stem
+            text = f"# {meta.get('title', out_name)}\n\n" + (f"> {meta['description']}\n" if meta.get('description') else '')
+            cells.append(nbformat.v4.new_markdown_cell(text)); continue
+        if cell.cell_type == 'markdown':
+            # the badge image comes from Google; the site ships its own copy so that it works offline
+            cell.source = local_links(cell.source.replace(COLAB_BADGE, '../' * depth + 'colab-badge.svg'), doc_url)
+            cell.source = re.sub(r'::: \{\.callout-(\w+)\}', r':::{\1}', cell.source)
+            cells.append(cell); continue
+        if cell.cell_type != 'code': continue
+        lines, options = cell.source.splitlines(), {}
+        while lines and OPTION.match(lines[0]):
+            key, value = OPTION.match(lines.pop(0)).groups(); options[key] = value.strip()
+        if options.get('include') == 'false': continue
+        if options.get('output') == 'asis':   # show_doc: its markdown becomes a real section (TOC, search, anchor)
+            md = ''.join(o.get('data', {}).get('text/markdown', '') for o in cell.outputs)
+            md = re.sub(r'^\s*---\s*\n', '', md)
+            md = re.sub(r'\[source\]\(([^)]*)\)\{[^}]*\}', r'[source](\1){.source-link}', md)
+            cells.append(nbformat.v4.new_markdown_cell(local_links(md, doc_url))); continue
+        cell.source = '\n'.join(lines)
+        tags = cell.metadata.setdefault('tags', [])
+        if options.get('echo') == 'false': tags.append('remove-input')
+        if options.get('output') == 'false': tags.append('remove-output')
+        if options.get('code-fold') == 'true': tags.append('hide-input')
+        # progress bars saved as stderr text are noise on a web page
+        cell.outputs = [o for o in cell.get('outputs', []) if not (o.output_type == 'stream' and o.name == 'stderr')]
+        cells.append(cell)
+    nb.cells = cells
+    return out_name, nb
+
+
+def toctree(sidebar, names):
+    "A hidden toctree for the index page, in the sidebar's order."
+    entries = yaml.safe_load(sidebar.read_text())['website']['sidebar']['contents']
+    flat = []
+    def walk(items):
+        for item in items:
+            if isinstance(item, dict): walk(item.get('contents', []))
+            elif str(item) != 'index.ipynb': flat.append(names[str(item)])
+    walk(entries)
+    return '```{toctree}\n:hidden:\n:maxdepth: 1\n\n' + '\n'.join(flat) + '\n```\n'
+
+
+def main():
+    cfg = process_with_nbdev()
+    doc_url = f"{cfg.doc_host.rstrip('/')}{cfg.doc_baseurl.rstrip('/')}" if cfg.get('doc_host') else 'https://h2t-nb.github.io/h2t_nb'
+    shutil.rmtree(STAGE, ignore_errors=True); STAGE.mkdir()
+    shutil.copy(ROOT / 'docs' / 'colab-badge.svg', STAGE)
+    names = {}
+    for src in sorted(PROC.rglob('*.ipynb')):
+        rel = src.relative_to(PROC)
+        out_name, nb = stage_notebook(src, doc_url, depth=len(rel.parts) - 1)
+        target = STAGE / rel.parent / f'{out_name}.ipynb'
+        target.parent.mkdir(parents=True, exist_ok=True)
+        names[str(rel)] = str((rel.parent / out_name).as_posix())
+        nbformat.write(nb, target)
+    index = STAGE / 'index.ipynb'
+    nb = nbformat.read(index, as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell(toctree(PROC / 'sidebar.yml', names)))
+    nbformat.write(nb, index)
+    shutil.rmtree(BUILD / 'html', ignore_errors=True)
+    cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '-W', '--keep-going', '-c', str(ROOT / 'docs'),
+           '-d', str(BUILD / 'doctrees'), str(STAGE), str(BUILD / 'html')]
+    subprocess.run(cmd, check=True)
+    shutil.rmtree(SITE, ignore_errors=True)
+    shutil.copytree(BUILD / 'html', SITE)
+    print(f'built {len(names)} pages into {SITE}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,97 @@
+"""Open every page of the built site (_docs/) in headless Chromium and check it as a reader would.
+
+    python tools/check_site.py [--out DIR]     # after tools/build_docs.py; needs Debian's chromium (apt-get install chromium)
+
+Serves _docs/ on a free localhost port, drives /usr/bin/chromium (headless, --no-sandbox --disable-gpu) through
+Playwright, and asserts for every page: the title, that every image has loaded, that the sidebar links to every page,
+and, for each exported symbol of the package, an API entry on its module's page. The search page must find `h2t_fuse`.
+Screenshots of the index and the fusion page are saved to --out (default _site_check/).
+"""
+import argparse
+import functools
+import http.server
+import json
+import threading
+from pathlib import Path
+
+from docutils.nodes import make_id
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / '_docs'
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+                 '--no-first-run', '--disable-sync']
+
+
+def exported_symbols():
+    "module page -> public names, from nbdev's index of the package (h2t_nb/_modidx.py)."
+    from h2t_nb._modidx import d
+    pages = {}
+    for module, syms in d['syms'].items():
+        for sym, (doc, _) in syms.items():
+            name = sym.split('.', 2)[-1]
+            if '.' in name or name.startswith('_'): continue   # methods live under their class's entry
+            pages.setdefault(doc.split('#')[0].rsplit('/', 1)[-1], set()).add(name)
+    return pages
+
+
+def serve(directory):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args): pass
+    handler = functools.partial(Quiet, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--out', default=str(ROOT / '_site_check'), help='folder for the screenshots')
+    parser.add_argument('--chromium', default='/usr/bin/chromium')
+    args = parser.parse_args()
+    if not (SITE / 'index.html').is_file(): raise SystemExit('check_site: no _docs/index.html: run python tools/build_docs.py first.')
+    if not Path(args.chromium).is_file(): raise SystemExit(f'check_site: {args.chromium} not found: apt-get install -y chromium')
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    pages = sorted(p.relative_to(SITE).as_posix() for p in SITE.rglob('*.html')
+                   if not p.relative_to(SITE).parts[0].startswith('_') and p.name not in ('genindex.html', 'search.html'))
+    api = exported_symbols()
+    server = serve(SITE)
+    base = f'http://127.0.0.1:{server.server_port}/'
+    problems, checked = [], 0
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={'width': 1280, 'height': 900})
+        external = []
+        page.on('request', lambda r: external.append(r.url) if not r.url.startswith(base) and not r.url.startswith('data:') else None)
+        for name in pages:
+            page.goto(base + name, wait_until='networkidle')
+            title = page.title()
+            if not title or 'h2t_nb' not in title: problems.append(f'{name}: title {title!r}')
+            broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+            if broken: problems.append(f'{name}: images that did not load: {broken}')
+            headings = set(page.eval_on_selector_all('section[id]', 'els => els.map(e => e.id)'))
+            for sym in sorted(api.get(name, ())):
+                anchor = make_id(sym)   # the id Sphinx gives the symbol's heading
+                if anchor not in headings: problems.append(f'{name}: no API entry for {sym} (#{anchor})')
+            sidebar = set(page.eval_on_selector_all('.sidebar-tree a', 'els => els.map(e => e.getAttribute("href"))'))
+            if len(sidebar) < len(pages) - 1: problems.append(f'{name}: sidebar lists {len(sidebar)} of {len(pages) - 1} other pages')
+            checked += 1
+            if name in ('index.html', 'fusion.html'):
+                page.screenshot(path=str(out / name.replace('.html', '.png')), full_page=False)
+        page.goto(base + 'search.html?q=h2t_fuse', wait_until='networkidle')
+        page.wait_for_selector('#search-results li', timeout=10_000)
+        hits = page.eval_on_selector_all('#search-results li a', 'els => els.map(e => e.getAttribute("href"))')
+        if not any(h.startswith('fusion.html') for h in hits): problems.append(f'search for h2t_fuse found {hits}')
+        if external: problems.append(f'pages asked for {len(external)} resources outside the site, e.g. {external[:3]}')
+        browser.close()
+    server.shutdown()
+    summary = dict(pages=checked, api_entries=sum(map(len, api.values())), problems=problems)
+    (out / 'report.json').write_text(json.dumps(summary, indent=1))
+    for p in problems: print('PROBLEM', p)
+    print(f"checked {checked} pages and {summary['api_entries']} API entries in Chromium: "
+          + ('all good' if not problems else f'{len(problems)} problems') + f'; screenshots in {out}')
+    raise SystemExit(1 if problems else 0)
+
+
+if __name__ == '__main__':
+    main()
