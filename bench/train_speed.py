@@ -60,12 +60,14 @@ def measure(batches, step, n_steps, warmup, device):
     return images / (time.perf_counter() - start)
 
 
-def make_steps(device, amp, channels_last, compile_model):
+def make_steps(device, amp, channels_last, compile_mode, device_draws):
     torch.manual_seed(0)
     model = resnet32(100).to(device)
     if channels_last: model = model.to(memory_format=torch.channels_last)
-    forward = torch.compile(model) if compile_model else model
-    opt1 = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=2e-4)
+    forward = torch.compile(model, mode=compile_mode) if compile_mode else model
+    perm_gen = torch.Generator(device=device).manual_seed(0) if device_draws else None   # mixup partners drawn on the device
+    fused = device.type == 'cuda'   # as the trainer: one kernel for the SGD update on a GPU
+    opt1 = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=2e-4, fused=fused)
     rng = np.random.default_rng(0)
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
 
@@ -73,16 +75,16 @@ def make_steps(device, amp, channels_last, compile_model):
         x, y = batch[0], batch[1]
         if channels_last: x = x.contiguous(memory_format=torch.channels_last)
         with autocast():
-            x, ya, yb, lam = mixup(x, y, 1.0, rng)
+            x, ya, yb, lam = mixup(x, y, 1.0, rng, perm_gen)
             loss = mixup_loss(forward(x), ya, yb, lam)
         opt1.zero_grad(set_to_none=True); loss.backward(); opt1.step()
 
     model2 = resnet32(100).to(device)
     if channels_last: model2 = model2.to(memory_format=torch.channels_last)
     model2.train(); params = freeze_backbone(model2, shift_bn=True)
-    if compile_model: model2.forward_features = torch.compile(model2.forward_features)
+    if compile_mode: model2.forward_features = torch.compile(model2.forward_features, mode=compile_mode)
     net2 = Stage2Forward(model2, Stage2Config(h2t_ratio=0.25))
-    opt2 = torch.optim.SGD(params, lr=0.02, momentum=0.9, weight_decay=5e-4)
+    opt2 = torch.optim.SGD(params, lr=0.02, momentum=0.9, weight_decay=5e-4, fused=fused)
     gen = torch.Generator(device=device).manual_seed(0)
 
     def stage2(batch):
@@ -100,6 +102,7 @@ def main():
     parser.add_argument('--batch', type=int, default=128)
     parser.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1), help='reference DataLoader workers')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--variants', default=None, help='which variants to run, e.g. "abe" (default: all for the device)')
     args = parser.parse_args()
     device = torch.device('cpu' if args.quick else args.device)
     steps = args.steps or (8 if device.type == 'cpu' else 60)
@@ -119,14 +122,16 @@ def main():
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU {platform.machine()} ({torch.get_num_threads()} threads)'
     print(f'{name}; torch {torch.__version__}; ResNet-32, batch {args.batch}, {n:,} training images (CIFAR-100-LT IF=100); '
           f'{steps} timed steps after {warmup} warm-up; reference DataLoader workers: {args.workers}')
-    variants = [('(a) reference: DataLoader + PIL + per-image transforms, fp32', 'ref', False, False, False),
-                ('(b) h2t_nb: device-resident data, batched augmentation, fp32', 'ours', False, False, False)]
+    variants = [('(a) reference: DataLoader + PIL + per-image transforms, fp32', 'ref', False, False, None),
+                ('(b) h2t_nb: device-resident data, batched augmentation, fp32', 'ours', False, False, None)]
     if device.type == 'cuda':
-        variants += [('(c) h2t_nb + bf16 autocast + channels_last', 'ours', True, True, False),
-                     ('(d) h2t_nb + bf16 + channels_last + torch.compile', 'ours', True, True, True)]
+        variants += [('(c) h2t_nb + bf16 autocast + channels_last', 'ours', True, True, None),
+                     ('(d) h2t_nb + bf16 + channels_last + torch.compile', 'ours', True, True, 'default'),
+                     ('(e) h2t_nb + bf16 + channels_last + torch.compile(mode="reduce-overhead"): CUDA graphs', 'ours', True, True, 'reduce-overhead')]
+    if args.variants: variants = [v for v in variants if v[0][1] in args.variants + 'a']   # the reference is always measured
     results = {}
     for label, pipe, amp, cl, comp in variants:
-        stage1, stage2 = make_steps(device, amp, cl, comp)
+        stage1, stage2 = make_steps(device, amp, cl, comp, device_draws=pipe == 'ours' and device.type == 'cuda')
         src = (lambda idx: reference_batches(reference, idx, args.batch, args.workers, device)) if pipe == 'ref' else \
               (lambda idx: ours.batches(idx, args.batch, train=True, generator=gen()))
         start = time.perf_counter()

@@ -21,11 +21,13 @@ def mixup(x:torch.Tensor, # a batch of inputs
           y:torch.Tensor, # their labels
           alpha:float, # Beta(alpha, alpha) parameter; 0 switches mixup off
           rng:np.random.Generator, # the caller's own generator
+          generator:torch.Generator|None=None, # draw the partner permutation here instead (on a GPU: no host-device copy)
          )->tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
     "Mixed inputs, both label sets and the mixing weight: `(x_mixed, y, y_partner, lam)`."
     if alpha <= 0: return x, y, y, 1.0
     lam = float(rng.beta(alpha, alpha))
-    perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+    if generator is not None: perm = torch.randperm(len(x), generator=generator, device=generator.device).to(x.device)
+    else: perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
     return lam * x + (1 - lam) * x[perm], y, y[perm], lam
 
 def mixup_loss(logits, y_a, y_b, lam:float)->torch.Tensor:

@@ -40,9 +40,9 @@ def check_labels(labels, # one integer class index per sample
     return t, counts
 
 # %% ../nbs/01_samplers.ipynb #c012
-def _generator(seed:int, epoch:int, stream:int=0)->torch.Generator:
+def _generator(seed:int, epoch:int, stream:int=0, device='cpu')->torch.Generator:
     "A generator for one (seed, epoch, stream), hashed by numpy's SeedSequence so nearby seeds give unrelated draws."
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1, np.uint64)[0] >> 1))
+    return torch.Generator(device).manual_seed(int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1, np.uint64)[0] >> 1))
 
 class LTSampler(Sampler):
     "Base class: validated labels, per-epoch seeded draws and DDP sharding; subclasses implement `draw(n, generator)`."

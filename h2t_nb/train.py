@@ -88,6 +88,7 @@ class TrainConfig:
     amp: str|None = None # None, 'bf16' or 'fp16'
     channels_last: bool = False
     compile: bool = False # torch.compile the backbone
+    compile_mode: str = 'default' # torch.compile mode; 'reduce-overhead' replays CUDA graphs (small models on big GPUs)
     pipeline: str = 'auto' # 'auto' (device-resident for in-memory data), 'device' or 'loader'
     num_workers: int = 0 # DataLoader workers (loader pipeline)
     eval_batch_size: int = 500
@@ -293,6 +294,7 @@ class Stage2Forward(nn.Module):
         with torch.no_grad():   # the backbone is frozen: no activations kept for backward
             f = self.model.forward_features(x_fused)
             if x_fusing is not None:
+                f = f.clone()   # under torch.compile's CUDA graphs the next call would reuse this output's memory
                 f_i = self.model.forward_features(x_fusing)
                 f = (whole_sample_swap(f, f_i, self.cfg.h2t_ratio, generator) if self.cfg.whole_swap
                      else h2t_fuse(f, f_i, self.cfg.h2t_ratio, self.cfg.per_sample, generator))
@@ -344,14 +346,15 @@ def train_stage(stage:int, # 1 or 2
     model.to(rt.device)
     if cfg.channels_last: model.to(memory_format=torch.channels_last)
     params = model.parameters() if stage == 1 else freeze_backbone(model, sc.shift_bn)
-    opt = torch.optim.SGD(params, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay)
+    opt = torch.optim.SGD(params, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay,
+                          fused=rt.device.type == 'cuda')   # one kernel for the whole update on a GPU
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp == 'fp16')
     state = dict(epoch=-1, best_val=-1.0, best_epoch=-1, history=[])
     if (stage_dir / 'last.pt').exists():   # resume
         ckpt = load_checkpoint(stage_dir / 'last.pt', stage)
         model.load_state_dict(ckpt['model']); opt.load_state_dict(ckpt['optimizer']); scaler.load_state_dict(ckpt['scaler'])
         state = {k: ckpt[k] for k in state}
-    if cfg.compile: model.forward_features = torch.compile(model.forward_features)
+    if cfg.compile: model.forward_features = torch.compile(model.forward_features, mode=cfg.compile_mode)
 
     train_pipe = make_pipeline(cfg, data, data.train, rt)
     val_pipe = make_pipeline(cfg, data, data.val, rt) if data.val is not None else None
@@ -369,16 +372,19 @@ def train_stage(stage:int, # 1 or 2
         lr = stage1_lr(sc, epoch) if stage == 1 else stage2_lr(sc, epoch)
         for group in opt.param_groups: group['lr'] = lr
         sampler.set_epoch(epoch)
-        # every random draw of the epoch comes from (seed, epoch): augmentation and mixup per process, H2T masks shared
-        aug_gen, mask_gen = _generator(cfg.seed, epoch, 100 + rt.rank), _generator(cfg.seed, epoch, 200)
-        mix_rng = np.random.default_rng([cfg.seed, epoch, rt.rank, 300])
+        # every random draw of the epoch comes from (seed, epoch): augmentation and mixup per process, H2T masks shared.
+        # On a GPU the draws happen on the device, so no step waits for a host-to-device copy.
+        on_gpu = rt.device.type == 'cuda'
+        aug_gen = _generator(cfg.seed, epoch, 100 + rt.rank, rt.device if on_gpu and isinstance(train_pipe, DevicePipeline) else 'cpu')
+        mask_gen = _generator(cfg.seed, epoch, 200, rt.device)
+        mix_rng, perm_gen = np.random.default_rng([cfg.seed, epoch, rt.rank, 300]), _generator(cfg.seed, epoch, 300 + rt.rank, rt.device) if on_gpu else None
         model.train()
         if stage == 2: freeze_backbone(model, sc.shift_bn)   # model.train() reset the BatchNorm modes
 
         def step(batch):
             with rt.autocast():
                 if stage == 1:
-                    x, y_a, y_b, lam = mixup(batch[0], batch[1], sc.mixup_alpha, mix_rng)
+                    x, y_a, y_b, lam = mixup(batch[0], batch[1], sc.mixup_alpha, mix_rng, perm_gen)
                     loss = mixup_loss(net(x), y_a, y_b, lam)
                 elif len(batch) == 4: loss = loss_fn(net(batch[0], batch[2], generator=mask_gen), batch[1])
                 else: loss = loss_fn(net(batch[0]), batch[1])
@@ -541,6 +547,7 @@ def h2t_train(preset:Annotated[str, {'choices': list(PRESETS), 'metavar': 'NAME'
               amp:Annotated[str, {'choices': ['bf16', 'fp16']}]=None, # mixed precision
               channels_last:bool=False, # channels-last memory format
               compile:bool=False, # torch.compile the backbone
+              compile_mode:str='default', # torch.compile mode, e.g. reduce-overhead (CUDA graphs)
               epochs1:int=None, # override the stage-1 epochs
               epochs2:int=None, # override the stage-2 epochs
               ratio:float=None, # override the H2T fusing ratio
@@ -552,7 +559,7 @@ def h2t_train(preset:Annotated[str, {'choices': list(PRESETS), 'metavar': 'NAME'
         if not cfg.dataset.startswith('cifar'): raise CliError(f'h2t-train: --synthetic mimics CIFAR-LT; {preset} uses {cfg.dataset}.')
         cfg = replace(cfg, dataset='synthetic_' + cfg.dataset)
     cfg = replace(cfg, data_dir=data_dir or cfg.data_dir, download=download, device=device, amp=amp or cfg.amp,
-                  channels_last=channels_last or cfg.channels_last, compile=compile, stages=tuple(stages or cfg.stages),
+                  channels_last=channels_last or cfg.channels_last, compile=compile, compile_mode=compile_mode, stages=tuple(stages or cfg.stages),
                   stage1=replace(cfg.stage1, epochs=epochs1 or cfg.stage1.epochs),
                   stage2=replace(cfg.stage2, epochs=epochs2 or cfg.stage2.epochs, h2t_ratio=cfg.stage2.h2t_ratio if ratio is None else ratio))
     try: run(cfg, out, seeds, stage1_ckpt, resume)
