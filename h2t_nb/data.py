@@ -90,7 +90,7 @@ class LTImageDataset(Dataset):
 # %% ../nbs/00_data.ipynb #c021
 class CIFARLT(LTImageDataset):
     "Long-tailed CIFAR split built on a torchvision CIFAR dataset (subclasses set `base` and `n_max`)."
-    base, n_max, folder = torchvision.datasets.CIFAR10, 5000, 'cifar-10-batches-py'
+    base, n_max, n_classes, folder = torchvision.datasets.CIFAR10, 5000, 10, 'cifar-10-batches-py'
     def __init__(self, root:str|Path, # folder holding (or receiving) torchvision's CIFAR files
                  split:str='train', # 'train' (long-tailed), 'val' (from left-out train images) or 'test' (balanced)
                  imb_factor:float=100, # n_max/n_min
@@ -101,7 +101,7 @@ class CIFARLT(LTImageDataset):
                  download:bool=False): # let torchvision download the data (needs internet)
         if split not in ('train', 'val', 'test'): raise ValueError(f"split={split!r}: use 'train', 'val' or 'test'.")
         if split == 'val' and val_per_class < 1: raise ValueError("split='val' needs val_per_class >= 1.")
-        counts = lt_counts(self.n_max, self._num_classes(), imb_factor, profile)   # validates before loading
+        counts = lt_counts(self.n_max, self.n_classes, imb_factor, profile)   # validates before loading
         tv = self._load(root, train=split != 'test', download=download)
         images = torch.from_numpy(tv.data).permute(0, 3, 1, 2).contiguous()   # N×32×32×3 -> N×3×32×32, uint8
         targets, idx = np.asarray(tv.targets), np.arange(len(tv.targets))
@@ -111,9 +111,6 @@ class CIFARLT(LTImageDataset):
             images, targets = images[torch.from_numpy(idx)], targets[idx]
         super().__init__(images, targets, tv.classes, transform, f"{self.base.__name__}-LT IF={imb_factor:g} {split}", idx)
         self.imb_factor, self.split = imb_factor, split
-
-    @classmethod
-    def _num_classes(cls): return 10 if cls.base is torchvision.datasets.CIFAR10 else 100
 
     @classmethod
     def _load(cls, root, train, download):
@@ -129,7 +126,7 @@ class CIFAR10LT(CIFARLT):
 
 class CIFAR100LT(CIFARLT):
     "CIFAR-100-LT: 500 head images; 10,847 training images at imbalance factor 100."
-    base, n_max, folder = torchvision.datasets.CIFAR100, 500, 'cifar-100-python'
+    base, n_max, n_classes, folder = torchvision.datasets.CIFAR100, 500, 100, 'cifar-100-python'
 
 # %% ../nbs/00_data.ipynb #c027
 LIST_FILES = {  # list-file names as distributed with the benchmarks

@@ -95,8 +95,7 @@ class TrainConfig:
 
 # %% ../nbs/06_train.ipynb #c011
 def _cifar(name, dataset, imb, stage2=None, stages=(1, 2)):
-    n_classes_model = 'resnet32'
-    return TrainConfig(name=name, dataset=dataset, imb_factor=imb, model=n_classes_model, val_per_class=10,
+    return TrainConfig(name=name, dataset=dataset, imb_factor=imb, model='resnet32', val_per_class=10,
                        stage1=Stage1Config(), stage2=stage2 or Stage2Config(), stages=stages)
 
 def _stage2_cifar100(imb, method, ratio):
@@ -405,7 +404,6 @@ def train_stage(stage:int, # 1 or 2
                                      num_classes=data.num_classes, **state), stage_dir / 'last.pt')
         rt.barrier()
 
-    final = load_checkpoint(stage_dir / 'last.pt', stage) if rt.main or rt.world == 1 else None
     test_pipe = make_pipeline(cfg, data, data.test, rt)
     report = dict(history=state['history'], best_epoch=state['best_epoch'] + 1)
     report['last'], last_logits = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data)
@@ -413,7 +411,7 @@ def train_stage(stage:int, # 1 or 2
     if (stage_dir / 'best.pt').exists():   # the validation-selected model, evaluated on test once, at the end
         model.load_state_dict(torch.load(stage_dir / 'best.pt', map_location=rt.device, weights_only=False)['model'])
         report['best_val'], _ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data)
-    if rt.main: save_atomic(final, stage_dir / 'final.pt')
+    if rt.main: save_atomic(load_checkpoint(stage_dir / 'last.pt', stage), stage_dir / 'final.pt')
     rt.barrier()
     return report
 
