@@ -173,3 +173,11 @@ def test_ddp_two_processes_on_cpu_agree_with_one(tmp_path):
     ra = json.loads((single / 'results.json').read_text())['summary']
     rb = json.loads((tmp_path / 'ddp2' / 'offline' / 'results.json').read_text())['summary']
     assert [r['top1'] for r in ra] == pytest.approx([r['top1'] for r in rb], abs=0.21)   # at most one test image of 500 differs
+
+
+def test_compiled_backbone_trains_both_stages(tmp_path):
+    "--compile goes through torch.compile (inductor on CPU here; CUDA graphs with reduce-overhead on a GPU)."
+    cfg = replace(TINY, compile=True, stage1=replace(TINY.stage1, epochs=1), stage2=replace(TINY.stage2, epochs=1))
+    res = run(cfg, tmp_path, quiet=True)
+    assert [(r['stage'], r['selection']) for r in res['summary']][0] == ('stage1', 'last')
+    assert load_checkpoint(res['run_dir'] / 'seed0' / 'stage2' / 'final.pt', stage=2)['config']['compile'] is True
