@@ -30,10 +30,11 @@ from .pipeline import (CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD, IMAGENET_
 from .samplers import ClassBalancedSampler, DualStreamSampler, InstanceSampler, _generator
 
 # %% auto #0
-__all__ = ['PRESETS', 'MODELS', 'REPORT_COLUMNS', 'Stage1Config', 'Stage2Config', 'TrainConfig', 'LTData', 'synthetic_cifar',
-           'build_data', 'build_model', 'Runtime', 'setup_runtime', 'make_pipeline', 'predict', 'save_atomic',
-           'load_checkpoint', 'stage1_lr', 'stage2_lr', 'Stage2Forward', 'run_epoch', 'train_stage', 'train_seed',
-           'summarize', 'format_table', 'plot_run', 'run', 'h2t_train', 'stage2_sweep', 'sweep_table']
+__all__ = ['PRESETS', 'MODELS', 'STAGE2_LOSSES', 'REPORT_COLUMNS', 'Stage1Config', 'Stage2Config', 'TrainConfig', 'LTData',
+           'synthetic_cifar', 'build_data', 'build_model', 'Runtime', 'setup_runtime', 'make_pipeline', 'predict',
+           'save_atomic', 'load_checkpoint', 'stage1_lr', 'stage2_lr', 'Stage2Forward', 'run_epoch', 'prepare_model',
+           'stage_stream', 'epoch_generators', 'test_report', 'train_stage', 'train_seed', 'summarize', 'format_table',
+           'plot_run', 'run', 'h2t_train', 'stage2_sweep', 'sweep_table']
 
 # %% ../nbs/06_train.ipynb #c009
 @dataclass
@@ -327,6 +328,58 @@ def _evaluate(model, pipe, dataset, batch_size, rt, data):
     logits = predict(model, pipe, len(dataset), batch_size, rt)
     return lt_report(logits, dataset.targets, data.counts, data.thresholds, data.index_bounds), logits
 
+# %% ../nbs/06_train.ipynb #c031
+def prepare_model(stage:int, cfg:TrainConfig, data:LTData, rt:Runtime, init:dict|None=None)->nn.Module:
+    "The stage's starting model on the device: fresh for stage 1, the stage-1 checkpoint `init` for stage 2."
+    model = build_model(cfg, data.num_classes, data.in_chans)
+    if stage == 2:
+        if init is None: raise ValueError("stage 2 needs a stage-1 checkpoint: pass --stage1-ckpt PATH (a stage1/final.pt).")
+        if init['num_classes'] != data.num_classes or init['model_name'] != cfg.model: raise ValueError(
+            f"the stage-1 checkpoint is a {init['model_name']} for {init['num_classes']} classes, not a {cfg.model} for {data.num_classes}.")
+        model.load_state_dict(init['model'])
+        if cfg.stage2.reinit_classifier: torch.manual_seed(cfg.seed + 1); model.reset_classifier(data.num_classes)
+    model.to(rt.device)
+    if cfg.channels_last: model.to(memory_format=torch.channels_last)
+    return model
+
+# %% ../nbs/06_train.ipynb #c033
+STAGE2_LOSSES = {'dr': lambda counts, sc: F.cross_entropy,
+                 'mislas': lambda counts, sc: LabelAwareSmoothing(counts, sc.smooth_head, sc.smooth_tail),
+                 'logit_adjusted': lambda counts, sc: LogitAdjustedLoss(counts, sc.tau)}
+
+def stage_stream(stage:int, cfg:TrainConfig, data:LTData, rt:Runtime, model:nn.Module)->tuple:
+    "`(sampler, net, loss_fn)` of a stage: which samples, through which forward pass, scored how (stage 1: mixup inside the step)."
+    shard = dict(seed=cfg.seed, num_replicas=rt.world, rank=rt.rank)
+    if stage == 1: return InstanceSampler(data.train.targets, **shard), _ddp(model, rt), None
+    sc = cfg.stage2
+    sampler = (ClassBalancedSampler(data.train.targets, **shard) if sc.h2t_ratio is None
+               else DualStreamSampler(data.train.targets, fusing=sc.fusing, **shard))
+    loss_fn = STAGE2_LOSSES[sc.method](data.counts, sc)
+    return sampler, _ddp(Stage2Forward(model, sc), rt), loss_fn.to(rt.device) if isinstance(loss_fn, nn.Module) else loss_fn
+
+# %% ../nbs/06_train.ipynb #c035
+def epoch_generators(cfg:TrainConfig, epoch:int, rt:Runtime, device_pipeline:bool)->tuple:
+    "`(augmentation, H2T mask, mixup numpy rng, mixup permutation)` sources of one epoch."
+    on_gpu = rt.device.type == 'cuda'
+    aug_gen = _generator(cfg.seed, epoch, 100 + rt.rank, rt.device if on_gpu and device_pipeline else 'cpu')
+    mask_gen = _generator(cfg.seed, epoch, 200, rt.device)
+    mix_rng = np.random.default_rng([cfg.seed, epoch, rt.rank, 300])
+    perm_gen = _generator(cfg.seed, epoch, 300 + rt.rank, rt.device) if on_gpu else None
+    return aug_gen, mask_gen, mix_rng, perm_gen
+
+# %% ../nbs/06_train.ipynb #c037
+def test_report(model:nn.Module, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict)->dict:
+    "Test metrics of the last-epoch model and of the validation-selected one (`best.pt`), with the training history."
+    test_pipe = make_pipeline(cfg, data, data.test, rt)
+    report = dict(history=state['history'], best_epoch=state['best_epoch'] + 1)
+    report['last'], last_logits = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data)
+    report['per_class_last'] = per_class_accuracy(last_logits.argmax(1), data.test.targets, data.num_classes).tolist()
+    if (stage_dir / 'best.pt').exists():
+        model.load_state_dict(torch.load(stage_dir / 'best.pt', map_location=rt.device, weights_only=False)['model'])
+        report['best_val'], _ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data)
+    return report
+
+# %% ../nbs/06_train.ipynb #c039
 def train_stage(stage:int, # 1 or 2
                 cfg:TrainConfig, data:LTData, rt:Runtime,
                 stage_dir:str|Path, # folder for this stage's checkpoints
@@ -335,15 +388,7 @@ def train_stage(stage:int, # 1 or 2
                )->dict|None:
     "Train one stage (resuming if `stage_dir` holds a `last.pt`); return its report, or None if stopped early."
     stage_dir, sc = Path(stage_dir), (cfg.stage1 if stage == 1 else cfg.stage2)
-    model = build_model(cfg, data.num_classes, data.in_chans)
-    if stage == 2:
-        if init is None: raise ValueError("stage 2 needs a stage-1 checkpoint: pass --stage1-ckpt PATH (a stage1/final.pt).")
-        if init['num_classes'] != data.num_classes or init['model_name'] != cfg.model: raise ValueError(
-            f"the stage-1 checkpoint is a {init['model_name']} for {init['num_classes']} classes, not a {cfg.model} for {data.num_classes}.")
-        model.load_state_dict(init['model'])
-        if sc.reinit_classifier: torch.manual_seed(cfg.seed + 1); model.reset_classifier(data.num_classes)
-    model.to(rt.device)
-    if cfg.channels_last: model.to(memory_format=torch.channels_last)
+    model = prepare_model(stage, cfg, data, rt, init)
     params = model.parameters() if stage == 1 else freeze_backbone(model, sc.shift_bn)
     opt = torch.optim.SGD(params, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay,
                           fused=rt.device.type == 'cuda')   # one kernel for the whole update on a GPU
@@ -354,29 +399,17 @@ def train_stage(stage:int, # 1 or 2
         model.load_state_dict(ckpt['model']); opt.load_state_dict(ckpt['optimizer']); scaler.load_state_dict(ckpt['scaler'])
         state = {k: ckpt[k] for k in state}
     if cfg.compile: model.forward_features = torch.compile(model.forward_features, mode=cfg.compile_mode)
-
     train_pipe = make_pipeline(cfg, data, data.train, rt)
     val_pipe = make_pipeline(cfg, data, data.val, rt) if data.val is not None else None
-    if stage == 1: sampler, net = InstanceSampler(data.train.targets, seed=cfg.seed, num_replicas=rt.world, rank=rt.rank), _ddp(model, rt)
-    elif sc.h2t_ratio is None: sampler, net = ClassBalancedSampler(data.train.targets, seed=cfg.seed, num_replicas=rt.world, rank=rt.rank), _ddp(Stage2Forward(model, sc), rt)
-    else: sampler, net = DualStreamSampler(data.train.targets, seed=cfg.seed, num_replicas=rt.world, rank=rt.rank, fusing=sc.fusing), _ddp(Stage2Forward(model, sc), rt)
-    if stage == 2:
-        loss_fn = {'dr': F.cross_entropy, 'mislas': LabelAwareSmoothing(data.counts, sc.smooth_head, sc.smooth_tail).to(rt.device),
-                   'logit_adjusted': LogitAdjustedLoss(data.counts, sc.tau).to(rt.device)}[sc.method]
+    sampler, net, loss_fn = stage_stream(stage, cfg, data, rt, model)
     local_batch = sc.batch_size // rt.world
-    n_steps = len(sampler) // local_batch
 
     for epoch in range(state['epoch'] + 1, sc.epochs):
         if stop_after is not None and epoch >= stop_after: return None
         lr = stage1_lr(sc, epoch) if stage == 1 else stage2_lr(sc, epoch)
         for group in opt.param_groups: group['lr'] = lr
         sampler.set_epoch(epoch)
-        # every random draw of the epoch comes from (seed, epoch): augmentation and mixup per process, H2T masks shared.
-        # On a GPU the draws happen on the device, so no step waits for a host-to-device copy.
-        on_gpu = rt.device.type == 'cuda'
-        aug_gen = _generator(cfg.seed, epoch, 100 + rt.rank, rt.device if on_gpu and isinstance(train_pipe, DevicePipeline) else 'cpu')
-        mask_gen = _generator(cfg.seed, epoch, 200, rt.device)
-        mix_rng, perm_gen = np.random.default_rng([cfg.seed, epoch, rt.rank, 300]), _generator(cfg.seed, epoch, 300 + rt.rank, rt.device) if on_gpu else None
+        aug_gen, mask_gen, mix_rng, perm_gen = epoch_generators(cfg, epoch, rt, isinstance(train_pipe, DevicePipeline))
         model.train()
         if stage == 2: freeze_backbone(model, sc.shift_bn)   # model.train() reset the BatchNorm modes
 
@@ -391,7 +424,7 @@ def train_stage(stage:int, # 1 or 2
             scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
             return loss
         batches = train_pipe.batches(sampler.indices(), local_batch, train=True, generator=aug_gen)
-        stats = run_epoch(step, batches, n_steps, f'stage {stage} epoch {epoch + 1}/{sc.epochs}', rt, stage, epoch, lr)
+        stats = run_epoch(step, batches, len(sampler) // local_batch, f'stage {stage} epoch {epoch + 1}/{sc.epochs}', rt, stage, epoch, lr)
         if val_pipe is not None:
             val_report, _ = _evaluate(model, val_pipe, data.val, cfg.eval_batch_size, rt, data)
             stats['val_balanced'] = val_report['balanced']
@@ -404,18 +437,12 @@ def train_stage(stage:int, # 1 or 2
                                      num_classes=data.num_classes, **state), stage_dir / 'last.pt')
         rt.barrier()
 
-    test_pipe = make_pipeline(cfg, data, data.test, rt)
-    report = dict(history=state['history'], best_epoch=state['best_epoch'] + 1)
-    report['last'], last_logits = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data)
-    report['per_class_last'] = per_class_accuracy(last_logits.argmax(1), data.test.targets, data.num_classes).tolist()
-    if (stage_dir / 'best.pt').exists():   # the validation-selected model, evaluated on test once, at the end
-        model.load_state_dict(torch.load(stage_dir / 'best.pt', map_location=rt.device, weights_only=False)['model'])
-        report['best_val'], _ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data)
+    report = test_report(model, cfg, data, rt, stage_dir, state)
     if rt.main: save_atomic(load_checkpoint(stage_dir / 'last.pt', stage), stage_dir / 'final.pt')
     rt.barrier()
     return report
 
-# %% ../nbs/06_train.ipynb #c031
+# %% ../nbs/06_train.ipynb #c041
 REPORT_COLUMNS = ['top1', 'balanced', 'paper_many', 'paper_medium', 'paper_few', 'threshold_many', 'threshold_medium', 'threshold_few', 'ece']
 
 def _config_from_dict(d:dict)->TrainConfig:
@@ -439,7 +466,7 @@ def train_seed(cfg:TrainConfig, seed_dir:Path, rt:Runtime, data:LTData|None=None
         if results['stage2'] is None: return None
     return results
 
-# %% ../nbs/06_train.ipynb #c032
+# %% ../nbs/06_train.ipynb #c042
 def summarize(per_seed:dict)->list[dict]:
     "Rows of mean ± std over seeds for each stage and model selection (last epoch, best on validation)."
     rows = []
@@ -462,7 +489,7 @@ def format_table(rows:list[dict])->str:
     widths = [max(len(row[i]) for row in table) for i in range(len(heads))]
     return '\n'.join('  '.join(v.rjust(w) for v, w in zip(row, widths)) for row in table)
 
-# %% ../nbs/06_train.ipynb #c033
+# %% ../nbs/06_train.ipynb #c043
 def plot_run(per_seed:dict, counts, path:Path):
     "Training curves (loss, validation accuracy) and per-class test accuracy of stage 1 vs stage 2, saved to `path`."
     from matplotlib.figure import Figure   # draws and saves without pyplot: no backend change, nothing shown
@@ -484,7 +511,7 @@ def plot_run(per_seed:dict, counts, path:Path):
     axs[2].set_title('per-class test accuracy (first seed, last epoch)')
     fig.tight_layout(); fig.savefig(path, dpi=110)
 
-# %% ../nbs/06_train.ipynb #c034
+# %% ../nbs/06_train.ipynb #c044
 def run(cfg:TrainConfig, # what to train
         out:str|Path='runs', # parent folder: the run goes to out/cfg.name (numbered if taken)
         seeds:list[int]|None=None, # one run per seed (default: cfg.seed)
@@ -531,7 +558,7 @@ def run(cfg:TrainConfig, # what to train
             print(f"results, checkpoints and plots: {run_dir}")
     return dict(run_dir=run_dir, summary=rows, per_seed=per_seed)
 
-# %% ../nbs/06_train.ipynb #c036
+# %% ../nbs/06_train.ipynb #c046
 @call_parse
 def h2t_train(preset:Annotated[str, {'choices': list(PRESETS), 'metavar': 'NAME'}]='offline', # what to train: a row of the paper, or the offline demo
               data_dir:str=None, # dataset root: torchvision's CIFAR folder, or the image root holding ImageNet-LT/Places-LT/iNat list files
@@ -565,7 +592,7 @@ def h2t_train(preset:Annotated[str, {'choices': list(PRESETS), 'metavar': 'NAME'
 
 h2t_train.__wrapped__.__doc__ += ' Presets: ' + ', '.join(PRESETS) + '.'
 
-# %% ../nbs/06_train.ipynb #c046
+# %% ../nbs/06_train.ipynb #c056
 def stage2_sweep(cfg:TrainConfig, # stage-1 and base stage-2 settings
                  variants:dict, # name -> Stage2Config overrides, e.g. {'H2T 0.3': dict(h2t_ratio=0.3)}
                  seeds:list[int], out:str|Path)->list[dict]:
