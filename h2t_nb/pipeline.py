@@ -73,10 +73,10 @@ class DevicePipeline:
         "Normalised float images and labels for `idx`, augmented when `train`."
         if train and (self.augment.padding or self.augment.flip):
             draw_device = generator.device if generator is not None else self.device
-            x = self.images[idx]
-            if self.augment.padding:
+            if self.augment.padding:   # crop straight from the padded copy: one gather per image, not two
                 offsets = torch.randint(0, 2 * self.augment.padding + 1, (len(idx), 2), generator=generator, device=draw_device)
                 x = batch_crop(self.padded[idx], offsets.to(self.device), self.size)
+            else: x = self.images[idx]
             if self.augment.flip:
                 x = batch_flip(x, (torch.rand(len(idx), generator=generator, device=draw_device) < .5).to(self.device))
         else: x = self.images[idx]
@@ -108,7 +108,6 @@ class LoaderPipeline:
                  num_workers:int=0): # DataLoader worker processes
         self.train_set, self.eval_set = Transformed(dataset, train_transform), Transformed(dataset, eval_transform)
         self.device, self.num_workers = torch.device(device), num_workers
-        self.targets = torch.as_tensor(dataset.targets)
 
     def batches(self, indices:torch.Tensor, batch_size:int, train:bool=True, generator:torch.Generator|None=None):
         "Yield `(x, y)` batches, or `(x_fused, y_fused, x_fusing, y_fusing)` for index pairs, on the device."

@@ -160,22 +160,21 @@ def synthetic_cifar(num_classes:int, imb_factor:float, val_per_class:int=10, tes
 
 def build_data(cfg:TrainConfig)->LTData:
     "Train / val / test datasets and report conventions for `cfg.dataset`; missing data fails here, before any training."
-    if cfg.dataset in ('synthetic_cifar10', 'synthetic_cifar100'):   # same shapes and class counts, random pixels
-        train, val, test = synthetic_cifar(10 if cfg.dataset == 'synthetic_cifar10' else 100, cfg.imb_factor, cfg.val_per_class or 10)
-        return LTData(train, val, test, train.counts, 3, (100, 20), scaled_index_bounds(train.num_classes),
-                      augment=Augment(padding=cfg.augment * 4, flip=cfg.augment, mean=CIFAR_MEAN, std=CIFAR_STD))
     if cfg.dataset == 'digits':
         s = digits_lt(imb_factor=cfg.imb_factor, val_per_class=cfg.val_per_class)
         counts = s.train.counts
         return LTData(s.train, s.val, s.test, counts, 1, scaled_thresholds(max(counts), min(counts)), scaled_index_bounds(10),
                       augment=Augment(padding=cfg.augment * 1, flip=False, mean=DIGITS_MEAN, std=DIGITS_STD))   # no flips: digits are not symmetric
-    if cfg.dataset in ('cifar10', 'cifar100'):
-        if cfg.data_dir is None: raise FileNotFoundError(f"{cfg.dataset} needs a data folder: pass --data-dir DIR (add --download to fetch it).")
-        cls = CIFAR10LT if cfg.dataset == 'cifar10' else CIFAR100LT
-        kw = dict(imb_factor=cfg.imb_factor, val_per_class=cfg.val_per_class)
-        train = cls(cfg.data_dir, 'train', download=cfg.download, **kw)
-        val = cls(cfg.data_dir, 'val', **kw) if cfg.val_per_class else None
-        test = cls(cfg.data_dir, 'test', **kw)
+    if cfg.dataset in ('cifar10', 'cifar100', 'synthetic_cifar10', 'synthetic_cifar100'):
+        if cfg.dataset.startswith('synthetic_'):   # same shapes and class counts as CIFAR-LT, random pixels
+            train, val, test = synthetic_cifar(10 if cfg.dataset.endswith('10') else 100, cfg.imb_factor, cfg.val_per_class or 10)
+        else:
+            if cfg.data_dir is None: raise FileNotFoundError(f"{cfg.dataset} needs a data folder: pass --data-dir DIR (add --download to fetch it).")
+            cls = CIFAR10LT if cfg.dataset == 'cifar10' else CIFAR100LT
+            kw = dict(imb_factor=cfg.imb_factor, val_per_class=cfg.val_per_class)
+            train = cls(cfg.data_dir, 'train', download=cfg.download, **kw)
+            val = cls(cfg.data_dir, 'val', **kw) if cfg.val_per_class else None
+            test = cls(cfg.data_dir, 'test', **kw)
         return LTData(train, val, test, train.counts, 3, (100, 20), scaled_index_bounds(train.num_classes),
                       augment=Augment(padding=cfg.augment * 4, flip=cfg.augment, mean=CIFAR_MEAN, std=CIFAR_STD))
     if cfg.dataset in ('imagenet_lt', 'places_lt', 'inat2018'):

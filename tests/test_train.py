@@ -181,3 +181,13 @@ def test_compiled_backbone_trains_both_stages(tmp_path):
     res = run(cfg, tmp_path, quiet=True)
     assert [(r['stage'], r['selection']) for r in res['summary']][0] == ('stage1', 'last')
     assert load_checkpoint(res['run_dir'] / 'seed0' / 'stage2' / 'final.pt', stage=2)['config']['compile'] is True
+
+
+@pytest.mark.parametrize('dataset, classes, images', [('synthetic_cifar100', 100, 10847), ('synthetic_cifar10', 10, 12406)])
+def test_synthetic_cifar_has_the_real_class_counts(dataset, classes, images):
+    from h2t_nb.train import TrainConfig, build_data
+    data = build_data(TrainConfig(dataset=dataset, imb_factor=100))
+    assert (data.num_classes, len(data.train), data.train.images.shape[1:]) == (classes, images, (3, 32, 32))
+    assert data.val.counts == [10] * classes and data.test.counts == [100] * classes and data.augment.padding == 4
+    with pytest.raises(ValueError, match='unknown dataset'):
+        build_data(TrainConfig(dataset='synthetic_imagenet'))
