@@ -1,4 +1,9 @@
 "Datasets loaded through the real code paths on data the tests write in the real formats, and bad input."
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -123,8 +128,7 @@ def test_digits_lt_too_many_held_out():
 
 
 def test_h2t_profile_cli(tmp_path):
-    import shutil, subprocess, sys
-    exe = shutil.which('h2t-profile', path=str(__import__('pathlib').Path(sys.executable).parent))
+    exe = shutil.which('h2t-profile', path=str(Path(sys.executable).parent))
     out = subprocess.run([exe, '--out', 'prof', '--imb-factor', '10'], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert f'training images, per class: {lt_counts(100, 10, 10)}' in out.stdout
     assert 'CIFAR-100-LT IF=100: 10,847 training images' in out.stdout and 'paper split (index ranges 36/71)' in out.stdout
