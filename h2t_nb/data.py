@@ -18,10 +18,11 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 # %% auto #0
-__all__ = ['LIST_FILES', 'GROUP_NAMES', 'lt_counts', 'lt_subset_indices', 'LTImageDataset', 'CIFARLT', 'CIFAR10LT', 'CIFAR100LT',
-           'read_list_file', 'count_sorted_class_map', 'ListFileLT', 'lt_list_dataset', 'LTSplits', 'digits_lt',
-           'threshold_groups', 'index_range_groups', 'scaled_thresholds', 'scaled_index_bounds', 'plot_class_profile',
-           'group_table', 'free_path', 'h2t_profile']
+__all__ = ['LIST_FILES', 'GROUP_NAMES', 'DIGITS100_CANVASES', 'TRAIN_SOURCES', 'JITTER', 'lt_counts', 'lt_subset_indices',
+           'LTImageDataset', 'CIFARLT', 'CIFAR10LT', 'CIFAR100LT', 'read_list_file', 'count_sorted_class_map',
+           'ListFileLT', 'lt_list_dataset', 'LTSplits', 'digits_lt', 'threshold_groups', 'index_range_groups',
+           'scaled_thresholds', 'scaled_index_bounds', 'plot_class_profile', 'digit_source_pools', 'distinct_pairs',
+           'compose_pairs', 'digits100_lt', 'group_table', 'free_path', 'h2t_profile']
 
 # %% ../nbs/00_data.ipynb #c009
 def _check_imbalance(imb_factor, num_classes):
@@ -273,6 +274,84 @@ def plot_class_profile(profiles:dict, # name -> per-class training counts
     ax.set(yscale='log', xlabel='class rank / (C - 1)   (0 = head)', ylabel='training images', title='Long-tailed class profiles')
     ax.grid(alpha=.3, which='both'); ax.legend(fontsize=8)
     return ax
+
+# %% ../nbs/00_data.ipynb #ne642ee5
+def digit_source_pools(seed:int=0, # seed of the pools' own generator
+                       test_sources:int=60, # source images per digit reserved for test pairs
+                       val_sources:int=20, # ... for validation pairs
+                       train_sources:int|None=None, # ... for training pairs (None: all the rest, 94 or more)
+                      )->dict[str, list[np.ndarray]]:
+    "Disjoint per-digit pools of scikit-learn digit indices, `{'train'|'val'|'test': [pool of digit 0, ..., digit 9]}`."
+    from sklearn.datasets import load_digits   # imported lazily: only the offline datasets need scikit-learn
+    targets, rng = load_digits().target, np.random.RandomState(seed)
+    pools = {'train': [], 'val': [], 'test': []}
+    for digit in range(10):
+        idx = rng.permutation(np.where(targets == digit)[0])
+        pools['test'].append(idx[:test_sources])
+        pools['val'].append(idx[test_sources:test_sources + val_sources])
+        pools['train'].append(idx[test_sources + val_sources:][:train_sources])
+    return pools
+
+# %% ../nbs/00_data.ipynb #n9d630ac
+def distinct_pairs(n:int, # pairs to draw
+                   left:np.ndarray, right:np.ndarray, # source pools of the left and the right digit
+                   rng:np.random.RandomState)->tuple[np.ndarray, np.ndarray]:
+    "`n` distinct (left, right) source pairs drawn without replacement from `left × right`."
+    if n > len(left) * len(right): raise ValueError(
+        f"{n} distinct pairs asked from {len(left)}×{len(right)} sources: lower the per-class count or enlarge the pools.")
+    flat = rng.choice(len(left) * len(right), n, replace=False)
+    return left[flat // len(right)], right[flat % len(right)]
+
+# %% ../nbs/00_data.ipynb #n6f74ffd
+DIGITS100_CANVASES = ('compact', 'cifar')
+
+def compose_pairs(digits:torch.Tensor, # uint8 source digits, N×8×8
+                  left:np.ndarray, right:np.ndarray, # source index of each pair's left and right digit
+                  canvas:str='compact', # 'compact' ((8+2j)×(16+2j), 1 channel) or 'cifar' (3×32×32)
+                  jitter:int=0, # j: random shift of each digit inside its half, up to 2j rows and j columns
+                  rng:np.random.RandomState|None=None)->torch.Tensor: # source of the offsets (needed when jitter > 0)
+    "uint8 images of digit pairs, N×1×(8+2j)×(16+2j) (`compact`) or N×3×32×32 (`cifar`)."
+    if canvas not in DIGITS100_CANVASES: raise ValueError(f"canvas={canvas!r}: use one of {sorted(DIGITS100_CANVASES)}.")
+    n, j = len(left), jitter
+    offsets = rng.randint(0, [2 * j + 1, j + 1, 2 * j + 1, j + 1], size=(n, 4)) if j else np.zeros((n, 4), int)
+    out = torch.zeros(n, 8 + 2 * j, 16 + 2 * j, dtype=torch.uint8)
+    for i, (dy_l, dx_l, dy_r, dx_r) in enumerate(offsets):   # left digit in columns [0, 8+j), right one in [8+j, 16+2j)
+        out[i, dy_l:dy_l + 8, dx_l:dx_l + 8] = digits[left[i]]
+        out[i, dy_r:dy_r + 8, 8 + j + dx_r:16 + j + dx_r] = digits[right[i]]
+    if canvas == 'compact': return out[:, None]
+    h = round(out.shape[1] * 32 / out.shape[2])
+    big = torch.nn.functional.interpolate(out[:, None].float(), size=(h, 32), mode='bilinear', align_corners=False)
+    rgb = torch.zeros(n, 1, 32, 32)
+    rgb[:, :, (32 - h) // 2:(32 - h) // 2 + h] = big
+    return rgb.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
+
+# %% ../nbs/00_data.ipynb #n73c444e
+TRAIN_SOURCES, JITTER = 25, 2   # the frozen difficulty (see the table above)
+
+def digits100_lt(imb_factor:float=100, # n_max/n_min; 100, 50 and 200 give CIFAR-100-LT's 10,847 / 12,608 / 9,502 images
+                 canvas:str='compact', # 'compact' (1×8×16, small CPU models) or 'cifar' (3×32×32, ResNet-32)
+                 val_per_class:int=10, # balanced validation images per class
+                 test_per_class:int=100, # balanced test images per class (CIFAR-100's 100)
+                 jitter:int=JITTER, # random shift of each digit (the frozen difficulty, see below)
+                 train_sources:int|None=TRAIN_SOURCES, # training source images per digit (None: all that the pools leave)
+                 seed:int=0, # seed of the pools and of the pairs
+                 transform=None)->LTSplits: # per-item transform of the training split
+    "Digits-100-LT: ordered pairs of real digits as 100 classes with CIFAR-100-LT's exact long-tailed counts."
+    from sklearn.datasets import load_digits
+    counts = lt_counts(500, 100, imb_factor)
+    digits = torch.from_numpy(np.clip(load_digits().images * 16, 0, 255).astype(np.uint8))   # 1,797×8×8
+    pools, rng = digit_source_pools(seed, train_sources=train_sources), np.random.RandomState(seed + 1)
+    per_class = {'train': counts, 'val': [val_per_class] * 100, 'test': [test_per_class] * 100}
+    names = [f'{c:02d}' for c in range(100)]
+    splits = {}
+    for split, ns in per_class.items():
+        pairs = [distinct_pairs(n, pools[split][c // 10], pools[split][c % 10], rng) for c, n in enumerate(ns)]
+        left, right = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+        ds = LTImageDataset(compose_pairs(digits, left, right, canvas, jitter, rng), np.repeat(np.arange(100), ns), names,
+                            transform if split == 'train' else None, f'digits100-LT IF={imb_factor:g} {split}')
+        ds.sources = torch.from_numpy(np.stack([left, right], 1))   # N×2 scikit-learn indices of each image's digits
+        splits[split] = ds
+    return LTSplits(splits['train'], splits['val'], splits['test'])
 
 # %% ../nbs/00_data.ipynb #c047
 def group_table(counts, groups)->str:
