@@ -6,19 +6,28 @@ Docs: https://h2t-nb.github.io/h2t_nb/fusion.html.md"""
 
 # %% ../nbs/02_fusion.ipynb #c006
 from __future__ import annotations
+import numbers
+
 import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['channel_mask', 'h2t_fuse', 'H2T', 'whole_sample_swap']
+__all__ = ['check_ratio', 'channel_mask', 'h2t_fuse', 'H2T', 'whole_sample_swap']
 
 # %% ../nbs/02_fusion.ipynb #c009
-def _check_streams(fused, fusing, ratio):
-    "Refuse mismatched streams and bad ratios with a message that names the problem."
+def check_ratio(ratio, # a Python, numpy or 0-d tensor real number
+                name:str='ratio')->float:
+    "The fusing ratio as a float in [0, 1]; bools, NaN, non-scalars and values outside [0, 1] are refused by name."
+    if isinstance(ratio, torch.Tensor) and ratio.numel() == 1 and not ratio.dtype.is_complex and ratio.dtype != torch.bool: ratio = ratio.item()
+    if isinstance(ratio, bool) or type(ratio).__name__ == 'bool_' or not isinstance(ratio, numbers.Real) or not 0 <= float(ratio) <= 1:
+        raise ValueError(f"{name}={ratio!r} must be a real number in [0, 1]: the fraction of channels taken from the fusing stream "
+                         "(released configs: 0.25; the paper's ablation peak: 0.3).")
+    return float(ratio)
+
+def _check_streams(fused, fusing):
+    "Refuse mismatched streams with a message that names the problem."
     if not isinstance(fused, torch.Tensor) or not isinstance(fusing, torch.Tensor):
         raise TypeError(f"h2t_fuse takes tensors (or lists of tensors), got {type(fused).__name__} and {type(fusing).__name__}.")
-    if not (isinstance(ratio, (int, float)) and 0 <= ratio <= 1):
-        raise ValueError(f"ratio={ratio!r} must be a number in [0, 1]: the fraction of channels taken from the fusing stream (paper: 0.3).")
     if fused.ndim not in (2, 4):
         raise ValueError(f"expected B×C×H×W feature maps or B×C pooled features, got a {fused.ndim}-D tensor of shape {tuple(fused.shape)}.")
     if fused.shape != fusing.shape:
@@ -56,7 +65,7 @@ def h2t_fuse(fused:torch.Tensor|list, # class-balanced features: B×C×H×W maps
         if not isinstance(fusing, (list, tuple)) or len(fused) != len(fusing):
             raise ValueError("multi-expert fusion needs two lists of the same length, one map per expert in each.")
         return [h2t_fuse(f, g, ratio, per_sample, generator) for f, g in zip(fused, fusing)]
-    _check_streams(fused, fusing, ratio)
+    ratio = check_ratio(ratio); _check_streams(fused, fusing)
     B, C = fused.shape[:2]
     mask = channel_mask(B, C, int(ratio * C), per_sample, fused.device, generator)
     if fused.ndim == 4: mask = mask[:, :, None, None]
@@ -69,8 +78,7 @@ class H2T(nn.Module):
                  per_sample:bool=False, # one subset per sample instead of one per batch
                  generator:torch.Generator|None=None): # for reproducible masks
         super().__init__()
-        _check_streams(torch.zeros(1, 1), torch.zeros(1, 1), ratio)   # validate the ratio now, not at the first batch
-        self.ratio, self.per_sample, self.generator = ratio, per_sample, generator
+        self.ratio, self.per_sample, self.generator = check_ratio(ratio), per_sample, generator   # refused now, not at the first batch
     def forward(self, fused, fusing=None):
         if not self.training or fusing is None or self.ratio == 0: return fused
         return h2t_fuse(fused, fusing, self.ratio, self.per_sample, self.generator)
@@ -82,7 +90,7 @@ def whole_sample_swap(fused:torch.Tensor, # class-balanced features, B×C(×H×W
                       rate:float, # probability that a sample is replaced whole
                       generator:torch.Generator|None=None)->torch.Tensor:
     "Control for H2T: replace each fused sample entirely by its fusing partner with probability `rate`."
-    _check_streams(fused, fusing, rate)
+    rate = check_ratio(rate, 'rate'); _check_streams(fused, fusing)
     draw_device = generator.device if generator is not None else fused.device
     swap = (torch.rand(len(fused), generator=generator, device=draw_device) < rate).to(fused.device)
     return torch.where(swap.view(-1, *[1] * (fused.ndim - 1)), fusing, fused)

@@ -12,24 +12,39 @@ import torchvision
 from torch import nn
 
 # %% auto #0
-__all__ = ['FeatureHeadModel', 'BasicBlock', 'CIFARResNet', 'resnet32', 'TorchvisionResNet', 'resnet50', 'resnext50', 'resnet152',
-           'SmallCNN', 'freeze_backbone']
+__all__ = ['LogitScale', 'FeatureHeadModel', 'BasicBlock', 'CIFARResNet', 'resnet32', 'official_resnet32_state_dict',
+           'TorchvisionResNet', 'resnet50', 'resnext50', 'resnet152', 'SmallCNN', 'freeze_backbone']
 
 # %% ../nbs/03_models.ipynb #c009
+class LogitScale(nn.Module):
+    "One learnable weight per class, initialised to 1, multiplying the logits (LWS, as trained by MiSLAS's stage 2)."
+    def __init__(self, num_classes:int):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(num_classes))
+    def forward(self, logits): return logits * self.scale
+
 class FeatureHeadModel(nn.Module):
     "Base class: subclasses define `forward_features` and set `num_features` and a linear `fc`."
     num_features: int
+    def __init__(self):
+        super().__init__()
+        self.logit_scale = None   # optional per-class factor on the logits (MiSLAS's LWS), set by `add_logit_scale`
     def forward_features(self, x): raise NotImplementedError
     def forward_head(self, features:torch.Tensor, # B×C×H×W map or B×C pooled features
                      pre_logits:bool=False): # return the pooled features instead of logits
         "Global average pooling (for maps), then the linear classifier."
         pooled = features.mean((2, 3)) if features.ndim == 4 else features
-        return pooled if pre_logits else self.fc(pooled)
+        if pre_logits: return pooled
+        logits = self.fc(pooled)
+        return logits if self.logit_scale is None else self.logit_scale(logits)
     def forward(self, x): return self.forward_head(self.forward_features(x))
     def get_classifier(self)->nn.Linear: return self.fc
     def reset_classifier(self, num_classes:int):
         "A freshly initialised classifier (cRT-style re-training)."
         self.fc = nn.Linear(self.num_features, num_classes).to(self.fc.weight.device)
+    def add_logit_scale(self):
+        "Multiply the logits by a learnable per-class factor, initialised to 1 (MiSLAS's learnable weight scaling)."
+        self.logit_scale = LogitScale(self.fc.out_features).to(self.fc.weight.device)
 
 # %% ../nbs/03_models.ipynb #c011
 class BasicBlock(nn.Module):
@@ -73,6 +88,27 @@ class CIFARResNet(FeatureHeadModel):
 def resnet32(num_classes:int=100, in_chans:int=3)->CIFARResNet:
     "ResNet-32 for CIFAR-LT (3 stages × 5 basic blocks, widths 16/32/64, option-A shortcuts, ≈0.46 M parameters)."
     return CIFARResNet(num_classes, 5, (16, 32, 64), in_chans)
+
+# %% ../nbs/03_models.ipynb #n96681a0
+def official_resnet32_state_dict(ckpt:dict, # a loaded MiSLAS / H2T stage-1 checkpoint
+                                 blocks_per_stage:int=5)->dict: # ResNet-32: 5
+    "Our `CIFARResNet` state dict from an official MiSLAS / H2T ResNet-32 checkpoint, by key renaming."
+    if not isinstance(ckpt, dict) or 'state_dict_model' not in ckpt: raise ValueError(
+        "not an official MiSLAS / H2T checkpoint: it has no 'state_dict_model' (expected keys: state_dict_model, state_dict_classifier).")
+    parts = [ckpt['state_dict_model'], ckpt.get('state_dict_classifier', {})]
+    out, unmapped = {}, []
+    for key, value in [kv for part in parts for kv in part.items()]:
+        name = key.removeprefix('module.')
+        stage, _, rest = name.partition('.')
+        if stage in ('layer1', 'layer2', 'layer3'):
+            block, _, rest = rest.partition('.')
+            name = f"layers.{(int(stage[-1]) - 1) * blocks_per_stage + int(block)}.{rest}"
+        elif name.startswith('linear.'): name = 'fc.' + name[len('linear.'):]   # single-module ResNet_s layout
+        elif not name.startswith(('conv1.', 'bn1.', 'fc.')): unmapped.append(key); continue
+        out[name] = value
+    if unmapped: raise ValueError(f"official checkpoint keys with no ResNet-32 counterpart: {unmapped[:5]}: "
+                                  "only ResNet-32 stage-1 checkpoints of MiSLAS / H2T can be converted.")
+    return out
 
 # %% ../nbs/03_models.ipynb #c016
 class TorchvisionResNet(FeatureHeadModel):
@@ -120,6 +156,7 @@ def freeze_backbone(model:FeatureHeadModel, # a model with a `fc` classifier
                    )->list[nn.Parameter]:
     "Freeze everything but the classifier, set BatchNorm modes, and return the classifier's parameters to optimise."
     head = set(map(id, model.get_classifier().parameters()))
+    if model.logit_scale is not None: head |= set(map(id, model.logit_scale.parameters()))   # LWS trains beside the classifier
     for p in model.parameters(): p.requires_grad_(id(p) in head)
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm): m.train(shift_bn and model.training)

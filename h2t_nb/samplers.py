@@ -13,9 +13,9 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 # %% auto #0
-__all__ = ['FUSING_STREAMS', 'check_labels', 'LTSampler', 'InstanceSampler', 'PowerLawSampler', 'ClassBalancedSampler',
-           'SquareRootSampler', 'ReverseSampler', 'ProgressivelyBalancedSampler', 'DualStreamSampler',
-           'DualStreamDataset']
+__all__ = ['FUSING_STREAMS', 'FUSED_STREAMS', 'check_labels', 'LTSampler', 'InstanceSampler', 'PowerLawSampler',
+           'ClassBalancedSampler', 'SquareRootSampler', 'ReverseSampler', 'ProgressivelyBalancedSampler',
+           'ClassAwareSampler', 'DualStreamSampler', 'DualStreamDataset']
 
 # %% ../nbs/01_samplers.ipynb #c009
 def check_labels(labels, # one integer class index per sample
@@ -134,18 +134,47 @@ class ProgressivelyBalancedSampler(PowerLawSampler):
         instance = self.counts.double() / self.counts.sum()
         return (1 - t) * instance + t / len(self.counts)
 
+# %% ../nbs/01_samplers.ipynb #nf54ac06
+class ClassAwareSampler(LTSampler):
+    "MiSLAS's class-aware sampling: classes in shuffled cycles, `samples_per_class` consecutive draws per visited class."
+    def __init__(self, labels, num_samples=None, seed=0, num_replicas=1, rank=0,
+                 samples_per_class:int=4): # consecutive draws from each visited class (MiSLAS: 4)
+        if samples_per_class < 1: raise ValueError(f"samples_per_class={samples_per_class} must be >= 1.")
+        _, counts = check_labels(labels)
+        super().__init__(labels, int(counts.max()) * len(counts) if num_samples is None else num_samples, seed, num_replicas, rank)
+        self.samples_per_class = samples_per_class
+
+    def draw(self, n, generator):
+        C, k = len(self.counts), self.samples_per_class
+        visits = math.ceil(n / k)
+        classes = torch.cat([torch.randperm(C, generator=generator) for _ in range(math.ceil(visits / C))])[:visits]
+        visit_no = torch.zeros(visits, dtype=torch.long)   # how often each visit's class was visited before it
+        for c in range(C): visit_no[classes == c] = torch.arange(int((classes == c).sum()))
+        pos = (visit_no[:, None] * k + torch.arange(k)).flatten()   # position in the class's own cycle of images
+        cls = classes.repeat_interleave(k)
+        out = torch.empty_like(pos)
+        for c in range(C):   # class c's images as consecutive shuffled passes, read at the visited positions
+            sel, n_c = cls == c, int(self.counts[c])
+            if not sel.any(): continue
+            cycles = torch.rand(int(pos[sel].max()) // n_c + 1, n_c, generator=generator).argsort(1).flatten()
+            out[sel] = self.by_class[self.offsets[c] + cycles[pos[sel]]]
+        return out[:n]
+
 # %% ../nbs/01_samplers.ipynb #c028
 FUSING_STREAMS = {'instance': InstanceSampler, 'balanced': ClassBalancedSampler, 'reverse': ReverseSampler}
+FUSED_STREAMS = {'balanced': ClassBalancedSampler, 'class_aware': ClassAwareSampler}
 
 class DualStreamSampler(LTSampler):
     "Pairs `(fused_index, fusing_index)`: a class-balanced fused stream and an instance (or reverse/balanced) fusing stream."
     def __init__(self, labels, num_samples=None, seed=0, num_replicas=1, rank=0,
-                 fusing:str='instance'): # the fusing stream: 'instance' (official), 'reverse' or 'balanced'
+                 fusing:str='instance', # the fusing stream: 'instance' (official), 'reverse' or 'balanced'
+                 fused:str='balanced'): # the fused stream: 'balanced' (H2T's DR) or 'class_aware' (MiSLAS)
         if fusing not in FUSING_STREAMS: raise ValueError(f"fusing={fusing!r}: use one of {sorted(FUSING_STREAMS)}.")
+        if fused not in FUSED_STREAMS: raise ValueError(f"fused={fused!r}: use one of {sorted(FUSED_STREAMS)}.")
         super().__init__(labels, num_samples, seed, num_replicas, rank)
-        self.fused_sampler = ClassBalancedSampler(self.labels, seed=seed)
+        self.fused_sampler = FUSED_STREAMS[fused](self.labels, seed=seed)
         self.fusing_sampler = FUSING_STREAMS[fusing](self.labels, seed=seed)
-        self.fusing = fusing
+        self.fusing, self.fused = fusing, fused
     def draw(self, n, generator):
         # independent streams of the same (seed, epoch): fused = stream 1, fusing = stream 2
         fused = self.fused_sampler.draw(n, _generator(self.seed, self.epoch, 1))
