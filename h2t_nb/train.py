@@ -19,22 +19,23 @@ from fastcore.script import CliError, call_parse
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import (CIFAR10LT, CIFAR100LT, LTImageDataset, digits_lt, free_path, lt_counts, lt_list_dataset,
+from .data import (CIFAR10LT, CIFAR100LT, LTImageDataset, digits_lt, digits100_lt, free_path, lt_counts, lt_list_dataset,
                          scaled_index_bounds, scaled_thresholds)
 from .fusion import h2t_fuse, whole_sample_swap
 from .losses import LabelAwareSmoothing, LogitAdjustedLoss, mixup, mixup_loss
 from .metrics import lt_report, per_class_accuracy
-from .models import SmallCNN, freeze_backbone, resnet32, resnet50, resnet152, resnext50
+from .models import SmallCNN, freeze_backbone, official_resnet32_state_dict, resnet32, resnet50, resnet152, resnext50
 from .pipeline import (CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD, IMAGENET_MEAN, IMAGENET_STD, Augment,
                              DevicePipeline, LoaderPipeline)
-from .samplers import ClassBalancedSampler, DualStreamSampler, InstanceSampler, _generator
+from .samplers import FUSED_STREAMS, ClassBalancedSampler, DualStreamSampler, InstanceSampler, _generator
 
 # %% auto #0
-__all__ = ['PRESETS', 'MODELS', 'STAGE2_LOSSES', 'REPORT_COLUMNS', 'Stage1Config', 'Stage2Config', 'TrainConfig', 'LTData',
+__all__ = ['RATIO_RELEASED', 'RATIO_PAPER', 'PRESETS', 'DIGITS100_CPU_EPOCHS', 'LIST_INDEX_BOUNDS', 'MODELS', 'STAGE2_LOSSES',
+           'REPORT_COLUMNS', 'SELECTIONS', 'Stage1Config', 'Stage2Config', 'TrainConfig', 'stage2_rows', 'LTData',
            'synthetic_cifar', 'build_data', 'build_model', 'Runtime', 'setup_runtime', 'make_pipeline', 'predict',
            'save_atomic', 'load_checkpoint', 'stage1_lr', 'stage2_lr', 'Stage2Forward', 'run_epoch', 'prepare_model',
            'stage_stream', 'epoch_generators', 'test_report', 'train_stage', 'train_seed', 'summarize', 'format_table',
-           'plot_run', 'run', 'h2t_train', 'stage2_sweep', 'sweep_table']
+           'plot_run', 'run', 'h2t_train']
 
 # %% ../nbs/06_train.ipynb #c009
 @dataclass
@@ -62,6 +63,9 @@ class Stage2Config:
     weight_decay: float = 5e-4
     h2t_ratio: float|None = 0.25 # fusing ratio ρ; None: no fusing stream at all (plain DR); 0: two streams, no fusion
     fusing: str = 'instance' # fusing stream: 'instance' (official), 'reverse' or 'balanced'
+    sampler: str = 'balanced' # the (fused) training stream: 'balanced' (H2T's DR) or 'class_aware' (MiSLAS: 4 per class)
+    lws: bool = False # learn a per-class logit scale beside the classifier (MiSLAS)
+    lws_lr: float = 0.1 # peak learning rate of the logit scale (MiSLAS: the full base lr; the classifier gets lr_factor × it)
     per_sample: bool = False # one channel subset per sample instead of one per batch
     whole_swap: bool = False # control: swap whole samples with probability h2t_ratio instead of fusing channels
     shift_bn: bool = True # BatchNorm statistics re-adapt in stage 2 (MiSLAS / official)
@@ -99,25 +103,76 @@ def _cifar(name, dataset, imb, stage2=None, stages=(1, 2)):
     return TrainConfig(name=name, dataset=dataset, imb_factor=imb, model='resnet32', val_per_class=10,
                        stage1=Stage1Config(), stage2=stage2 or Stage2Config(), stages=stages)
 
-def _stage2_cifar100(imb, method, ratio):
-    # DR+H2T: lr 0.02 everywhere; wd 5e-4 at IF=100, 2e-4 at IF=50/200 (released configs); rho 0.25 (released configs)
-    wd = 5e-4 if imb == 100 else 2e-4
-    if method == 'mislas':   # MiSLAS's stage-2 settings (no IF=200 config exists: IF=100's are used)
-        head, tail, lr = {50: (0.3, 0.0, 0.01)}.get(imb, (0.4, 0.1, 0.02))
-        return Stage2Config(method='mislas', lr=lr, weight_decay=2e-4, h2t_ratio=ratio, smooth_head=head, smooth_tail=tail)
-    return Stage2Config(method='dr', lr=0.02, weight_decay=wd, h2t_ratio=ratio)
+def _dr(imb):
+    # H2T's released stage-2 configs (config/cifar100/cifar100_imb*_stage2_ce_H2T.yaml): lr 0.1×0.2 (IF=200: 0.2×0.1),
+    # wd 5e-4 at IF=100 and 2e-4 at IF=50/200, 10 epochs, batch 128, shift-BN
+    return Stage2Config(method='dr', lr=0.02, weight_decay=5e-4 if imb == 100 else 2e-4)
 
+def _mislas(imb):
+    # MiSLAS's own stage 2 (dvlab-research/MiSLAS: train_stage2.py, datasets/sampler.py,
+    # config/cifar100/cifar100_imb001_stage2_mislas.yaml and _imb002_): label-aware smoothing, shift-BN, LWS trained
+    # beside the classifier (classifier lr = lr_factor × 0.1, LWS lr = 0.1, same cosine), wd 2e-4, class-aware sampler
+    # (4 per class). MiSLAS ships no IF=200 config: IF=100's values are used there.
+    head, tail, classifier_lr = {50: (0.3, 0.0, 0.01)}.get(imb, (0.4, 0.1, 0.02))   # 0.01 / 0.02 = lr_factor 0.1 / 0.2 × 0.1
+    return Stage2Config(method='mislas', lr=classifier_lr, lws=True, lws_lr=0.1, weight_decay=2e-4,
+                        sampler='class_aware', smooth_head=head, smooth_tail=tail)
+
+RATIO_RELEASED, RATIO_PAPER = 0.25, 0.3   # rho of the released configs (README re-run: 47.80) / of the paper's ablation peak (47.73)
+
+def stage2_rows(dr:Stage2Config, mislas:Stage2Config)->dict[str, Stage2Config]:
+    "The stage-2 rows of a family: the paper's DR / DR+H2T / MiSLAS(+H2T) rows, the ratio ablation and the controls."
+    return {'dr': replace(dr, h2t_ratio=None),                       # DR (the paper's DR+MU: stage 1 had mixup)
+            'no_fusion': replace(dr, h2t_ratio=0.0),                 # control: both streams, nothing fused
+            'dr_h2t_rho01': replace(dr, h2t_ratio=0.1),
+            'dr_h2t': replace(dr, h2t_ratio=RATIO_RELEASED),         # released configs
+            'dr_h2t_rho03': replace(dr, h2t_ratio=RATIO_PAPER),      # the paper's ablation peak
+            'dr_h2t_rho05': replace(dr, h2t_ratio=0.5),
+            'ratio1': replace(dr, h2t_ratio=1.0),                    # ablation end point: only the partner's features
+            'whole_swap': replace(dr, h2t_ratio=RATIO_RELEASED, whole_swap=True),   # control: whole samples swapped
+            'mislas': replace(mislas, h2t_ratio=None),
+            'mislas_h2t': replace(mislas, h2t_ratio=RATIO_RELEASED)}
+
+# %% ../nbs/06_train.ipynb #n8be4df7
 PRESETS = {'offline': TrainConfig(
     name='offline', dataset='digits', imb_factor=20, model='small_cnn', val_per_class=10,
     # digits are tiny: 40 short epochs of 64 images learn them; the step decay mirrors the CIFAR schedule's shape
     stage1=Stage1Config(epochs=40, batch_size=64, lr=0.05, weight_decay=5e-4, warmup_epochs=2, milestones=(30, 36), mixup_alpha=0.2),
     stage2=Stage2Config(method='dr', epochs=10, batch_size=64, lr=0.02, weight_decay=5e-4, h2t_ratio=0.3))}
+
+def _family(prefix, base:TrainConfig, dr, mislas):
+    "A stage-1 preset and one preset per stage-2 row, all with the same data, model and stage 1."
+    PRESETS[f'{prefix}_stage1'] = replace(base, name=f'{prefix}_stage1', stages=(1,))
+    for row, stage2 in stage2_rows(dr, mislas).items(): PRESETS[f'{prefix}_{row}'] = replace(base, name=f'{prefix}_{row}', stage2=stage2)
+
 for imb in (50, 100, 200):
-    PRESETS[f'cifar100_lt_if{imb}_stage1'] = _cifar(f'cifar100_lt_if{imb}_stage1', 'cifar100', imb, stages=(1,))
-    for suffix, method, ratio in (('dr', 'dr', None), ('dr_h2t', 'dr', 0.25), ('mislas_h2t', 'mislas', 0.25)):
-        PRESETS[f'cifar100_lt_if{imb}_{suffix}'] = _cifar(f'cifar100_lt_if{imb}_{suffix}', 'cifar100', imb, _stage2_cifar100(imb, method, ratio))
+    _family(f'cifar100_lt_if{imb}', _cifar('', 'cifar100', imb), _dr(imb), _mislas(imb))
 PRESETS['cifar10_lt_if100_stage1'] = _cifar('cifar10_lt_if100_stage1', 'cifar10', 100, stages=(1,))
 PRESETS['cifar10_lt_if100_dr_h2t'] = _cifar('cifar10_lt_if100_dr_h2t', 'cifar10', 100, Stage2Config(method='dr', lr=0.02, weight_decay=2e-4, h2t_ratio=0.25))
+
+# %% ../nbs/06_train.ipynb #n2155089
+# Digits-100-LT (CIFAR-100-LT's counts, offline), stage 2 exactly as CIFAR-100-LT IF=100's rows.
+# CPU recipe: a small CNN on the compact canvas and a shortened schedule of the same shape (warm-up, step decay at
+# 80 % / 90 %, mixup); both stages of one seed take about a minute on two CPU cores. GPU recipe: ResNet-32 on the
+# 32×32 canvas with the paper's exact 200 + 10 epochs.
+DIGITS100_CPU_EPOCHS = 20   # frozen from stage-1 and DR numbers only (see 00_data)
+_family('digits100_lt_if100', TrainConfig(
+    name='', dataset='digits100', imb_factor=100, model='small_cnn', val_per_class=10,
+    stage1=Stage1Config(epochs=DIGITS100_CPU_EPOCHS, warmup_epochs=2, milestones=(int(.8 * DIGITS100_CPU_EPOCHS), int(.9 * DIGITS100_CPU_EPOCHS)))),
+    _dr(100), _mislas(100))
+_family('digits100_lt_if100_r32', TrainConfig(name='', dataset='digits100_cifar', imb_factor=100, model='resnet32', val_per_class=10),
+        _dr(100), _mislas(100))
+
+# Places-LT and iNaturalist 2018: H2T released no configs for them, so stage 1 and the MiSLAS rows follow MiSLAS's
+# (config/places/places_resnet152_stage*_*.yaml, config/ina2018/ina2018_resnet50_stage*_*.yaml): cosine without
+# warm-up, mixup 0.2, batch 256; stage 2 lr 0.1 × 0.05. The DR rows reuse that stage-2 lr and wd, and rho 0.25 is an
+# assumption (the paper states none). MiSLAS fine-tunes a frozen ImageNet ResNet-152 trunk plus a last block for Places;
+# here the whole ImageNet-initialised ResNet-152 is fine-tuned in stage 1.
+for prefix, dataset, model, epochs, wd, smooth in (('places_lt_r152', 'places_lt', 'resnet152_imagenet', 30, 5e-4, (0.4, 0.1)),
+                                                    ('inat2018_r50', 'inat2018', 'resnet50', 200, 1e-4, (0.3, 0.0))):
+    base = TrainConfig(name='', dataset=dataset, model=model, val_per_class=0, num_workers=8, amp='bf16', channels_last=True,
+                       stage1=Stage1Config(epochs=epochs, batch_size=256, lr=0.1, weight_decay=wd, schedule='cosine', warmup_epochs=0, mixup_alpha=0.2))
+    dr = Stage2Config(method='dr', batch_size=256, lr=0.005, weight_decay=wd)
+    _family(prefix, base, dr, replace(_mislas(100), batch_size=256, lr=0.005, weight_decay=wd, smooth_head=smooth[0], smooth_tail=smooth[1]))
 for arch, model in (('r50', 'resnet50'), ('rx50', 'resnext50')):
     # MiSLAS's ImageNet-LT recipe (180 epochs, cosine, mixup 0.2, batch 256); H2T's ratio for ImageNet-LT is unpublished: 0.25 assumed
     PRESETS[f'imagenet_lt_{arch}_dr_h2t'] = TrainConfig(
@@ -148,6 +203,9 @@ def _imagenet_transforms(mean, std):
     train = v2.Compose([v2.RandomResizedCrop(224), v2.RandomHorizontalFlip(), v2.ColorJitter(0.4, 0.4, 0.4, 0), *finish])
     return train, v2.Compose([v2.Resize(256), v2.CenterCrop(224), *finish])
 
+# MiSLAS's head / medium / tail index ranges (config/*/*.yaml: head_class_idx, med_class_idx, tail_class_idx)
+LIST_INDEX_BOUNDS = {'imagenet_lt': (390, 835), 'places_lt': (131, 288), 'inat2018': (842, 4543)}
+
 def synthetic_cifar(num_classes:int, imb_factor:float, val_per_class:int=10, test_per_class:int=100, seed:int=0)->tuple:
     "Random CIFAR-shaped uint8 images with CIFAR-LT's exact class counts: for speed checks on machines without the data."
     g = torch.Generator().manual_seed(seed)
@@ -165,6 +223,12 @@ def build_data(cfg:TrainConfig)->LTData:
         counts = s.train.counts
         return LTData(s.train, s.val, s.test, counts, 1, scaled_thresholds(max(counts), min(counts)), scaled_index_bounds(10),
                       augment=Augment(padding=cfg.augment * 1, flip=False, mean=DIGITS_MEAN, std=DIGITS_STD))   # no flips: digits are not symmetric
+    if cfg.dataset in ('digits100', 'digits100_cifar'):   # Digits-100-LT: CIFAR-100-LT's counts, offline
+        s = digits100_lt(cfg.imb_factor, canvas='cifar' if cfg.dataset.endswith('cifar') else 'compact', val_per_class=cfg.val_per_class)
+        pad = 4 if cfg.dataset.endswith('cifar') else 1
+        mean, std = DIGITS_MEAN * s.train.images.shape[1], DIGITS_STD * s.train.images.shape[1]
+        return LTData(s.train, s.val, s.test, s.train.counts, s.train.images.shape[1], (100, 20), (36, 71),
+                      augment=Augment(padding=cfg.augment * pad, flip=False, mean=mean, std=std))   # a flip would mirror the pair
     if cfg.dataset in ('cifar10', 'cifar100', 'synthetic_cifar10', 'synthetic_cifar100'):
         if cfg.dataset.startswith('synthetic_'):   # same shapes and class counts as CIFAR-LT, random pixels
             train, val, test = synthetic_cifar(10 if cfg.dataset.endswith('10') else 100, cfg.imb_factor, cfg.val_per_class or 10)
@@ -186,12 +250,13 @@ def build_data(cfg:TrainConfig)->LTData:
         counts = train.counts
         mean, std = ((0.466, 0.471, 0.380), (0.195, 0.194, 0.192)) if cfg.dataset == 'inat2018' else (IMAGENET_MEAN, IMAGENET_STD)
         return LTData(train, None if cfg.dataset == 'inat2018' else val, test, counts, 3, (100, 20),
-                      scaled_index_bounds(len(counts)), transforms=_imagenet_transforms(mean, std))
+                      LIST_INDEX_BOUNDS[cfg.dataset], transforms=_imagenet_transforms(mean, std))
     raise ValueError(f"unknown dataset {cfg.dataset!r}: use digits, cifar10, cifar100, imagenet_lt, places_lt or inat2018.")
 
 # %% ../nbs/06_train.ipynb #c015
 MODELS = {'small_cnn': lambda c, k: SmallCNN(c, k), 'resnet32': lambda c, k: resnet32(c, k),
-          'resnet50': lambda c, k: resnet50(c), 'resnext50': lambda c, k: resnext50(c), 'resnet152': lambda c, k: resnet152(c)}
+          'resnet50': lambda c, k: resnet50(c), 'resnext50': lambda c, k: resnext50(c), 'resnet152': lambda c, k: resnet152(c),
+          'resnet152_imagenet': lambda c, k: resnet152(c, weights='IMAGENET1K_V1')}   # torchvision downloads the weights
 
 def build_model(cfg:TrainConfig, num_classes:int, in_chans:int)->nn.Module:
     "The configured backbone + head, initialised from `cfg.seed`."
@@ -267,7 +332,13 @@ def load_checkpoint(path:str|Path, stage:int|None=None)->dict:
     try: ckpt = torch.load(path, map_location='cpu', weights_only=False)
     except Exception as e: raise ValueError(
         f"checkpoint {path} is corrupt or truncated ({type(e).__name__}): re-run the stage that wrote it, or use another checkpoint.") from e
-    if not isinstance(ckpt, dict) or ckpt.get('format') != 'h2t_nb': raise ValueError(f"{path} is not an h2t_nb checkpoint.")
+    if isinstance(ckpt, dict) and 'state_dict_model' in ckpt:   # an official MiSLAS / H2T stage-1 release
+        if stage not in (None, 1): raise ValueError(f"{path} is an official stage-1 checkpoint; stage {stage + 1} needs a stage-{stage} one.")
+        weights = official_resnet32_state_dict(ckpt)
+        return dict(format='h2t_nb', stage=1, model=weights, model_name='resnet32', num_classes=len(weights['fc.bias']),
+                    source=f'official checkpoint {path.name}')
+    if not isinstance(ckpt, dict) or ckpt.get('format') != 'h2t_nb': raise ValueError(
+        f"{path} is not an h2t_nb checkpoint (nor an official MiSLAS / H2T ResNet-32 stage-1 one).")
     if stage is not None and ckpt['stage'] != stage:
         raise ValueError(f"{path} is a stage-{ckpt['stage']} checkpoint; stage {stage + 1} needs a stage-{stage} one.")
     return ckpt
@@ -337,6 +408,7 @@ def prepare_model(stage:int, cfg:TrainConfig, data:LTData, rt:Runtime, init:dict
             f"the stage-1 checkpoint is a {init['model_name']} for {init['num_classes']} classes, not a {cfg.model} for {data.num_classes}.")
         model.load_state_dict(init['model'])
         if cfg.stage2.reinit_classifier: torch.manual_seed(cfg.seed + 1); model.reset_classifier(data.num_classes)
+        if cfg.stage2.lws: model.add_logit_scale()   # after loading: stage-1 checkpoints have no logit scale
     model.to(rt.device)
     if cfg.channels_last: model.to(memory_format=torch.channels_last)
     return model
@@ -351,8 +423,10 @@ def stage_stream(stage:int, cfg:TrainConfig, data:LTData, rt:Runtime, model:nn.M
     shard = dict(seed=cfg.seed, num_replicas=rt.world, rank=rt.rank)
     if stage == 1: return InstanceSampler(data.train.targets, **shard), _ddp(model, rt), None
     sc = cfg.stage2
-    sampler = (ClassBalancedSampler(data.train.targets, **shard) if sc.h2t_ratio is None
-               else DualStreamSampler(data.train.targets, fusing=sc.fusing, **shard))
+    # MiSLAS's stage-2 loop stops after ceil(N/B) + 1 batches of its (nominally n_max·C long) class-aware stream
+    n = None if sc.sampler == 'balanced' else (math.ceil(len(data.train) / sc.batch_size) + 1) * sc.batch_size
+    sampler = (FUSED_STREAMS[sc.sampler](data.train.targets, num_samples=n, **shard) if sc.h2t_ratio is None
+               else DualStreamSampler(data.train.targets, num_samples=n, fusing=sc.fusing, fused=sc.sampler, **shard))
     loss_fn = STAGE2_LOSSES[sc.method](data.counts, sc)
     return sampler, _ddp(Stage2Forward(model, sc), rt), loss_fn.to(rt.device) if isinstance(loss_fn, nn.Module) else loss_fn
 
@@ -373,8 +447,9 @@ def test_report(model:nn.Module, cfg:TrainConfig, data:LTData, rt:Runtime, stage
     report = dict(history=state['history'], best_epoch=state['best_epoch'] + 1)
     report['last'], last_logits = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data)
     report['per_class_last'] = per_class_accuracy(last_logits.argmax(1), data.test.targets, data.num_classes).tolist()
+    if state.get('best_test') is not None: report['best_test'] = state['best_test']
     if (stage_dir / 'best.pt').exists():
-        model.load_state_dict(torch.load(stage_dir / 'best.pt', map_location=rt.device, weights_only=False)['model'])
+        model.load_state_dict(load_checkpoint(stage_dir / 'best.pt')['model'])
         report['best_val'], _ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data)
     return report
 
@@ -388,25 +463,28 @@ def train_stage(stage:int, # 1 or 2
     "Train one stage (resuming if `stage_dir` holds a `last.pt`); return its report, or None if stopped early."
     stage_dir, sc = Path(stage_dir), (cfg.stage1 if stage == 1 else cfg.stage2)
     model = prepare_model(stage, cfg, data, rt, init)
-    params = model.parameters() if stage == 1 else freeze_backbone(model, sc.shift_bn)
-    opt = torch.optim.SGD(params, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay,
+    groups = [dict(params=list(model.parameters()) if stage == 1 else freeze_backbone(model, sc.shift_bn), peak_lr=sc.lr)]
+    if stage == 2 and model.logit_scale is not None:   # MiSLAS: the logit scale has its own (larger) peak lr
+        groups.append(dict(params=list(model.logit_scale.parameters()), peak_lr=sc.lws_lr))
+    opt = torch.optim.SGD(groups, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay,
                           fused=rt.device.type == 'cuda')   # one kernel for the whole update on a GPU
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp == 'fp16')
-    state = dict(epoch=-1, best_val=-1.0, best_epoch=-1, history=[])
+    state = dict(epoch=-1, best_val=-1.0, best_epoch=-1, history=[], best_test=None)
     if (stage_dir / 'last.pt').exists():   # resume
         ckpt = load_checkpoint(stage_dir / 'last.pt', stage)
         model.load_state_dict(ckpt['model']); opt.load_state_dict(ckpt['optimizer']); scaler.load_state_dict(ckpt['scaler'])
-        state = {k: ckpt[k] for k in state}
+        state = {k: ckpt.get(k, v) for k, v in state.items()}
     if cfg.compile: model.forward_features = torch.compile(model.forward_features, mode=cfg.compile_mode)
     train_pipe = make_pipeline(cfg, data, data.train, rt)
     val_pipe = make_pipeline(cfg, data, data.val, rt) if data.val is not None else None
+    test_pipe = make_pipeline(cfg, data, data.test, rt) if stage == 2 else None   # the paper's protocol: test every epoch
     sampler, net, loss_fn = stage_stream(stage, cfg, data, rt, model)
     local_batch = sc.batch_size // rt.world
 
     for epoch in range(state['epoch'] + 1, sc.epochs):
         if stop_after is not None and epoch >= stop_after: return None
         lr = stage1_lr(sc, epoch) if stage == 1 else stage2_lr(sc, epoch)
-        for group in opt.param_groups: group['lr'] = lr
+        for group in opt.param_groups: group['lr'] = lr * group['peak_lr'] / sc.lr
         sampler.set_epoch(epoch)
         aug_gen, mask_gen, mix_rng, perm_gen = epoch_generators(cfg, epoch, rt, isinstance(train_pipe, DevicePipeline))
         model.train()
@@ -429,7 +507,11 @@ def train_stage(stage:int, # 1 or 2
             stats['val_balanced'] = val_report['balanced']
             if val_report['balanced'] > state['best_val']:
                 state.update(best_val=val_report['balanced'], best_epoch=epoch)
-                if rt.main: save_atomic(dict(model=model.state_dict(), epoch=epoch), stage_dir / 'best.pt')
+                if rt.main: save_atomic(dict(format='h2t_nb', stage=stage, model=model.state_dict(), epoch=epoch), stage_dir / 'best.pt')
+        if test_pipe is not None:   # recorded for the paper-protocol row only; never used to select anything else
+            test_epoch, _ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data)
+            stats['test_top1'] = test_epoch['top1']
+            if state['best_test'] is None or test_epoch['top1'] > state['best_test']['top1']: state['best_test'] = dict(test_epoch, epoch=epoch + 1)
         state['epoch'] = epoch; state['history'].append(dict(epoch=epoch + 1, **stats))
         if rt.main: save_atomic(dict(format='h2t_nb', stage=stage, model=model.state_dict(), optimizer=opt.state_dict(),
                                      scaler=scaler.state_dict(), config=asdict(cfg), model_name=cfg.model,
@@ -466,11 +548,14 @@ def train_seed(cfg:TrainConfig, seed_dir:Path, rt:Runtime, data:LTData|None=None
     return results
 
 # %% ../nbs/06_train.ipynb #c042
+SELECTIONS = {'last': 'last epoch', 'best_val': 'best epoch on validation',
+              'best_test': 'paper protocol (selected on test: optimistic)'}
+
 def summarize(per_seed:dict)->list[dict]:
-    "Rows of mean ± std over seeds for each stage and model selection (last epoch, best on validation)."
+    "Rows of mean ± std over seeds for each stage and model selection (last epoch, best on validation, best on test)."
     rows = []
     for stage in ('stage1', 'stage2'):
-        for selection in ('last', 'best_val'):
+        for selection in SELECTIONS:
             reports = [r[stage][selection] for r in per_seed.values() if stage in r and selection in r[stage]]
             if not reports: continue
             row = dict(stage=stage, selection=selection, seeds=len(reports))
@@ -486,7 +571,8 @@ def format_table(rows:list[dict])->str:
     cell = lambda r, k: r[k] if k in ('stage', 'selection') else (f"{r[k]:.2f}" + (f"±{r[k + '_std']:.2f}" if r['seeds'] > 1 else ''))
     table = [heads] + [[str(cell(r, k)) for k in heads] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(heads))]
-    return '\n'.join('  '.join(v.rjust(w) for v, w in zip(row, widths)) for row in table)
+    lines = ['  '.join(v.rjust(w) for v, w in zip(row, widths)) for row in table]
+    return '\n'.join(lines + [f"{k}: {v}" for k, v in SELECTIONS.items() if any(r['selection'] == k for r in rows)])
 
 # %% ../nbs/06_train.ipynb #c043
 def plot_run(per_seed:dict, counts, path:Path):
@@ -559,7 +645,7 @@ def run(cfg:TrainConfig, # what to train
 
 # %% ../nbs/06_train.ipynb #c046
 @call_parse
-def h2t_train(preset:Annotated[str, {'choices': list(PRESETS), 'metavar': 'NAME'}]='offline', # what to train: a row of the paper, or the offline demo
+def h2t_train(preset:Annotated[str, {'choices': list(PRESETS), 'metavar': 'NAME'}]='digits100_lt_if100_dr_h2t', # what to train: a row of the paper (default: DR + H2T on the offline Digits-100-LT)
               data_dir:str=None, # dataset root: torchvision's CIFAR folder, or the image root holding ImageNet-LT/Places-LT/iNat list files
               out:str='runs', # results go to OUT/PRESET (a new numbered folder if that one exists)
               seeds:Annotated[int, {'nargs': '+'}]=None, # one run per seed; several give mean ± std
@@ -590,28 +676,3 @@ def h2t_train(preset:Annotated[str, {'choices': list(PRESETS), 'metavar': 'NAME'
     except (FileNotFoundError, ValueError, FloatingPointError) as e: raise CliError(f'h2t-train: {e}') from e
 
 h2t_train.__wrapped__.__doc__ += ' Presets: ' + ', '.join(PRESETS) + '.'
-
-# %% ../nbs/06_train.ipynb #c056
-def stage2_sweep(cfg:TrainConfig, # stage-1 and base stage-2 settings
-                 variants:dict, # name -> Stage2Config overrides, e.g. {'H2T 0.3': dict(h2t_ratio=0.3)}
-                 seeds:list[int], out:str|Path)->list[dict]:
-    "Stage 1 once per seed, then each stage-2 variant from the same checkpoint; one row of test metrics per (variant, seed)."
-    data, rt, rows = build_data(cfg), setup_runtime(cfg), []
-    sweep_dir = free_path(Path(out) / f'{cfg.name}-sweep')
-    for seed in tqdm(seeds, desc='seeds'):
-        seed_cfg = replace(cfg, seed=seed)
-        train_stage(1, seed_cfg, data, rt, sweep_dir / f'seed{seed}' / 'stage1')
-        init = load_checkpoint(sweep_dir / f'seed{seed}' / 'stage1' / 'final.pt', stage=1)
-        for name, overrides in variants.items():
-            vcfg = replace(seed_cfg, stage2=replace(cfg.stage2, **overrides))
-            report = train_stage(2, vcfg, data, rt, sweep_dir / f'seed{seed}' / f"stage2-{name.replace(' ', '_')}", init=init)
-            rows.append(dict(variant=name, seed=seed, **{k: report['last'][k] for k in REPORT_COLUMNS}))
-    return rows
-
-def sweep_table(rows:list[dict], metrics=('top1', 'paper_many', 'paper_few'))->list[dict]:
-    "Mean and standard deviation over seeds of each variant."
-    table = []
-    for name in dict.fromkeys(r['variant'] for r in rows):
-        values = {m: np.array([r[m] for r in rows if r['variant'] == name]) for m in metrics}
-        table.append(dict(variant=name, seeds=len(values[metrics[0]]), **{f'{m}': f'{v.mean():.1f} ± {v.std():.1f}' for m, v in values.items()}))
-    return table

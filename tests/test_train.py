@@ -38,13 +38,13 @@ def test_end_to_end_offline_with_h2t(tmp_path):
     assert run_dir == tmp_path / 'offline'
     results = json.loads((run_dir / 'results.json').read_text())
     rows = {(r['stage'], r['selection']): r for r in results['summary']}
-    assert set(rows) == {('stage1', 'last'), ('stage1', 'best_val'), ('stage2', 'last'), ('stage2', 'best_val')}
+    assert set(rows) == {('stage1', 'last'), ('stage1', 'best_val'), ('stage2', 'last'), ('stage2', 'best_val'), ('stage2', 'best_test')}
     for r in rows.values():
         assert 10 < r['top1'] <= 100 and 0 <= r['ece'] <= 100 and r['seeds'] == 1
         assert {'paper_few', 'threshold_few', 'paper_many', 'threshold_medium'} <= set(r)
     assert rows[('stage2', 'last')]['top1'] > 50   # four short epochs already learn most digits
     csv_lines = (run_dir / 'results.csv').read_text().splitlines()
-    assert csv_lines[0].startswith('stage,selection,seeds,top1') and len(csv_lines) == 5
+    assert csv_lines[0].startswith('stage,selection,seeds,top1') and len(csv_lines) == 6
     assert (run_dir / 'curves_and_per_class.png').stat().st_size > 10_000
     ckpt = load_checkpoint(run_dir / 'seed0' / 'stage2' / 'final.pt', stage=2)
     assert ckpt['epoch'] == 2 and ckpt['config']['stage2']['h2t_ratio'] == 0.3 and len(ckpt['history']) == 3
@@ -191,3 +191,75 @@ def test_synthetic_cifar_has_the_real_class_counts(dataset, classes, images):
     assert data.val.counts == [10] * classes and data.test.counts == [100] * classes and data.augment.padding == 4
     with pytest.raises(ValueError, match='unknown dataset'):
         build_data(TrainConfig(dataset='synthetic_imagenet'))
+
+
+def test_best_test_is_the_best_epoch_on_test_and_labelled(tmp_path):
+    "The paper-protocol row: the stage-2 epoch with the best test accuracy, recorded every epoch, never the headline."
+    res = run(TINY, tmp_path, quiet=True)
+    report = res['per_seed'][0]['stage2']
+    per_epoch = [h['test_top1'] for h in report['history']]
+    assert len(per_epoch) == TINY.stage2.epochs and report['best_test']['top1'] == max(per_epoch)
+    assert report['best_test']['epoch'] == per_epoch.index(max(per_epoch)) + 1
+    assert report['last']['top1'] == per_epoch[-1]   # the last epoch's test accuracy is the headline
+    assert 'best_test: paper protocol (selected on test: optimistic)' in __import__('h2t_nb.train', fromlist=['x']).format_table(res['summary'])
+
+
+def _official_checkpoint(model, path):
+    "Save our ResNet-32's weights the way MiSLAS's / H2T's train_stage1.py does: their names, DataParallel's prefix."
+    named = {}
+    for k, v in model.state_dict().items():
+        if k.startswith('layers.'):
+            _, i, rest = k.split('.', 2); k = f"layer{int(i) // 5 + 1}.{int(i) % 5}.{rest}"
+        named[k] = v
+    torch.save({'epoch': 200, 'best_acc1': torch.tensor(39.55), 'its_ece': 21.3,
+                'state_dict_model': {'module.' + k: v for k, v in named.items() if not k.startswith('fc.')},
+                'state_dict_classifier': {'module.' + k: v for k, v in named.items() if k.startswith('fc.')}}, path)
+
+
+def test_official_stage1_checkpoint_starts_stage2(tmp_path):
+    "An official-format ResNet-32 checkpoint (digits100 on the 32x32 canvas) is converted and stage 2 trains from it."
+    from h2t_nb.data import LTImageDataset
+    from h2t_nb.models import resnet32
+    from h2t_nb.train import PRESETS, build_data, prepare_model, setup_runtime, train_stage
+    cfg = replace(PRESETS['digits100_lt_if100_r32_mislas_h2t'], stage2=replace(PRESETS['digits100_lt_if100_r32_mislas_h2t'].stage2, epochs=1))
+    torch.manual_seed(0); official = resnet32(100)
+    _official_checkpoint(official, tmp_path / 'model_best.pth.tar')
+    init = load_checkpoint(tmp_path / 'model_best.pth.tar', stage=1)
+    assert (init['model_name'], init['num_classes']) == ('resnet32', 100)
+    data = build_data(cfg)
+    small = lambda ds, n: LTImageDataset(ds.images[::n], ds.targets[::n], ds.classes)   # every n-th image: a fast stage 2
+    data.train, data.val, data.test = small(data.train, 20), small(data.val, 5), small(data.test, 50)
+    rt = setup_runtime(cfg)
+    model = prepare_model(2, cfg, data, rt, init).eval()
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(model(x), official.eval()(x), atol=1e-5)   # same network, and LWS starts at 1
+    report = train_stage(2, cfg, data, rt, tmp_path / 'stage2', init=init)
+    trained = load_checkpoint(tmp_path / 'stage2' / 'final.pt', stage=2)['model']
+    assert not torch.equal(trained['logit_scale.scale'], torch.ones(100))   # MiSLAS's LWS was trained
+    assert torch.equal(trained['layers.7.conv1.weight'], official.state_dict()['layers.7.conv1.weight'])   # backbone frozen
+    assert report['last']['top1'] > 1.0
+
+
+def test_unmapped_official_keys_are_refused(tmp_path):
+    from h2t_nb.models import resnet32
+    _official_checkpoint(resnet32(100), tmp_path / 'ok.pth.tar')
+    ckpt = torch.load(tmp_path / 'ok.pth.tar')
+    ckpt['state_dict_model']['module.layer4.0.conv1.weight'] = torch.zeros(1)
+    torch.save(ckpt, tmp_path / 'wide.pth.tar')
+    with pytest.raises(ValueError, match='no ResNet-32 counterpart'):
+        load_checkpoint(tmp_path / 'wide.pth.tar', stage=1)
+    with pytest.raises(ValueError, match='official stage-1 checkpoint'):
+        load_checkpoint(tmp_path / 'ok.pth.tar', stage=2)
+
+
+def test_mislas_stage2_uses_the_class_aware_stream_and_two_lr_groups(tmp_path):
+    "MiSLAS: 4 consecutive images per visited class, ceil(N/B)+1 batches an epoch, LWS at the full lr, classifier at 0.2x."
+    from h2t_nb.train import PRESETS, build_data, prepare_model, setup_runtime, stage_stream
+    cfg = PRESETS['digits100_lt_if100_mislas']
+    data, rt = build_data(cfg), setup_runtime(cfg)
+    model = prepare_model(1, cfg, data, rt)
+    sampler, _, _ = stage_stream(2, cfg, data, rt, model)
+    labels = data.train.targets[sampler.indices()]
+    assert len(sampler) == (-(-len(data.train) // 128) + 1) * 128
+    assert (labels.view(-1, 4) == labels.view(-1, 4)[:, :1]).all()
+    assert cfg.stage2.lr == pytest.approx(0.2 * cfg.stage2.lws_lr)
