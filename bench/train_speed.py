@@ -83,7 +83,7 @@ def make_steps(device, amp, channels_last, compile_mode, device_draws):
     if channels_last: model2 = model2.to(memory_format=torch.channels_last)
     model2.train(); params = freeze_backbone(model2, shift_bn=True)
     if compile_mode: model2.forward_features = torch.compile(model2.forward_features, mode=compile_mode)
-    net2 = Stage2Forward(model2, Stage2Config(h2t_ratio=0.25))
+    net2 = Stage2Forward(model2, Stage2Config(ratio=0.25))
     opt2 = torch.optim.SGD(params, lr=0.02, momentum=0.9, weight_decay=5e-4, fused=fused)
     gen = torch.Generator(device=device).manual_seed(0)
 

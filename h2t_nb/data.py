@@ -120,6 +120,7 @@ class CIFARLT(LTImageDataset):
             if download: raise
             raise FileNotFoundError(
                 f"{cls.base.__name__} not found (or corrupted) under {Path(root).resolve()}: pass download=True "
+                f"(--download on the command line) "
                 f"(needs internet), or put torchvision's '{cls.folder}/' folder there.") from e
 
 class CIFAR10LT(CIFARLT):

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['check_ratio', 'channel_mask', 'h2t_fuse', 'H2T', 'whole_sample_swap']
+__all__ = ['check_ratio', 'channel_mask', 'h2t_fuse', 'H2T', 'whole_sample_swap', 'WholeSampleSwap']
 
 # %% ../nbs/02_fusion.ipynb #c009
 def check_ratio(ratio, # a Python, numpy or 0-d tensor real number
@@ -79,9 +79,9 @@ class H2T(nn.Module):
                  generator:torch.Generator|None=None): # for reproducible masks
         super().__init__()
         self.ratio, self.per_sample, self.generator = check_ratio(ratio), per_sample, generator   # refused now, not at the first batch
-    def forward(self, fused, fusing=None):
+    def forward(self, fused, fusing=None, generator:torch.Generator|None=None): # `generator` overrides the module's for this call
         if not self.training or fusing is None or self.ratio == 0: return fused
-        return h2t_fuse(fused, fusing, self.ratio, self.per_sample, self.generator)
+        return h2t_fuse(fused, fusing, self.ratio, self.per_sample, generator or self.generator)
     def extra_repr(self): return f"ratio={self.ratio}, per_sample={self.per_sample}"
 
 # %% ../nbs/02_fusion.ipynb #c034
@@ -94,3 +94,13 @@ def whole_sample_swap(fused:torch.Tensor, # class-balanced features, B×C(×H×W
     draw_device = generator.device if generator is not None else fused.device
     swap = (torch.rand(len(fused), generator=generator, device=draw_device) < rate).to(fused.device)
     return torch.where(swap.view(-1, *[1] * (fused.ndim - 1)), fusing, fused)
+
+class WholeSampleSwap(nn.Module):
+    "The control as a module, with `H2T`'s interface: `whole_sample_swap` in training mode, identity in eval mode."
+    def __init__(self, rate:float, generator:torch.Generator|None=None):
+        super().__init__()
+        self.rate, self.generator = check_ratio(rate, 'rate'), generator
+    def forward(self, fused, fusing=None, generator:torch.Generator|None=None):
+        if not self.training or fusing is None or self.rate == 0: return fused
+        return whole_sample_swap(fused, fusing, self.rate, generator or self.generator)
+    def extra_repr(self): return f"rate={self.rate}"

@@ -12,7 +12,7 @@ import torchvision
 from torch import nn
 
 # %% auto #0
-__all__ = ['LogitScale', 'FeatureHeadModel', 'BasicBlock', 'CIFARResNet', 'resnet32', 'official_resnet32_state_dict',
+__all__ = ['MODELS', 'LogitScale', 'FeatureHeadModel', 'BasicBlock', 'CIFARResNet', 'resnet32', 'official_resnet32_state_dict',
            'TorchvisionResNet', 'resnet50', 'resnext50', 'resnet152', 'SmallCNN', 'freeze_backbone']
 
 # %% ../nbs/03_models.ipynb #c009
@@ -161,3 +161,14 @@ def freeze_backbone(model:FeatureHeadModel, # a model with a `fc` classifier
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm): m.train(shift_bn and model.training)
     return list(model.get_classifier().parameters())
+
+# %% ../nbs/03_models.ipynb #nf0e5fb8
+def _rgb_only(make, **kwargs):
+    def build(num_classes:int, in_chans:int=3):
+        if in_chans != 3: raise ValueError(f"{make.__name__} takes 3-channel images, got in_chans={in_chans}: use resnet32 or small_cnn.")
+        return make(num_classes, **kwargs)
+    return build
+
+MODELS = {'small_cnn': SmallCNN, 'resnet32': resnet32, 'resnet50': _rgb_only(resnet50), 'resnext50': _rgb_only(resnext50),
+          'resnet152': _rgb_only(resnet152),
+          'resnet152_imagenet': _rgb_only(resnet152, weights='IMAGENET1K_V1')}   # torchvision downloads the weights on first use

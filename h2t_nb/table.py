@@ -18,12 +18,12 @@ from tqdm.auto import tqdm
 
 from .data import free_path
 from .train import (PRESETS, Stage2Config, TrainConfig, build_data, load_checkpoint, setup_runtime, stage2_rows,
-                          train_stage)
+                          train_stage1, train_stage2)
 
 # %% auto #0
 __all__ = ['PAPER', 'ROW_NAMES', 'ALL_ROWS', 'TABLE_FAMILIES', 'METRICS', 'SELECTIONS', 'family_rows', 'train_table',
-           'table_summary', 'paired_interval', 'paired_differences', 'format_table', 'plot_table', 'write_table',
-           'h2t_table']
+           'table_summary', 'paired_interval', 'paired_differences', 'format_table', 'markdown_table', 'plot_table',
+           'write_table', 'h2t_table']
 
 # %% ../nbs/08_table.ipynb #naae56b9
 def _acc(top1, many=None, medium=None, few=None):
@@ -87,11 +87,11 @@ def train_table(base:TrainConfig, # data, model and stage 1, shared by every row
     results = {}
     for seed in tqdm(seeds, desc='seeds', disable=quiet):
         cfg, seed_dir = replace(base, seed=seed), table_dir / f'seed{seed}'
-        results[seed] = {'stage1': _finished_or_train(seed_dir / 'stage1', lambda: train_stage(1, cfg, data, rt, seed_dir / 'stage1'))}
+        results[seed] = {'stage1': _finished_or_train(seed_dir / 'stage1', lambda: train_stage1(cfg, data, rt, seed_dir / 'stage1'))}
         init = load_checkpoint(seed_dir / 'stage1' / 'final.pt', stage=1)
         for row, stage2 in rows.items():
             results[seed][row] = _finished_or_train(
-                seed_dir / row, lambda: train_stage(2, replace(cfg, stage2=stage2), data, rt, seed_dir / row, init=init))
+                seed_dir / row, lambda: train_stage2(replace(cfg, stage2=stage2), data, rt, seed_dir / row, init))
     return results
 
 # %% ../nbs/08_table.ipynb #nf9a9cb5
@@ -151,6 +151,19 @@ def format_table(summary:list[dict], diffs:list[dict], paper:dict, title:str='')
     widths = [max(len(l[i]) for l in lines) for i in range(len(heads))]
     text = ['  '.join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(l, widths))) for l in lines]
     return '\n'.join(([title] if title else []) + text)
+
+# %% ../nbs/08_table.ipynb #n2ddd01c
+def markdown_table(summary:list[dict], diffs:list[dict], paper:dict)->str:
+    "Rows of `format_table` as a Markdown table: mean ± std per metric, the paper's top-1, and Δ to DR with its 95 % interval."
+    by_row = {d['row']: d for d in diffs}
+    lines = ['| stage 2 | overall | many | medium | few | paper (top-1) | Δ overall vs DR [95% CI] | Δ few vs DR [95% CI] |',
+             '|---|---|---|---|---|---|---|---|']
+    for r in summary:
+        cells = [ROW_NAMES.get(r['row'], r['row'])] + [_pm(r[m], r[m + '_std'], r['seeds']) for m in METRICS]
+        cells += [f"{paper[r['row']]['top1']:.2f}" if 'top1' in paper.get(r['row'], {}) else '–',
+                  _ci(by_row.get(r['row']), 'top1'), _ci(by_row.get(r['row']), 'paper_few')]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
 
 # %% ../nbs/08_table.ipynb #n49fab1a
 def plot_table(summary:list[dict], diffs:list[dict], paper:dict, title:str='', path:str|Path|None=None):

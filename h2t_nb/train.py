@@ -6,7 +6,7 @@ Docs: https://h2t-nb.github.io/h2t_nb/train.html.md"""
 
 # %% ../nbs/06_train.ipynb #c006
 from __future__ import annotations
-import contextlib, csv, dataclasses, json, math, os, time
+import contextlib, csv, dataclasses, json, math, numbers, os, sys, time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Annotated
@@ -16,28 +16,50 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from fastcore.script import CliError, call_parse
+from filelock import FileLock, Timeout
 from torch import nn
 from tqdm.auto import tqdm
 
 from .data import (CIFAR10LT, CIFAR100LT, LTImageDataset, digits_lt, digits100_lt, free_path, lt_counts, lt_list_dataset,
                          scaled_index_bounds, scaled_thresholds)
-from .fusion import h2t_fuse, whole_sample_swap
+from .fusion import H2T, WholeSampleSwap, check_ratio
 from .losses import LabelAwareSmoothing, LogitAdjustedLoss, mixup, mixup_loss
 from .metrics import lt_report, per_class_accuracy
-from .models import SmallCNN, freeze_backbone, official_resnet32_state_dict, resnet32, resnet50, resnet152, resnext50
+from .models import MODELS, freeze_backbone, official_resnet32_state_dict
 from .pipeline import (CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD, IMAGENET_MEAN, IMAGENET_STD, Augment,
                              DevicePipeline, LoaderPipeline)
-from .samplers import FUSED_STREAMS, ClassBalancedSampler, DualStreamSampler, InstanceSampler, _generator
+from .samplers import FUSED_STREAMS, FUSING_STREAMS, DualStreamSampler, InstanceSampler, _generator
 
 # %% auto #0
-__all__ = ['RATIO_RELEASED', 'RATIO_PAPER', 'PRESETS', 'DIGITS100_CPU_EPOCHS', 'LIST_INDEX_BOUNDS', 'MODELS', 'STAGE2_LOSSES',
-           'REPORT_COLUMNS', 'SELECTIONS', 'Stage1Config', 'Stage2Config', 'TrainConfig', 'stage2_rows', 'LTData',
+__all__ = ['DATASETS', 'STAGE2_METHODS', 'SCHEDULES', 'PIPELINES', 'AMP_MODES', 'COMPILE_MODES', 'RATIO_RELEASED', 'RATIO_PAPER',
+           'PRESETS', 'DIGITS100_CPU_EPOCHS', 'LIST_INDEX_BOUNDS', 'STAGE2_LOSSES', 'REPORT_COLUMNS', 'SELECTIONS',
+           'DEFAULT_PRESET', 'EXPECTED_ERRORS', 'Stage1Config', 'Stage2Config', 'TrainConfig', 'stage2_rows', 'LTData',
            'synthetic_cifar', 'build_data', 'build_model', 'Runtime', 'setup_runtime', 'make_pipeline', 'predict',
-           'save_atomic', 'load_checkpoint', 'stage1_lr', 'stage2_lr', 'Stage2Forward', 'run_epoch', 'prepare_model',
-           'stage_stream', 'epoch_generators', 'test_report', 'train_stage', 'train_seed', 'summarize', 'format_table',
-           'plot_run', 'run', 'h2t_train']
+           'save_atomic', 'load_checkpoint', 'stage1_lr', 'stage2_lr', 'Stage2Forward', 'interactive', 'epoch_line',
+           'run_epoch', 'sgd', 'place_model', 'stage2_model', 'stage2_sampler', 'stage2_loss', 'EpochDraws',
+           'epoch_generators', 'test_report', 'fit', 'train_stage1', 'train_stage2', 'train_seed', 'summarize',
+           'format_table', 'plot_run', 'RunFolderBusy', 'run_lock', 'run', 'h2t_train']
 
 # %% ../nbs/06_train.ipynb #c009
+DATASETS = ('digits', 'digits100', 'digits100_cifar', 'cifar10', 'cifar100', 'synthetic_cifar10', 'synthetic_cifar100',
+            'imagenet_lt', 'places_lt', 'inat2018')
+STAGE2_METHODS, SCHEDULES, PIPELINES = ('dr', 'mislas', 'logit_adjusted'), ('step', 'cosine'), ('auto', 'device', 'loader')
+AMP_MODES, COMPILE_MODES = (None, 'bf16', 'fp16'), ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+
+def _refuse(cfg, name:str, accepted:str):
+    raise ValueError(f"{type(cfg).__name__}.{name}={getattr(cfg, name)!r} is not accepted: use {accepted}.")
+
+def _one_of(cfg, name:str, choices):
+    if getattr(cfg, name) not in choices: _refuse(cfg, name, 'one of ' + ', '.join(map(repr, choices)))
+
+def _number(cfg, name:str, low:float, high:float=math.inf, above:bool=False, integer:bool=False):
+    "Refuse a field that is not a (whole) number in [low, high] (or (low, high] when `above`)."
+    v = getattr(cfg, name)
+    ok = (isinstance(v, numbers.Real) and not isinstance(v, bool) and not math.isnan(v) and (not integer or float(v).is_integer())
+          and (v > low if above else v >= low) and v <= high)
+    if not ok: _refuse(cfg, name, f"{'an integer' if integer else 'a number'} {'>' if above else '>='} {low:g}" + (f" and <= {high:g}" if high < math.inf else ''))
+
+# %% ../nbs/06_train.ipynb #n003309c
 @dataclass
 class Stage1Config:
     "Representation learning: all parameters, instance sampling, CE + mixup."
@@ -52,39 +74,63 @@ class Stage1Config:
     gamma: float = 0.1
     mixup_alpha: float = 1.0 # Beta(α, α) input mixup; 0 switches it off
 
+    def __post_init__(self):
+        for name in ('epochs', 'batch_size'): _number(self, name, 1, integer=True)
+        _number(self, 'warmup_epochs', 0, integer=True); _number(self, 'lr', 0, above=True); _number(self, 'momentum', 0, 1)
+        _number(self, 'weight_decay', 0); _number(self, 'gamma', 0, 1, above=True); _number(self, 'mixup_alpha', 0)
+        _one_of(self, 'schedule', SCHEDULES)
+        self.milestones = tuple(self.milestones)
+        if not all(isinstance(m, int) and m >= 1 for m in self.milestones): _refuse(self, 'milestones', 'epochs (integers >= 1)')
+
+# %% ../nbs/06_train.ipynb #n639d6f8
 @dataclass
 class Stage2Config:
-    "Classifier re-training on class-balanced batches, optionally with H2T."
+    "Classifier re-training on class-balanced batches, optionally with a second (instance-sampled) stream and H2T."
     method: str = 'dr' # 'dr' (cross-entropy), 'mislas' (label-aware smoothing) or 'logit_adjusted'
     epochs: int = 10
     batch_size: int = 128
     lr: float = 0.02 # peak of the per-epoch cosine schedule
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    h2t_ratio: float|None = 0.25 # fusing ratio ρ; None: no fusing stream at all (plain DR); 0: two streams, no fusion
-    fusing: str = 'instance' # fusing stream: 'instance' (official), 'reverse' or 'balanced'
+    second_stream: bool = True # draw an instance-sampled partner batch beside the balanced one (False: plain DR)
+    ratio: float = 0.25 # the fusing ratio ρ: fraction of channels taken from the partner; 0: two streams, no fusion
+    fusing: str = 'instance' # the second stream: 'instance' (official), 'reverse' or 'balanced'
     sampler: str = 'balanced' # the (fused) training stream: 'balanced' (H2T's DR) or 'class_aware' (MiSLAS: 4 per class)
     lws: bool = False # learn a per-class logit scale beside the classifier (MiSLAS)
     lws_lr: float = 0.1 # peak learning rate of the logit scale (MiSLAS: the full base lr; the classifier gets lr_factor × it)
     per_sample: bool = False # one channel subset per sample instead of one per batch
-    whole_swap: bool = False # control: swap whole samples with probability h2t_ratio instead of fusing channels
+    whole_swap: bool = False # control: swap whole samples with probability `ratio` instead of fusing channels
     shift_bn: bool = True # BatchNorm statistics re-adapt in stage 2 (MiSLAS / official)
     reinit_classifier: bool = False # cRT-style fresh classifier instead of the stage-1 one
     smooth_head: float = 0.4 # label-aware smoothing of the largest class (mislas)
     smooth_tail: float = 0.1 # ... and of the smallest (mislas)
     tau: float = 1.0 # logit-adjustment strength (logit_adjusted)
 
+    def __post_init__(self):
+        _one_of(self, 'method', STAGE2_METHODS); _one_of(self, 'fusing', tuple(FUSING_STREAMS)); _one_of(self, 'sampler', tuple(FUSED_STREAMS))
+        for name in ('epochs', 'batch_size'): _number(self, name, 1, integer=True)
+        for name in ('lr', 'lws_lr'): _number(self, name, 0, above=True)
+        for name in ('momentum', 'smooth_head', 'smooth_tail'): _number(self, name, 0, 1)
+        _number(self, 'weight_decay', 0); _number(self, 'tau', 0)
+        self.ratio = check_ratio(self.ratio, 'Stage2Config.ratio')
+        if not self.second_stream and (self.ratio or self.whole_swap or self.per_sample): raise ValueError(
+            f"Stage2Config: ratio={self.ratio}, whole_swap={self.whole_swap}, per_sample={self.per_sample} need a second stream to fuse "
+            "from, but second_stream=False: set second_stream=True, or ratio=0 with whole_swap and per_sample off (plain DR).")
+        if self.whole_swap and self.per_sample: raise ValueError(
+            "Stage2Config: whole_swap=True swaps whole samples, so per_sample=True (per-sample channel subsets) means nothing: drop one.")
+
+# %% ../nbs/06_train.ipynb #n5080afe
 @dataclass
 class TrainConfig:
     "A whole run: data, model, both stages and the runtime switches."
     name: str = 'offline'
-    dataset: str = 'digits' # 'digits', 'cifar10', 'cifar100', 'imagenet_lt', 'places_lt', 'inat2018' (prefix 'synthetic_' for speed checks)
-    data_dir: str|None = None # dataset root (not needed for digits)
+    dataset: str = 'digits' # one of `DATASETS` ('synthetic_' ones: CIFAR-shaped random pixels for speed checks)
+    data_dir: str|None = None # dataset root (not needed for the digits datasets)
     download: bool = False # let torchvision download CIFAR
     imb_factor: float = 20
     val_per_class: int = 10 # validation images per class, from the training data (never the test set)
     augment: bool = True # random crop (and flip where it makes sense) in training
-    model: str = 'small_cnn' # 'small_cnn', 'resnet32', 'resnet50', 'resnext50', 'resnet152'
+    model: str = 'small_cnn' # one of `h2t_nb.models.MODELS`
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
     stages: tuple = (1, 2)
@@ -97,6 +143,20 @@ class TrainConfig:
     pipeline: str = 'auto' # 'auto' (device-resident for in-memory data), 'device' or 'loader'
     num_workers: int = 0 # DataLoader workers (loader pipeline)
     eval_batch_size: int = 500
+
+    def __post_init__(self):
+        _one_of(self, 'dataset', DATASETS); _one_of(self, 'model', tuple(MODELS)); _one_of(self, 'amp', AMP_MODES)
+        _one_of(self, 'compile_mode', COMPILE_MODES); _one_of(self, 'pipeline', PIPELINES)
+        _number(self, 'imb_factor', 1); _number(self, 'seed', 0, integer=True)
+        for name in ('val_per_class', 'num_workers'): _number(self, name, 0, integer=True)
+        _number(self, 'eval_batch_size', 1, integer=True)
+        self.stages = tuple(sorted(set(self.stages)))
+        if self.stages not in ((1,), (2,), (1, 2)): _refuse(self, 'stages', '(1,), (2,) or (1, 2)')
+        if self.device is not None and not str(self.device).split(':')[0] in ('cpu', 'cuda', 'mps'): _refuse(self, 'device', "None, 'cpu' or 'cuda'")
+        if self.pipeline == 'device' and self.dataset in ('imagenet_lt', 'places_lt', 'inat2018'): raise ValueError(
+            f"TrainConfig: pipeline='device' needs an in-memory dataset, but {self.dataset} is read from image files: use 'auto' or 'loader'.")
+        for name, cls in (('stage1', Stage1Config), ('stage2', Stage2Config)):
+            if not isinstance(getattr(self, name), cls): _refuse(self, name, f'a {cls.__name__}')
 
 # %% ../nbs/06_train.ipynb #c011
 def _cifar(name, dataset, imb, stage2=None, stages=(1, 2)):
@@ -121,23 +181,23 @@ RATIO_RELEASED, RATIO_PAPER = 0.25, 0.3   # rho of the released configs (README 
 
 def stage2_rows(dr:Stage2Config, mislas:Stage2Config)->dict[str, Stage2Config]:
     "The stage-2 rows of a family: the paper's DR / DR+H2T / MiSLAS(+H2T) rows, the ratio ablation and the controls."
-    return {'dr': replace(dr, h2t_ratio=None),                       # DR (the paper's DR+MU: stage 1 had mixup)
-            'no_fusion': replace(dr, h2t_ratio=0.0),                 # control: both streams, nothing fused
-            'dr_h2t_rho01': replace(dr, h2t_ratio=0.1),
-            'dr_h2t': replace(dr, h2t_ratio=RATIO_RELEASED),         # released configs
-            'dr_h2t_rho03': replace(dr, h2t_ratio=RATIO_PAPER),      # the paper's ablation peak
-            'dr_h2t_rho05': replace(dr, h2t_ratio=0.5),
-            'ratio1': replace(dr, h2t_ratio=1.0),                    # ablation end point: only the partner's features
-            'whole_swap': replace(dr, h2t_ratio=RATIO_RELEASED, whole_swap=True),   # control: whole samples swapped
-            'mislas': replace(mislas, h2t_ratio=None),
-            'mislas_h2t': replace(mislas, h2t_ratio=RATIO_RELEASED)}
+    return {'dr': replace(dr, second_stream=False, ratio=0.0),                       # DR (the paper's DR+MU: stage 1 had mixup)
+            'no_fusion': replace(dr, ratio=0.0),                 # control: both streams, nothing fused
+            'dr_h2t_rho01': replace(dr, ratio=0.1),
+            'dr_h2t': replace(dr, ratio=RATIO_RELEASED),         # released configs
+            'dr_h2t_rho03': replace(dr, ratio=RATIO_PAPER),      # the paper's ablation peak
+            'dr_h2t_rho05': replace(dr, ratio=0.5),
+            'ratio1': replace(dr, ratio=1.0),                    # ablation end point: only the partner's features
+            'whole_swap': replace(dr, ratio=RATIO_RELEASED, whole_swap=True),   # control: whole samples swapped
+            'mislas': replace(mislas, second_stream=False, ratio=0.0),
+            'mislas_h2t': replace(mislas, ratio=RATIO_RELEASED)}
 
 # %% ../nbs/06_train.ipynb #n8be4df7
 PRESETS = {'offline': TrainConfig(
     name='offline', dataset='digits', imb_factor=20, model='small_cnn', val_per_class=10,
     # digits are tiny: 40 short epochs of 64 images learn them; the step decay mirrors the CIFAR schedule's shape
     stage1=Stage1Config(epochs=40, batch_size=64, lr=0.05, weight_decay=5e-4, warmup_epochs=2, milestones=(30, 36), mixup_alpha=0.2),
-    stage2=Stage2Config(method='dr', epochs=10, batch_size=64, lr=0.02, weight_decay=5e-4, h2t_ratio=0.3))}
+    stage2=Stage2Config(method='dr', epochs=10, batch_size=64, lr=0.02, weight_decay=5e-4, ratio=0.3))}
 
 def _family(prefix, base:TrainConfig, dr, mislas):
     "A stage-1 preset and one preset per stage-2 row, all with the same data, model and stage 1."
@@ -147,7 +207,7 @@ def _family(prefix, base:TrainConfig, dr, mislas):
 for imb in (50, 100, 200):
     _family(f'cifar100_lt_if{imb}', _cifar('', 'cifar100', imb), _dr(imb), _mislas(imb))
 PRESETS['cifar10_lt_if100_stage1'] = _cifar('cifar10_lt_if100_stage1', 'cifar10', 100, stages=(1,))
-PRESETS['cifar10_lt_if100_dr_h2t'] = _cifar('cifar10_lt_if100_dr_h2t', 'cifar10', 100, Stage2Config(method='dr', lr=0.02, weight_decay=2e-4, h2t_ratio=0.25))
+PRESETS['cifar10_lt_if100_dr_h2t'] = _cifar('cifar10_lt_if100_dr_h2t', 'cifar10', 100, Stage2Config(method='dr', lr=0.02, weight_decay=2e-4, ratio=0.25))
 
 # %% ../nbs/06_train.ipynb #n2155089
 # Digits-100-LT (CIFAR-100-LT's counts, offline), stage 2 exactly as CIFAR-100-LT IF=100's rows.
@@ -178,7 +238,7 @@ for arch, model in (('r50', 'resnet50'), ('rx50', 'resnext50')):
     PRESETS[f'imagenet_lt_{arch}_dr_h2t'] = TrainConfig(
         name=f'imagenet_lt_{arch}_dr_h2t', dataset='imagenet_lt', model=model, val_per_class=0, num_workers=8, amp='bf16', channels_last=True,
         stage1=Stage1Config(epochs=180, batch_size=256, lr=0.1, weight_decay=5e-4, schedule='cosine', warmup_epochs=5, mixup_alpha=0.2),
-        stage2=Stage2Config(method='dr', epochs=10, batch_size=256, lr=0.005, weight_decay=5e-4, h2t_ratio=0.25))
+        stage2=Stage2Config(method='dr', epochs=10, batch_size=256, lr=0.005, weight_decay=5e-4, ratio=0.25))
 
 # %% ../nbs/06_train.ipynb #c014
 @dataclass
@@ -254,13 +314,8 @@ def build_data(cfg:TrainConfig)->LTData:
     raise ValueError(f"unknown dataset {cfg.dataset!r}: use digits, cifar10, cifar100, imagenet_lt, places_lt or inat2018.")
 
 # %% ../nbs/06_train.ipynb #c015
-MODELS = {'small_cnn': lambda c, k: SmallCNN(c, k), 'resnet32': lambda c, k: resnet32(c, k),
-          'resnet50': lambda c, k: resnet50(c), 'resnext50': lambda c, k: resnext50(c), 'resnet152': lambda c, k: resnet152(c),
-          'resnet152_imagenet': lambda c, k: resnet152(c, weights='IMAGENET1K_V1')}   # torchvision downloads the weights
-
 def build_model(cfg:TrainConfig, num_classes:int, in_chans:int)->nn.Module:
     "The configured backbone + head, initialised from `cfg.seed`."
-    if cfg.model not in MODELS: raise ValueError(f"unknown model {cfg.model!r}: use one of {sorted(MODELS)}.")
     torch.manual_seed(cfg.seed)   # model init is the only use of torch's global RNG
     return MODELS[cfg.model](num_classes, in_chans)
 
@@ -283,6 +338,8 @@ class Runtime:
 
 def setup_runtime(cfg:TrainConfig)->Runtime:
     "Pick the device and join the process group when launched by torchrun."
+    if str(cfg.device).startswith('cuda') and not torch.cuda.is_available(): raise ValueError(
+        f"device={cfg.device!r}, but torch sees no CUDA GPU here: drop --device (CPU is used) or run on a GPU machine.")
     world, rank = int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('RANK', 0))
     cuda = torch.cuda.is_available() and cfg.device in (None, 'cuda')
     if world > 1 and not dist.is_initialized():
@@ -291,7 +348,8 @@ def setup_runtime(cfg:TrainConfig)->Runtime:
         local = int(os.environ.get('LOCAL_RANK', 0))
         torch.cuda.set_device(local); device = torch.device('cuda', local)
     else: device = torch.device(cfg.device or 'cpu')
-    if cfg.amp not in (None, 'bf16', 'fp16'): raise ValueError(f"amp={cfg.amp!r}: use None, 'bf16' or 'fp16'.")
+    if cfg.amp == 'fp16' and device.type == 'cpu': raise ValueError(
+        "amp='fp16' on a CPU: float16 autocast is a GPU feature and runs about 2x slower here; drop --amp (or use bf16).")
     return Runtime(device, rank, world, cfg.amp)
 
 # %% ../nbs/06_train.ipynb #c019
@@ -356,18 +414,18 @@ def stage2_lr(c:Stage2Config, epoch:int)->float:
 
 # %% ../nbs/06_train.ipynb #c026
 class Stage2Forward(nn.Module):
-    "Frozen backbone on both streams, H2T (or the whole-sample-swap control) on the maps, then the trainable head."
+    "Frozen backbone on both streams, the exported `H2T` module (or the `WholeSampleSwap` control) on the maps, then the head."
     def __init__(self, model:nn.Module, cfg:Stage2Config):
         super().__init__()
-        self.model, self.cfg = model, cfg
+        self.model = model
+        self.fuse = WholeSampleSwap(cfg.ratio) if cfg.whole_swap else H2T(cfg.ratio, cfg.per_sample)
     def forward(self, x_fused, x_fusing=None, generator=None):
         with torch.no_grad():   # the backbone is frozen: no activations kept for backward
             f = self.model.forward_features(x_fused)
             if x_fusing is not None:
                 f = f.clone()   # under torch.compile's CUDA graphs the next call would reuse this output's memory
                 f_i = self.model.forward_features(x_fusing)
-                f = (whole_sample_swap(f, f_i, self.cfg.h2t_ratio, generator) if self.cfg.whole_swap
-                     else h2t_fuse(f, f_i, self.cfg.h2t_ratio, self.cfg.per_sample, generator))
+                f = self.fuse(f, f_i, generator=generator)
         return self.model.forward_head(f)
 
 # %% ../nbs/06_train.ipynb #c027
@@ -376,10 +434,21 @@ def _check_finite(loss_sum, steps, stage, epoch):
         f"stage {stage}, epoch {epoch + 1}: the loss became {loss_sum / max(steps, 1)} (not finite). Lower the learning rate "
         "or switch amp off; the last good checkpoint of this run was kept.")
 
+def interactive()->bool:
+    "True in a terminal or a Jupyter notebook (progress bars); False when output goes to a file, a pipe or CI (plain lines)."
+    if sys.stdout.isatty(): return True
+    try: return type(get_ipython()).__name__ == 'ZMQInteractiveShell'   # Jupyter's kernel; nbdev's test runner is not
+    except NameError: return False
+
+def epoch_line(stage:int, epoch:int, epochs:int, stats:dict)->str:
+    "One plain log line for an epoch: stage, epoch, loss, lr, validation accuracy, images/s."
+    val = f"  val {stats['val_balanced']:.2f}%" if 'val_balanced' in stats else ''
+    return f"stage {stage} epoch {epoch + 1}/{epochs}  loss {stats['loss']:.4f}  lr {stats['lr']:.4g}{val}  {stats['images_per_s']:,.0f} img/s"
+
 def run_epoch(step, batches, n_steps:int, desc:str, rt:Runtime, stage:int, epoch:int, lr:float)->dict:
     "Drive `step(batch) -> loss` over the batches with a tqdm bar (loss, lr, images/s); stop on a non-finite loss."
     total, steps, images, start = torch.zeros((), device=rt.device), 0, 0, time.perf_counter()
-    bar = tqdm(batches, total=n_steps, desc=desc, disable=not rt.main, leave=False, mininterval=1)
+    bar = tqdm(batches, total=n_steps, desc=desc, disable=not rt.main or not interactive(), leave=False, mininterval=1)
     for batch in bar:
         loss = step(batch)
         total += loss.detach().float(); steps += 1; images += len(batch[0]) * rt.world
@@ -394,51 +463,68 @@ def _ddp(module, rt):
     if rt.world == 1: return module
     return nn.parallel.DistributedDataParallel(module, device_ids=[rt.device.index] if rt.device.type == 'cuda' else None)
 
+def _shard(cfg:TrainConfig, rt:Runtime)->dict: return dict(seed=cfg.seed, num_replicas=rt.world, rank=rt.rank)
+
 def _evaluate(model, pipe, dataset, batch_size, rt, data):
     logits = predict(model, pipe, len(dataset), batch_size, rt)
     return lt_report(logits, dataset.targets, data.counts, data.thresholds, data.index_bounds), logits
 
+def sgd(groups:list[dict], sc, rt:Runtime)->torch.optim.SGD:
+    "SGD with momentum over parameter groups that each carry their own `peak_lr`."
+    return torch.optim.SGD(groups, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay,
+                           fused=rt.device.type == 'cuda')   # one kernel for the whole update on a GPU
+
 # %% ../nbs/06_train.ipynb #c031
-def prepare_model(stage:int, cfg:TrainConfig, data:LTData, rt:Runtime, init:dict|None=None)->nn.Module:
-    "The stage's starting model on the device: fresh for stage 1, the stage-1 checkpoint `init` for stage 2."
-    model = build_model(cfg, data.num_classes, data.in_chans)
-    if stage == 2:
-        if init is None: raise ValueError("stage 2 needs a stage-1 checkpoint: pass --stage1-ckpt PATH (a stage1/final.pt).")
-        if init['num_classes'] != data.num_classes or init['model_name'] != cfg.model: raise ValueError(
-            f"the stage-1 checkpoint is a {init['model_name']} for {init['num_classes']} classes, not a {cfg.model} for {data.num_classes}.")
-        model.load_state_dict(init['model'])
-        if cfg.stage2.reinit_classifier: torch.manual_seed(cfg.seed + 1); model.reset_classifier(data.num_classes)
-        if cfg.stage2.lws: model.add_logit_scale()   # after loading: stage-1 checkpoints have no logit scale
+def place_model(model:nn.Module, cfg:TrainConfig, rt:Runtime)->nn.Module:
+    "The model on the run's device, in channels-last memory when asked."
     model.to(rt.device)
-    if cfg.channels_last: model.to(memory_format=torch.channels_last)
-    return model
+    return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+
+def stage2_model(cfg:TrainConfig, data:LTData, rt:Runtime, init:dict)->nn.Module:
+    "Stage 2's starting model: the stage-1 checkpoint `init`, then the stage-2 options (fresh classifier, logit scale)."
+    if init is None: raise ValueError("stage 2 needs a stage-1 checkpoint: pass --stage1-ckpt PATH (a stage1/final.pt).")
+    if init['num_classes'] != data.num_classes or init['model_name'] != cfg.model: raise ValueError(
+        f"the stage-1 checkpoint is a {init['model_name']} for {init['num_classes']} classes, not a {cfg.model} for {data.num_classes}.")
+    model = build_model(cfg, data.num_classes, data.in_chans)
+    model.load_state_dict(init['model'])
+    if cfg.stage2.reinit_classifier: torch.manual_seed(cfg.seed + 1); model.reset_classifier(data.num_classes)
+    if cfg.stage2.lws: model.add_logit_scale()   # after loading: stage-1 checkpoints have no logit scale
+    return place_model(model, cfg, rt)
 
 # %% ../nbs/06_train.ipynb #c033
 STAGE2_LOSSES = {'dr': lambda counts, sc: F.cross_entropy,
                  'mislas': lambda counts, sc: LabelAwareSmoothing(counts, sc.smooth_head, sc.smooth_tail),
                  'logit_adjusted': lambda counts, sc: LogitAdjustedLoss(counts, sc.tau)}
 
-def stage_stream(stage:int, cfg:TrainConfig, data:LTData, rt:Runtime, model:nn.Module)->tuple:
-    "`(sampler, net, loss_fn)` of a stage: which samples, through which forward pass, scored how (stage 1: mixup inside the step)."
-    shard = dict(seed=cfg.seed, num_replicas=rt.world, rank=rt.rank)
-    if stage == 1: return InstanceSampler(data.train.targets, **shard), _ddp(model, rt), None
+def stage2_sampler(cfg:TrainConfig, data:LTData, rt:Runtime):
+    "Stage 2's sampler: one stream, or `(fused, partner)` index pairs when `second_stream`."
     sc = cfg.stage2
     # MiSLAS's stage-2 loop stops after ceil(N/B) + 1 batches of its (nominally n_max·C long) class-aware stream
     n = None if sc.sampler == 'balanced' else (math.ceil(len(data.train) / sc.batch_size) + 1) * sc.batch_size
-    sampler = (FUSED_STREAMS[sc.sampler](data.train.targets, num_samples=n, **shard) if sc.h2t_ratio is None
-               else DualStreamSampler(data.train.targets, num_samples=n, fusing=sc.fusing, fused=sc.sampler, **shard))
-    loss_fn = STAGE2_LOSSES[sc.method](data.counts, sc)
-    return sampler, _ddp(Stage2Forward(model, sc), rt), loss_fn.to(rt.device) if isinstance(loss_fn, nn.Module) else loss_fn
+    if sc.second_stream: return DualStreamSampler(data.train.targets, num_samples=n, fusing=sc.fusing, fused=sc.sampler, **_shard(cfg, rt))
+    return FUSED_STREAMS[sc.sampler](data.train.targets, num_samples=n, **_shard(cfg, rt))
+
+def stage2_loss(sc:Stage2Config, counts, rt:Runtime):
+    "The stage-2 loss of `sc.method`, on the run's device."
+    loss = STAGE2_LOSSES[sc.method](counts, sc)
+    return loss.to(rt.device) if isinstance(loss, nn.Module) else loss
 
 # %% ../nbs/06_train.ipynb #c035
-def epoch_generators(cfg:TrainConfig, epoch:int, rt:Runtime, device_pipeline:bool)->tuple:
-    "`(augmentation, H2T mask, mixup numpy rng, mixup permutation)` sources of one epoch."
+@dataclass
+class EpochDraws:
+    "The random sources of one epoch."
+    aug: torch.Generator # crops and flips
+    mask: torch.Generator # H2T channel subsets (shared by all processes)
+    mix: np.random.Generator # mixup's Beta draw
+    perm: torch.Generator|None # mixup partners, on the GPU (None: drawn from `mix`)
+
+def epoch_generators(cfg:TrainConfig, epoch:int, rt:Runtime, device_pipeline:bool)->EpochDraws:
+    "The `EpochDraws` of one epoch, from `(seed, epoch, process)` alone."
     on_gpu = rt.device.type == 'cuda'
-    aug_gen = _generator(cfg.seed, epoch, 100 + rt.rank, rt.device if on_gpu and device_pipeline else 'cpu')
-    mask_gen = _generator(cfg.seed, epoch, 200, rt.device)
-    mix_rng = np.random.default_rng([cfg.seed, epoch, rt.rank, 300])
-    perm_gen = _generator(cfg.seed, epoch, 300 + rt.rank, rt.device) if on_gpu else None
-    return aug_gen, mask_gen, mix_rng, perm_gen
+    return EpochDraws(aug=_generator(cfg.seed, epoch, 100 + rt.rank, rt.device if on_gpu and device_pipeline else 'cpu'),
+                      mask=_generator(cfg.seed, epoch, 200, rt.device),
+                      mix=np.random.default_rng([cfg.seed, epoch, rt.rank, 300]),
+                      perm=_generator(cfg.seed, epoch, 300 + rt.rank, rt.device) if on_gpu else None)
 
 # %% ../nbs/06_train.ipynb #c037
 def test_report(model:nn.Module, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict)->dict:
@@ -454,54 +540,42 @@ def test_report(model:nn.Module, cfg:TrainConfig, data:LTData, rt:Runtime, stage
     return report
 
 # %% ../nbs/06_train.ipynb #c039
-def train_stage(stage:int, # 1 or 2
-                cfg:TrainConfig, data:LTData, rt:Runtime,
-                stage_dir:str|Path, # folder for this stage's checkpoints
-                init:dict|None=None, # stage 2: the stage-1 checkpoint to start from
-                stop_after:int|None=None, # end this call after this many epochs of the stage (simulated interruption)
-               )->dict|None:
-    "Train one stage (resuming if `stage_dir` holds a `last.pt`); return its report, or None if stopped early."
-    stage_dir, sc = Path(stage_dir), (cfg.stage1 if stage == 1 else cfg.stage2)
-    model = prepare_model(stage, cfg, data, rt, init)
-    groups = [dict(params=list(model.parameters()) if stage == 1 else freeze_backbone(model, sc.shift_bn), peak_lr=sc.lr)]
-    if stage == 2 and model.logit_scale is not None:   # MiSLAS: the logit scale has its own (larger) peak lr
-        groups.append(dict(params=list(model.logit_scale.parameters()), peak_lr=sc.lws_lr))
-    opt = torch.optim.SGD(groups, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay,
-                          fused=rt.device.type == 'cuda')   # one kernel for the whole update on a GPU
+def fit(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
+        stage_dir:str|Path, # folder of this stage's checkpoints
+        model:nn.Module, opt:torch.optim.Optimizer, sampler, step, # step(batch, draws) -> loss
+        schedule, # epoch -> learning rate of the group whose peak is `sc.lr`
+        set_mode, # puts the model in training mode at the start of each epoch
+        track_test:bool=False, # evaluate on the test set every epoch (for the labelled paper-protocol row)
+        stop_after:int|None=None)->dict|None:
+    "Resume, then per epoch: lr, draws, train, validate, checkpoint; finally `final.pt` and the test report (None if stopped)."
+    stage_dir = Path(stage_dir)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp == 'fp16')
     state = dict(epoch=-1, best_val=-1.0, best_epoch=-1, history=[], best_test=None)
     if (stage_dir / 'last.pt').exists():   # resume
         ckpt = load_checkpoint(stage_dir / 'last.pt', stage)
         model.load_state_dict(ckpt['model']); opt.load_state_dict(ckpt['optimizer']); scaler.load_state_dict(ckpt['scaler'])
         state = {k: ckpt.get(k, v) for k, v in state.items()}
+        if (stage_dir / 'best.pt').exists(): load_checkpoint(stage_dir / 'best.pt', stage)   # a damaged best.pt fails now, not after training
     if cfg.compile: model.forward_features = torch.compile(model.forward_features, mode=cfg.compile_mode)
     train_pipe = make_pipeline(cfg, data, data.train, rt)
     val_pipe = make_pipeline(cfg, data, data.val, rt) if data.val is not None else None
-    test_pipe = make_pipeline(cfg, data, data.test, rt) if stage == 2 else None   # the paper's protocol: test every epoch
-    sampler, net, loss_fn = stage_stream(stage, cfg, data, rt, model)
+    test_pipe = make_pipeline(cfg, data, data.test, rt) if track_test else None
     local_batch = sc.batch_size // rt.world
 
     for epoch in range(state['epoch'] + 1, sc.epochs):
         if stop_after is not None and epoch >= stop_after: return None
-        lr = stage1_lr(sc, epoch) if stage == 1 else stage2_lr(sc, epoch)
+        lr = schedule(epoch)
         for group in opt.param_groups: group['lr'] = lr * group['peak_lr'] / sc.lr
         sampler.set_epoch(epoch)
-        aug_gen, mask_gen, mix_rng, perm_gen = epoch_generators(cfg, epoch, rt, isinstance(train_pipe, DevicePipeline))
-        model.train()
-        if stage == 2: freeze_backbone(model, sc.shift_bn)   # model.train() reset the BatchNorm modes
-
-        def step(batch):
-            with rt.autocast():
-                if stage == 1:
-                    x, y_a, y_b, lam = mixup(batch[0], batch[1], sc.mixup_alpha, mix_rng, perm_gen)
-                    loss = mixup_loss(net(x), y_a, y_b, lam)
-                elif len(batch) == 4: loss = loss_fn(net(batch[0], batch[2], generator=mask_gen), batch[1])
-                else: loss = loss_fn(net(batch[0]), batch[1])
+        draws = epoch_generators(cfg, epoch, rt, isinstance(train_pipe, DevicePipeline))
+        set_mode()
+        def train_step(batch):
+            with rt.autocast(): loss = step(batch, draws)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
             return loss
-        batches = train_pipe.batches(sampler.indices(), local_batch, train=True, generator=aug_gen)
-        stats = run_epoch(step, batches, len(sampler) // local_batch, f'stage {stage} epoch {epoch + 1}/{sc.epochs}', rt, stage, epoch, lr)
+        batches = train_pipe.batches(sampler.indices(), local_batch, train=True, generator=draws.aug)
+        stats = run_epoch(train_step, batches, len(sampler) // local_batch, f'stage {stage} epoch {epoch + 1}/{sc.epochs}', rt, stage, epoch, lr)
         if val_pipe is not None:
             val_report, _ = _evaluate(model, val_pipe, data.val, cfg.eval_batch_size, rt, data)
             stats['val_balanced'] = val_report['balanced']
@@ -513,6 +587,7 @@ def train_stage(stage:int, # 1 or 2
             stats['test_top1'] = test_epoch['top1']
             if state['best_test'] is None or test_epoch['top1'] > state['best_test']['top1']: state['best_test'] = dict(test_epoch, epoch=epoch + 1)
         state['epoch'] = epoch; state['history'].append(dict(epoch=epoch + 1, **stats))
+        if rt.main and not interactive(): print(epoch_line(stage, epoch, sc.epochs, stats), flush=True)
         if rt.main: save_atomic(dict(format='h2t_nb', stage=stage, model=model.state_dict(), optimizer=opt.state_dict(),
                                      scaler=scaler.state_dict(), config=asdict(cfg), model_name=cfg.model,
                                      num_classes=data.num_classes, **state), stage_dir / 'last.pt')
@@ -523,12 +598,44 @@ def train_stage(stage:int, # 1 or 2
     rt.barrier()
     return report
 
+# %% ../nbs/06_train.ipynb #n8aac29a
+def train_stage1(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, stop_after:int|None=None)->dict|None:
+    "Stage 1 (representation learning) in `stage_dir`, resuming from its `last.pt`; the report, or None if stopped early."
+    sc = cfg.stage1
+    model = place_model(build_model(cfg, data.num_classes, data.in_chans), cfg, rt)
+    opt = sgd([dict(params=list(model.parameters()), peak_lr=sc.lr)], sc, rt)
+    net, sampler = _ddp(model, rt), InstanceSampler(data.train.targets, **_shard(cfg, rt))
+    def step(batch, draws):
+        x, y_a, y_b, lam = mixup(batch[0], batch[1], sc.mixup_alpha, draws.mix, draws.perm)
+        return mixup_loss(net(x), y_a, y_b, lam)
+    return fit(1, sc, cfg, data, rt, stage_dir, model, opt, sampler, step, lambda e: stage1_lr(sc, e), model.train, stop_after=stop_after)
+
+# %% ../nbs/06_train.ipynb #na4cd68f
+def train_stage2(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, init:dict,
+                 stop_after:int|None=None)->dict|None:
+    "Stage 2 (classifier re-training, with H2T when there is a second stream) from the stage-1 checkpoint `init`."
+    sc = cfg.stage2
+    model = stage2_model(cfg, data, rt, init)
+    groups = [dict(params=freeze_backbone(model, sc.shift_bn), peak_lr=sc.lr)]
+    if model.logit_scale is not None: groups.append(dict(params=list(model.logit_scale.parameters()), peak_lr=sc.lws_lr))
+    opt = sgd(groups, sc, rt)
+    net, sampler, loss_fn = _ddp(Stage2Forward(model, sc), rt), stage2_sampler(cfg, data, rt), stage2_loss(sc, data.counts, rt)
+    def step(batch, draws):
+        x_fused, y_fused, *partner = batch   # (x, y), or (x, y, x_partner, y_partner) from a dual-stream sampler
+        return loss_fn(net(x_fused, *partner[:1], generator=draws.mask), y_fused)
+    def set_mode(): model.train(); freeze_backbone(model, sc.shift_bn)   # train() also reset BatchNorm's modes
+    return fit(2, sc, cfg, data, rt, stage_dir, model, opt, sampler, step, lambda e: stage2_lr(sc, e), set_mode,
+               track_test=True, stop_after=stop_after)
+
 # %% ../nbs/06_train.ipynb #c041
 REPORT_COLUMNS = ['top1', 'balanced', 'paper_many', 'paper_medium', 'paper_few', 'threshold_many', 'threshold_medium', 'threshold_few', 'ece']
 
 def _config_from_dict(d:dict)->TrainConfig:
     d = dict(d)
-    d['stage1'], d['stage2'] = Stage1Config(**d['stage1']), Stage2Config(**d['stage2'])
+    stage2 = dict(d['stage2'])
+    if 'h2t_ratio' in stage2:   # runs saved before the ratio had one name: None meant "no second stream"
+        old = stage2.pop('h2t_ratio'); stage2.update(second_stream=old is not None, ratio=old or 0.0)
+    d['stage1'], d['stage2'] = Stage1Config(**d['stage1']), Stage2Config(**stage2)
     return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 def train_seed(cfg:TrainConfig, seed_dir:Path, rt:Runtime, data:LTData|None=None, stage1_ckpt:str|Path|None=None,
@@ -537,13 +644,13 @@ def train_seed(cfg:TrainConfig, seed_dir:Path, rt:Runtime, data:LTData|None=None
     data = data or build_data(cfg)
     stop_after, results = stop_after or {}, {}
     if 1 in cfg.stages:
-        results['stage1'] = train_stage(1, cfg, data, rt, seed_dir / 'stage1', stop_after=stop_after.get(1))
+        results['stage1'] = train_stage1(cfg, data, rt, seed_dir / 'stage1', stop_after=stop_after.get(1))
         if results['stage1'] is None: return None
         stage1_ckpt = seed_dir / 'stage1' / 'final.pt'
     if 2 in cfg.stages:
         if stage1_ckpt is None: raise ValueError("stage 2 needs a stage-1 checkpoint: pass --stage1-ckpt PATH (a stage1/final.pt).")
         init = load_checkpoint(stage1_ckpt, stage=1)
-        results['stage2'] = train_stage(2, cfg, data, rt, seed_dir / 'stage2', init=init, stop_after=stop_after.get(2))
+        results['stage2'] = train_stage2(cfg, data, rt, seed_dir / 'stage2', init, stop_after=stop_after.get(2))
         if results['stage2'] is None: return None
     return results
 
@@ -597,11 +704,41 @@ def plot_run(per_seed:dict, counts, path:Path):
     fig.tight_layout(); fig.savefig(path, dpi=110)
 
 # %% ../nbs/06_train.ipynb #c044
+class RunFolderBusy(RuntimeError):
+    "Another process holds the run folder's lock."
+
+@contextlib.contextmanager
+def run_lock(run_dir:Path, rt:Runtime):
+    "Hold `run_dir/.lock` while training (rank 0 only): a second writer is refused with the holder's process id."
+    if not rt.main: yield; return
+    path = Path(run_dir) / '.lock'
+    lock = FileLock(path, timeout=0)
+    try: lock.acquire()
+    except Timeout: raise RunFolderBusy(f"{run_dir} is being written by another process ({path.read_text().strip() or 'unknown'}): "
+                                        "wait for it to finish or stop it, then --resume.") from None
+    try:
+        path.write_text(f"pid {os.getpid()} on {os.uname().nodename}")
+        yield
+    finally: lock.release()
+
+def _more_epochs(cfg:TrainConfig, run_dir:Path, epochs:dict)->TrainConfig:
+    "The saved configuration with more epochs for a stage, where continuing is safe; anything else is refused."
+    for stage, n in epochs.items():
+        sc = getattr(cfg, f'stage{stage}')
+        if n < sc.epochs: raise ValueError(f"--epochs{stage} {n}: the run was saved with {sc.epochs}; a run can be extended, not shortened.")
+        if stage == 1 and n > sc.epochs and any(run_dir.glob('seed*/stage2')): raise ValueError(
+            "--epochs1: stage 2 already started from this stage 1; more stage-1 epochs would leave it stale. Start a new run instead.")
+        if n != sc.epochs: print(f"resume: stage-{stage} epochs {sc.epochs} -> {n} (applied)")
+        cfg = replace(cfg, **{f'stage{stage}': replace(sc, epochs=n)})
+    return cfg
+
+# %% ../nbs/06_train.ipynb #nb757007
 def run(cfg:TrainConfig, # what to train
         out:str|Path='runs', # parent folder: the run goes to out/cfg.name (numbered if taken)
         seeds:list[int]|None=None, # one run per seed (default: cfg.seed)
         stage1_ckpt:str|Path|None=None, # start stage 2 from this checkpoint (for stages=(2,))
         resume:str|Path|None=None, # an interrupted run's folder to continue (its saved config is used)
+        more_epochs:dict|None=None, # with `resume`: {stage: epochs} to train a stage for longer than saved
         stop_after:dict|None=None, # {stage: epochs}: end early, as if interrupted
         quiet:bool=False)->dict:
     "Train, evaluate and report a configuration over seeds; returns the summary rows and where the files went."
@@ -610,69 +747,86 @@ def run(cfg:TrainConfig, # what to train
         if not (run_dir / 'config.json').is_file(): raise FileNotFoundError(f"{run_dir} holds no config.json: it is not an h2t-train run folder.")
         saved = json.loads((run_dir / 'config.json').read_text())
         cfg, seeds, stage1_ckpt = _config_from_dict(saved['config']), saved['seeds'], saved['stage1_ckpt']
+        cfg = _more_epochs(cfg, run_dir, more_epochs or {})
+        if (run_dir / 'results.json').is_file() and cfg == _config_from_dict(saved['config']): raise ValueError(
+            f"{run_dir} is finished (it has results.json): --resume continues interrupted runs. Start a new run, or train on with more epochs.")
+    elif Path(out).exists() and not Path(out).is_dir(): raise NotADirectoryError(f"--out {out} is a file: pass a folder (it is created if missing).")
     seeds = list(seeds) if seeds else [cfg.seed]
     if 2 in cfg.stages and 1 not in cfg.stages:
         if stage1_ckpt is None: raise ValueError("stage 2 alone needs a stage-1 checkpoint: pass --stage1-ckpt PATH (a stage1/final.pt).")
         load_checkpoint(stage1_ckpt, stage=1)   # fail now on a missing or corrupt file, before any work
     data = build_data(cfg)                      # fail now on missing data, before creating any folder
-    rt = setup_runtime(cfg)
+    rt = setup_runtime(cfg)                     # ... and on a device that is not there
     if resume is None:
         run_dir = free_path(Path(out) / cfg.name)
         if rt.world > 1:   # every process must agree on the folder rank 0 picked
             names = [str(run_dir)]; dist.broadcast_object_list(names, src=0); run_dir = Path(names[0])
-        if rt.main:
-            run_dir.mkdir(parents=True)
-            (run_dir / 'config.json').write_text(json.dumps(dict(config=asdict(cfg), seeds=seeds,
-                                                                  stage1_ckpt=str(stage1_ckpt) if stage1_ckpt else None), indent=1))
+        if rt.main: run_dir.mkdir(parents=True)
         rt.barrier()
-    per_seed = {}
-    for seed in seeds:
-        res = train_seed(replace(cfg, seed=seed), run_dir / f'seed{seed}', rt, data, stage1_ckpt, stop_after)
-        if res is None: return dict(run_dir=run_dir, interrupted=True)
-        per_seed[seed] = res
-    rows = summarize(per_seed)
-    if rt.main:
-        (run_dir / 'results.json').write_text(json.dumps(dict(summary=rows, per_seed=per_seed, counts=data.counts,
-                                                                 config=asdict(cfg)), indent=1))
-        with open(run_dir / 'results.csv', 'w', newline='') as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
-        plot_run(per_seed, data.counts, run_dir / 'curves_and_per_class.png')
-        if not quiet:
-            print(f"{cfg.name}: {cfg.dataset} IF={cfg.imb_factor:g}, model {cfg.model}, seeds {seeds}, test accuracy in %")
-            print(format_table(rows))
-            print(f"results, checkpoints and plots: {run_dir}")
+    with run_lock(run_dir, rt):
+        if rt.main: (run_dir / 'config.json').write_text(json.dumps(dict(config=asdict(cfg), seeds=seeds,
+                                                                          stage1_ckpt=str(stage1_ckpt) if stage1_ckpt else None), indent=1))
+        per_seed = {}
+        for seed in seeds:
+            res = train_seed(replace(cfg, seed=seed), run_dir / f'seed{seed}', rt, data, stage1_ckpt, stop_after)
+            if res is None: return dict(run_dir=run_dir, interrupted=True)
+            per_seed[seed] = res
+        rows = summarize(per_seed)
+        if rt.main:
+            (run_dir / 'results.json').write_text(json.dumps(dict(summary=rows, per_seed=per_seed, counts=data.counts,
+                                                                     config=asdict(cfg)), indent=1))
+            with open(run_dir / 'results.csv', 'w', newline='') as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
+            plot_run(per_seed, data.counts, run_dir / 'curves_and_per_class.png')
+            if not quiet:
+                print(f"{cfg.name}: {cfg.dataset} IF={cfg.imb_factor:g}, model {cfg.model}, seeds {seeds}, test accuracy in %")
+                print(format_table(rows))
+                print(f"results, checkpoints and plots: {run_dir}")
     return dict(run_dir=run_dir, summary=rows, per_seed=per_seed)
 
 # %% ../nbs/06_train.ipynb #c046
+DEFAULT_PRESET = 'digits100_lt_if100_dr_h2t'   # README's main job: DR + H2T on the offline Digits-100-LT, ~2 min on 2 CPU cores
+EXPECTED_ERRORS = (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError, FloatingPointError, RunFolderBusy)
+
 @call_parse
-def h2t_train(preset:Annotated[str, {'choices': list(PRESETS), 'metavar': 'NAME'}]='digits100_lt_if100_dr_h2t', # what to train: a row of the paper (default: DR + H2T on the offline Digits-100-LT)
+def h2t_train(preset:Annotated[str, {'choices': list(PRESETS), 'metavar': 'NAME'}]=None, # what to train: a row of the paper (default: digits100_lt_if100_dr_h2t, offline)
               data_dir:str=None, # dataset root: torchvision's CIFAR folder, or the image root holding ImageNet-LT/Places-LT/iNat list files
               out:str='runs', # results go to OUT/PRESET (a new numbered folder if that one exists)
               seeds:Annotated[int, {'nargs': '+'}]=None, # one run per seed; several give mean ± std
               stages:Annotated[int, {'nargs': '+', 'choices': [1, 2]}]=None, # stages to run (default: the preset's)
-              stage1_ckpt:str=None, # stage-1 checkpoint (a stage1/final.pt) to start stage 2 from, with --stages 2
-              resume:str=None, # folder of an interrupted run to continue (its own settings are used)
+              stage1_ckpt:str=None, # stage-1 checkpoint to start stage 2 from, with --stages 2: a stage1/final.pt, or an official MiSLAS / H2T ResNet-32 .pth.tar
+              resume:str=None, # folder of an interrupted run to continue with its saved settings (--epochs1/--epochs2 may extend it)
               download:bool=False, # let torchvision download CIFAR (needs internet)
               device:str=None, # 'cuda' or 'cpu' (default: CUDA when present)
-              amp:Annotated[str, {'choices': ['bf16', 'fp16']}]=None, # mixed precision
+              amp:Annotated[str, {'choices': ['bf16', 'fp16']}]=None, # mixed precision (fp16 needs a GPU)
               channels_last:bool=False, # channels-last memory format
               compile:bool=False, # torch.compile the backbone
-              compile_mode:str='default', # torch.compile mode, e.g. reduce-overhead (CUDA graphs)
-              epochs1:int=None, # override the stage-1 epochs
-              epochs2:int=None, # override the stage-2 epochs
-              ratio:float=None, # override the H2T fusing ratio
+              compile_mode:Annotated[str, {'choices': list(COMPILE_MODES)}]=None, # torch.compile mode, e.g. reduce-overhead (CUDA graphs)
+              epochs1:int=None, # stage-1 epochs instead of the preset's
+              epochs2:int=None, # stage-2 epochs instead of the preset's
+              ratio:float=None, # the fusing ratio ρ instead of the preset's
               synthetic:bool=False, # CIFAR-shaped random images with the preset's class counts (speed checks; accuracy is meaningless)
              ):
     "Two-stage long-tailed training with H2T: train, evaluate on the balanced test set, and write results to OUT."
-    cfg = PRESETS[preset]
-    if synthetic:
-        if not cfg.dataset.startswith('cifar'): raise CliError(f'h2t-train: --synthetic mimics CIFAR-LT; {preset} uses {cfg.dataset}.')
-        cfg = replace(cfg, dataset='synthetic_' + cfg.dataset)
-    cfg = replace(cfg, data_dir=data_dir or cfg.data_dir, download=download, device=device, amp=amp or cfg.amp,
-                  channels_last=channels_last or cfg.channels_last, compile=compile, compile_mode=compile_mode, stages=tuple(stages or cfg.stages),
-                  stage1=replace(cfg.stage1, epochs=epochs1 or cfg.stage1.epochs),
-                  stage2=replace(cfg.stage2, epochs=epochs2 or cfg.stage2.epochs, h2t_ratio=cfg.stage2.h2t_ratio if ratio is None else ratio))
-    try: run(cfg, out, seeds, stage1_ckpt, resume)
-    except (FileNotFoundError, ValueError, FloatingPointError) as e: raise CliError(f'h2t-train: {e}') from e
+    given = {k: v for k, v in dict(preset=preset, data_dir=data_dir, seeds=seeds, stages=stages, stage1_ckpt=stage1_ckpt, download=download,
+                                   device=device, amp=amp, channels_last=channels_last, compile=compile, compile_mode=compile_mode,
+                                   ratio=ratio, synthetic=synthetic).items() if v not in (None, False)}
+    try:
+        if resume is not None:
+            if given: raise ValueError(f"--resume continues with the run's saved settings: drop {' '.join('--' + k.replace('_', '-') for k in given)} "
+                                       "(only --epochs1 / --epochs2 may extend it).")
+            return run(None, resume=resume, more_epochs={s: n for s, n in ((1, epochs1), (2, epochs2)) if n is not None})
+        preset = preset or DEFAULT_PRESET
+        cfg = PRESETS[preset]
+        if synthetic:
+            if not cfg.dataset.startswith('cifar'): raise ValueError(f'--synthetic mimics CIFAR-LT; {preset} uses {cfg.dataset}.')
+            cfg = replace(cfg, dataset='synthetic_' + cfg.dataset)
+        stage2 = replace(cfg.stage2, **{k: v for k, v in dict(epochs=epochs2, ratio=ratio).items() if v is not None})
+        cfg = replace(cfg, data_dir=data_dir or cfg.data_dir, download=download, device=device, amp=amp or cfg.amp,
+                      channels_last=channels_last or cfg.channels_last, compile=compile, compile_mode=compile_mode or cfg.compile_mode,
+                      stages=tuple(stages or cfg.stages), stage2=stage2,
+                      stage1=replace(cfg.stage1, epochs=cfg.stage1.epochs if epochs1 is None else epochs1))
+        return run(cfg, out, seeds, stage1_ckpt)
+    except EXPECTED_ERRORS as e: raise CliError(f'h2t-train: {e}') from e
 
 h2t_train.__wrapped__.__doc__ += ' Presets: ' + ', '.join(PRESETS) + '.'

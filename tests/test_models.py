@@ -3,20 +3,25 @@ import pytest
 import torch
 
 from h2t_nb.fusion import h2t_fuse
-from h2t_nb.models import SmallCNN, freeze_backbone, resnet32, resnet50, resnet152, resnext50
+from h2t_nb.models import MODELS, freeze_backbone, resnet32
 
-MODELS = {'resnet32': (lambda: resnet32(100), (2, 3, 32, 32), (64, 8, 8)),
-          'small_cnn': (lambda: SmallCNN(10), (2, 1, 8, 8), (128, 4, 4)),
-          'resnet50': (lambda: resnet50(7), (2, 3, 64, 64), (2048, 2, 2)),
-          'resnext50': (lambda: resnext50(7), (2, 3, 64, 64), (2048, 2, 2)),
-          'resnet152': (lambda: resnet152(7), (2, 3, 32, 32), (2048, 1, 1))}
+# input and feature-map shapes per registry entry; resnet152_imagenet is resnet152 with downloaded weights (no network here)
+SHAPES = {'resnet32': (100, (2, 3, 32, 32), (64, 8, 8)),
+          'small_cnn': (10, (2, 1, 8, 8), (128, 4, 4)),
+          'resnet50': (7, (2, 3, 64, 64), (2048, 2, 2)),
+          'resnext50': (7, (2, 3, 64, 64), (2048, 2, 2)),
+          'resnet152': (7, (2, 3, 32, 32), (2048, 1, 1))}
 
 
-@pytest.mark.parametrize('name', MODELS)
+def test_every_registered_model_has_a_contract_case():
+    assert set(MODELS) == set(SHAPES) | {'resnet152_imagenet'}
+
+
+@pytest.mark.parametrize('name', SHAPES)
 def test_feature_head_contract(name):
-    make, in_shape, feat_shape = MODELS[name]
+    classes, in_shape, feat_shape = SHAPES[name]
     torch.manual_seed(0)
-    model = make().eval()
+    model = MODELS[name](classes, in_shape[1]).eval()
     x = torch.randn(in_shape)
     with torch.no_grad():
         f = model.forward_features(x)

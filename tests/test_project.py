@@ -39,8 +39,12 @@ def test_readme_has_exactly_two_setup_commands():
 
 
 def test_ci_runs_the_readme_test_command():
+    "What .ci/run extracts from README.md is exactly README's second command, and running it is .ci/run's last step."
     ci = (ROOT / '.ci' / 'run').read_text()
-    assert 'README.md' in ci and 'bash' in ci   # .ci/run reads the second README command and runs it as written
+    extractor = re.search(r"python3 - <<'PY'\n(.*?)\nPY\n", ci, flags=re.S).group(1)
+    out = subprocess.run([sys.executable, '-c', extractor], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == readme_commands()[1]
+    assert [l for l in ci.splitlines() if l.strip()][-1] == 'bash -c "$test_command"'
 
 
 def test_main_command_runs(tmp_path):
