@@ -37,8 +37,9 @@ __all__ = ['DATASETS', 'STAGE2_METHODS', 'SCHEDULES', 'PIPELINES', 'AMP_MODES', 
            'synthetic_cifar', 'build_data', 'build_model', 'Runtime', 'setup_runtime', 'make_pipeline', 'predict',
            'save_atomic', 'load_checkpoint', 'stage1_lr', 'stage2_lr', 'Stage2Forward', 'interactive', 'epoch_line',
            'run_epoch', 'sgd', 'place_model', 'stage2_model', 'stage2_sampler', 'stage2_loss', 'EpochDraws',
-           'epoch_generators', 'test_report', 'fit', 'train_stage1', 'train_stage2', 'train_seed', 'summarize',
-           'format_table', 'plot_run', 'RunFolderBusy', 'run_lock', 'run', 'h2t_train']
+           'epoch_generators', 'test_report', 'resume_state', 'score_epoch', 'save_last', 'fit', 'train_stage1',
+           'train_stage2', 'train_seed', 'summarize', 'format_table', 'plot_run', 'RunFolderBusy', 'run_lock', 'run',
+           'h2t_train']
 
 # %% ../nbs/06_train.ipynb #c009
 DATASETS = ('digits', 'digits100', 'digits100_cifar', 'cifar10', 'cifar100', 'synthetic_cifar10', 'synthetic_cifar100',
@@ -539,6 +540,36 @@ def test_report(model:nn.Module, cfg:TrainConfig, data:LTData, rt:Runtime, stage
         report['best_val'], _ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data)
     return report
 
+# %% ../nbs/06_train.ipynb #n0971427
+def resume_state(stage_dir:Path, stage:int, model, opt, scaler)->dict:
+    "The stage's bookkeeping, restored (with model, optimiser and scaler) from `last.pt` when the folder has one."
+    state = dict(epoch=-1, best_val=-1.0, best_epoch=-1, history=[], best_test=None)
+    if not (stage_dir / 'last.pt').exists(): return state
+    ckpt = load_checkpoint(stage_dir / 'last.pt', stage)
+    model.load_state_dict(ckpt['model']); opt.load_state_dict(ckpt['optimizer']); scaler.load_state_dict(ckpt['scaler'])
+    if (stage_dir / 'best.pt').exists(): load_checkpoint(stage_dir / 'best.pt', stage)   # a damaged best.pt fails now, not after training
+    return {k: ckpt.get(k, v) for k, v in state.items()}
+
+# %% ../nbs/06_train.ipynb #nde395fc
+def score_epoch(stage:int, model, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict, stats:dict,
+                epoch:int, val_pipe, test_pipe):
+    "Validate (keeping `best.pt`) and, when `test_pipe` is given, track the best test epoch of the paper's protocol."
+    if val_pipe is not None:
+        val_report, _ = _evaluate(model, val_pipe, data.val, cfg.eval_batch_size, rt, data)
+        stats['val_balanced'] = val_report['balanced']
+        if val_report['balanced'] > state['best_val']:
+            state.update(best_val=val_report['balanced'], best_epoch=epoch)
+            if rt.main: save_atomic(dict(format='h2t_nb', stage=stage, model=model.state_dict(), epoch=epoch), stage_dir / 'best.pt')
+    if test_pipe is not None:   # recorded for the paper-protocol row only; never used to select anything else
+        test_epoch, _ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data)
+        stats['test_top1'] = test_epoch['top1']
+        if state['best_test'] is None or test_epoch['top1'] > state['best_test']['top1']: state['best_test'] = dict(test_epoch, epoch=epoch + 1)
+
+def save_last(stage:int, model, opt, scaler, cfg:TrainConfig, data:LTData, state:dict, stage_dir:Path):
+    "Write `last.pt`: weights, optimiser, scaler, configuration and bookkeeping."
+    save_atomic(dict(format='h2t_nb', stage=stage, model=model.state_dict(), optimizer=opt.state_dict(), scaler=scaler.state_dict(),
+                     config=asdict(cfg), model_name=cfg.model, num_classes=data.num_classes, **state), stage_dir / 'last.pt')
+
 # %% ../nbs/06_train.ipynb #c039
 def fit(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
         stage_dir:str|Path, # folder of this stage's checkpoints
@@ -547,21 +578,14 @@ def fit(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
         set_mode, # puts the model in training mode at the start of each epoch
         track_test:bool=False, # evaluate on the test set every epoch (for the labelled paper-protocol row)
         stop_after:int|None=None)->dict|None:
-    "Resume, then per epoch: lr, draws, train, validate, checkpoint; finally `final.pt` and the test report (None if stopped)."
-    stage_dir = Path(stage_dir)
-    scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp == 'fp16')
-    state = dict(epoch=-1, best_val=-1.0, best_epoch=-1, history=[], best_test=None)
-    if (stage_dir / 'last.pt').exists():   # resume
-        ckpt = load_checkpoint(stage_dir / 'last.pt', stage)
-        model.load_state_dict(ckpt['model']); opt.load_state_dict(ckpt['optimizer']); scaler.load_state_dict(ckpt['scaler'])
-        state = {k: ckpt.get(k, v) for k, v in state.items()}
-        if (stage_dir / 'best.pt').exists(): load_checkpoint(stage_dir / 'best.pt', stage)   # a damaged best.pt fails now, not after training
+    "Resume, then per epoch: lr, draws, train, score, checkpoint; finally `final.pt` and the test report (None if stopped)."
+    stage_dir, scaler = Path(stage_dir), torch.amp.GradScaler(rt.device.type, enabled=rt.amp == 'fp16')
+    state = resume_state(stage_dir, stage, model, opt, scaler)
     if cfg.compile: model.forward_features = torch.compile(model.forward_features, mode=cfg.compile_mode)
     train_pipe = make_pipeline(cfg, data, data.train, rt)
     val_pipe = make_pipeline(cfg, data, data.val, rt) if data.val is not None else None
     test_pipe = make_pipeline(cfg, data, data.test, rt) if track_test else None
     local_batch = sc.batch_size // rt.world
-
     for epoch in range(state['epoch'] + 1, sc.epochs):
         if stop_after is not None and epoch >= stop_after: return None
         lr = schedule(epoch)
@@ -576,23 +600,11 @@ def fit(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
             return loss
         batches = train_pipe.batches(sampler.indices(), local_batch, train=True, generator=draws.aug)
         stats = run_epoch(train_step, batches, len(sampler) // local_batch, f'stage {stage} epoch {epoch + 1}/{sc.epochs}', rt, stage, epoch, lr)
-        if val_pipe is not None:
-            val_report, _ = _evaluate(model, val_pipe, data.val, cfg.eval_batch_size, rt, data)
-            stats['val_balanced'] = val_report['balanced']
-            if val_report['balanced'] > state['best_val']:
-                state.update(best_val=val_report['balanced'], best_epoch=epoch)
-                if rt.main: save_atomic(dict(format='h2t_nb', stage=stage, model=model.state_dict(), epoch=epoch), stage_dir / 'best.pt')
-        if test_pipe is not None:   # recorded for the paper-protocol row only; never used to select anything else
-            test_epoch, _ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data)
-            stats['test_top1'] = test_epoch['top1']
-            if state['best_test'] is None or test_epoch['top1'] > state['best_test']['top1']: state['best_test'] = dict(test_epoch, epoch=epoch + 1)
+        score_epoch(stage, model, cfg, data, rt, stage_dir, state, stats, epoch, val_pipe, test_pipe)
         state['epoch'] = epoch; state['history'].append(dict(epoch=epoch + 1, **stats))
         if rt.main and not interactive(): print(epoch_line(stage, epoch, sc.epochs, stats), flush=True)
-        if rt.main: save_atomic(dict(format='h2t_nb', stage=stage, model=model.state_dict(), optimizer=opt.state_dict(),
-                                     scaler=scaler.state_dict(), config=asdict(cfg), model_name=cfg.model,
-                                     num_classes=data.num_classes, **state), stage_dir / 'last.pt')
+        if rt.main: save_last(stage, model, opt, scaler, cfg, data, state, stage_dir)
         rt.barrier()
-
     report = test_report(model, cfg, data, rt, stage_dir, state)
     if rt.main: save_atomic(load_checkpoint(stage_dir / 'last.pt', stage), stage_dir / 'final.pt')
     rt.barrier()
