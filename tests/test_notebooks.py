@@ -38,3 +38,37 @@ def test_run_all_on_a_cpu_runtime(nb, tmp_path):
     executed = nbformat.read(tmp_path / nb.name, as_version=4)
     printed = ''.join(o.get('text', '') for c in executed.cells if c.cell_type == 'code' for o in c.get('outputs', []))
     if nb.name in GPU_NOTEBOOKS: assert 'skipped: this cell needs a CUDA GPU' in printed
+
+
+def colab_cell(nb):
+    import nbformat
+    return next(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == 'code' and "'google.colab' in sys.modules" in c.source)
+
+
+COLAB_NBS = [nb for nb in NBS if nb.name not in ('index.ipynb', 'results.ipynb')]
+
+
+@pytest.mark.parametrize('released', [True, False], ids=['released', 'before-release'])
+@pytest.mark.parametrize('nb', COLAB_NBS, ids=lambda p: str(p.relative_to(ROOT / 'nbs')))
+def test_colab_cell_installs_the_matching_package(nb, released, monkeypatch):
+    "The install cell asks pip for this package version; without a release it installs the repository instead."
+    import subprocess, sys, types
+    from h2t_nb import __version__
+    calls = []
+    def fake_run(cmd, check=False, **kw):
+        calls.append(cmd)
+        return types.SimpleNamespace(returncode=0 if (released or cmd[3] == 'install') else 1)
+    monkeypatch.setattr(subprocess, 'run', fake_run)
+    monkeypatch.setitem(sys.modules, 'google.colab', types.ModuleType('google.colab'))
+    source = colab_cell(nb)
+    assert source.startswith('#| hide\n')   # kept in the notebook, hidden on the site
+    exec(source, {})
+    assert calls[0][3:] == ['download', '-q', '--no-deps', '-d', '/tmp/h2t_nb_release', f'h2t_nb=={__version__}']
+    expected = f'h2t_nb=={__version__}' if released else 'h2t_nb @ git+https://github.com/h2t-nb/h2t_nb@main'
+    assert calls[1] == [sys.executable, '-m', 'pip', 'install', '-q', expected]
+
+
+def test_colab_cell_does_nothing_elsewhere(monkeypatch):
+    import subprocess
+    monkeypatch.setattr(subprocess, 'run', lambda *a, **k: pytest.fail('pip ran outside Colab'))
+    exec(colab_cell(COLAB_NBS[0]), {})
