@@ -5,7 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from h2t_nb.samplers import (ClassBalancedSampler, DualStreamSampler, InstanceSampler, PowerLawSampler,
+from h2t_nb.samplers import (ClassAwareSampler, ClassBalancedSampler, DualStreamSampler, InstanceSampler, PowerLawSampler,
                              ProgressivelyBalancedSampler, ReverseSampler, SquareRootSampler, check_labels)
 
 class_counts = st.lists(st.integers(1, 300), min_size=2, max_size=12)
@@ -54,7 +54,7 @@ def test_dual_stream_follows_both_targets(counts, fusing, seed):
 
 
 @settings(max_examples=30, deadline=None)
-@given(counts=class_counts, sampler=st.sampled_from(SAMPLERS + [DualStreamSampler]),
+@given(counts=class_counts, sampler=st.sampled_from(SAMPLERS + [DualStreamSampler, ClassAwareSampler]),
        num_samples=st.integers(1, 3000), replicas=st.integers(1, 8), seed=st.integers(0, 1000))
 def test_ddp_shares_are_disjoint_equal_and_cover_the_draw(counts, sampler, num_samples, replicas, seed):
     labels = labels_of(counts)
@@ -127,3 +127,20 @@ def test_draws_are_prefix_stable(counts, sampler, n, extra, seed):
     short = sampler(labels, num_samples=n, seed=seed).global_indices()
     long = sampler(labels, num_samples=n + extra, seed=seed).global_indices()
     assert torch.equal(short, long[:n])
+
+
+@settings(max_examples=25, deadline=None)
+@given(counts=class_counts, k=st.integers(1, 6), seed=st.integers(0, 1000))
+def test_class_aware_visits(counts, k, seed):
+    "MiSLAS's sampler: runs of k draws from one class; every class once per cycle of visits; each class's images in turn."
+    labels = labels_of(counts)
+    C = len(counts)
+    s = ClassAwareSampler(labels, num_samples=k * C * 3, seed=seed, samples_per_class=k)
+    drawn = s.indices()
+    classes = labels[drawn].view(-1, k)
+    assert (classes == classes[:, :1]).all()
+    for cycle in classes[:, 0].view(3, C): assert sorted(cycle.tolist()) == list(range(C))
+    for c in range(C):   # within a class, the first n_c draws are a permutation of its images
+        mine = drawn[labels[drawn] == c][:counts[c]]
+        if len(mine) == counts[c]: assert sorted(mine.tolist()) == sorted(torch.where(labels == c)[0].tolist())
+    assert len(ClassAwareSampler(labels, seed=seed)) == max(counts) * C
