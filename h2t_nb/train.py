@@ -701,12 +701,13 @@ def plot_run(per_seed:dict, counts, path:Path):
     fig = Figure(figsize=(14, 3.5))
     axs = fig.subplots(1, 3)
     for seed, res in per_seed.items():
+        offset = 0   # stage 2's epochs continue stage 1's on the x axis
         for stage, style in (('stage1', '-'), ('stage2', '--')):
             if stage not in res: continue
             h = res[stage]['history']
-            offset = len(res['stage1']['history']) if stage == 'stage2' and 'stage1' in res else 0
             axs[0].plot([offset + e['epoch'] for e in h], [e['loss'] for e in h], style, label=f'{stage} seed {seed}')
             axs[1].plot([offset + e['epoch'] for e in h], [e.get('val_balanced', np.nan) for e in h], style, label=f'{stage} seed {seed}')
+            offset += len(h)
     axs[0].set(xlabel='epoch', ylabel='training loss', title='training loss'); axs[1].set(xlabel='epoch', ylabel='%', title='balanced validation accuracy')
     axs[0].legend(fontsize=7)
     first = next(iter(per_seed.values()))
@@ -735,11 +736,11 @@ def run_lock(run_dir:Path, rt:Runtime):
 
 def _more_epochs(cfg:TrainConfig, run_dir:Path, epochs:dict)->TrainConfig:
     "The saved configuration with more epochs for a stage, where continuing is safe; anything else is refused."
+    if epochs.get(1, cfg.stage1.epochs) > cfg.stage1.epochs and any(run_dir.glob('seed*/stage2')): raise ValueError(
+        "--epochs1: stage 2 already started from this stage 1; more stage-1 epochs would leave it stale. Start a new run instead.")
     for stage, n in epochs.items():
         sc = getattr(cfg, f'stage{stage}')
         if n < sc.epochs: raise ValueError(f"--epochs{stage} {n}: the run was saved with {sc.epochs}; a run can be extended, not shortened.")
-        if stage == 1 and n > sc.epochs and any(run_dir.glob('seed*/stage2')): raise ValueError(
-            "--epochs1: stage 2 already started from this stage 1; more stage-1 epochs would leave it stale. Start a new run instead.")
         if n != sc.epochs: print(f"resume: stage-{stage} epochs {sc.epochs} -> {n} (applied)")
         cfg = replace(cfg, **{f'stage{stage}': replace(sc, epochs=n)})
     return cfg

@@ -79,3 +79,14 @@ def test_device_mismatch_is_refused():
     meta = torch.empty(2, 4, device='meta')
     with pytest.raises(ValueError, match='different devices'):
         h2t_fuse(torch.randn(2, 4), meta, .3)
+
+
+def test_ratio_from_numpy_or_a_tensor_and_never_a_bool():
+    "A sweep over np.linspace or tensors works; True would silently mean 'every channel' and is refused."
+    import numpy as np
+    a, b = torch.randn(4, 16, 2, 2), torch.randn(4, 16, 2, 2)
+    same = lambda r: h2t_fuse(a, b, r, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(same(np.float32(0.25)), same(0.25)) and torch.equal(same(torch.tensor(0.25)), same(0.25))
+    for bad in (True, np.bool_(True), float('nan'), 1.01):
+        with pytest.raises(ValueError, match=r'must be a real number in \[0, 1\]'):
+            h2t_fuse(a, b, bad)
