@@ -2,7 +2,8 @@
 project = 'h2t_nb'
 author = 'h2t_nb team'
 copyright = '2026, h2t_nb team (Apache-2.0)'
-extensions = ['myst_nb', 'sphinx-mathjax-offline']   # the module name really has dashes; MathJax ships with the site
+extensions = ['myst_nb', 'sphinx-mathjax-offline',   # the module name really has dashes; MathJax ships with the site
+              'sphinx_copybutton']                    # a copy button on every code block
 exclude_patterns = ['_build', '**.ipynb_checkpoints', '*.yml']
 nb_execution_mode = 'off'                             # the saved outputs of running the notebooks; never re-executed
 nb_render_markdown_format = 'myst'                    # math inside show_doc and markdown outputs
@@ -13,3 +14,12 @@ html_theme = 'furo'
 html_title = 'h2t_nb'
 html_static_path = ['_static']
 html_css_files = ['h2t.css']
+html_favicon = '_static/favicon.svg'
+REPO = 'https://github.com/h2t-nb/h2t_nb'
+html_theme_options = {
+    'announcement': f'<a href="{REPO}">h2t_nb on GitHub</a> · <a href="{REPO}/issues/new">report an issue</a>',
+    'source_repository': f'{REPO}/', 'source_branch': 'main', 'source_directory': 'nbs/',
+    'top_of_page_buttons': [],   # the staged page names differ from the notebooks', so no per-page edit link
+}
+copybutton_prompt_text = r'\$ |>>> '                  # copy commands without their prompts
+copybutton_prompt_is_regexp = True

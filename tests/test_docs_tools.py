@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tools'))
-from build_docs import COLAB_BADGE, local_links, stage_notebook   # noqa: E402
+from build_docs import COLAB_BADGE, local_links, stage_notebook, toctree   # noqa: E402
 
 
 def test_symbol_links_become_relative_with_sphinx_anchors():
@@ -32,3 +32,13 @@ def test_stage_notebook(tmp_path):
     assert api.cell_type == 'markdown' and api.source.startswith('[source](https://x/fusion.py#L1){.source-link}') and '### h2t_fuse' in api.source
     assert code.source == 'x = 1' and code.metadata['tags'] == ['remove-input']
     assert [o.name for o in code.outputs] == ['stdout']   # the progress bar is gone, the printed text stays
+
+
+def test_tutorials_get_their_own_sidebar_group(tmp_path):
+    sidebar = tmp_path / 'sidebar.yml'
+    sidebar.write_text("website:\n  sidebar:\n    contents:\n      - index.ipynb\n      - 00_data.ipynb\n"
+                       "      - section: tutorials\n        contents:\n          - tutorials/cifar100_lt_h2t.ipynb\n")
+    text = toctree(sidebar, {'00_data.ipynb': 'data', 'tutorials/cifar100_lt_h2t.ipynb': 'tutorials/cifar100_lt_h2t'})
+    chapters, tutorials = text.split('```\n\n')
+    assert ':caption: Chapters' in chapters and 'data' in chapters and 'tutorials/' not in chapters
+    assert ':caption: Tutorials' in tutorials and 'tutorials/cifar100_lt_h2t' in tutorials

@@ -84,7 +84,7 @@ def stage_notebook(src, doc_url, depth=0):
 
 
 def toctree(sidebar, names):
-    "A hidden toctree for the index page, in the sidebar's order."
+    "Hidden toctrees for the index page, in the sidebar's order: the chapters, then the tutorials as their own group."
     entries = yaml.safe_load(sidebar.read_text())['website']['sidebar']['contents']
     flat = []
     def walk(items):
@@ -92,7 +92,9 @@ def toctree(sidebar, names):
             if isinstance(item, dict): walk(item.get('contents', []))
             elif str(item) != 'index.ipynb': flat.append(names[str(item)])
     walk(entries)
-    return '```{toctree}\n:hidden:\n:maxdepth: 1\n\n' + '\n'.join(flat) + '\n```\n'
+    group = lambda caption, pages: f'```{{toctree}}\n:hidden:\n:maxdepth: 1\n:caption: {caption}\n\n' + '\n'.join(pages) + '\n```\n'
+    tutorials = [p for p in flat if p.startswith('tutorials/')]
+    return group('Chapters', [p for p in flat if p not in tutorials]) + ('\n' + group('Tutorials', tutorials) if tutorials else '')
 
 
 def main():

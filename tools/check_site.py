@@ -5,7 +5,8 @@
 Serves _docs/ on a free localhost port, drives /usr/bin/chromium (headless, --no-sandbox --disable-gpu) through
 Playwright, and asserts for every page: the title, that every image has loaded, that the sidebar links to every page,
 and, for each exported symbol of the package, an API entry on its module's page. The search page must find `h2t_fuse`.
-Screenshots of the index and the fusion page are saved to --out (default _site_check/).
+Every page also needs a favicon, copy buttons on its code, the "report an issue" link and the Tutorials group in its sidebar,
+and nothing it requests may fail. Full-page screenshots of every page are saved to --out (default _site_check/).
 """
 import argparse
 import functools
@@ -63,6 +64,8 @@ def main():
         page = browser.new_page(viewport={'width': 1280, 'height': 900})
         external = []
         page.on('request', lambda r: external.append(r.url) if not r.url.startswith(base) and not r.url.startswith('data:') else None)
+        failed = []   # anything the site itself refers to but does not have (a missing favicon is a 404 on every page)
+        page.on('response', lambda r: failed.append(r.url) if r.status >= 400 else None)
         for name in pages:
             page.goto(base + name, wait_until='networkidle')
             title = page.title()
@@ -75,14 +78,22 @@ def main():
                 if anchor not in headings: problems.append(f'{name}: no API entry for {sym} (#{anchor})')
             sidebar = set(page.eval_on_selector_all('.sidebar-tree a', 'els => els.map(e => e.getAttribute("href"))'))
             if len(sidebar) < len(pages) - 1: problems.append(f'{name}: sidebar lists {len(sidebar)} of {len(pages) - 1} other pages')
+            if page.locator('div.highlight pre').count() and not page.locator('button.copybtn').count():
+                problems.append(f'{name}: code blocks without a copy button')
+            if not page.locator('link[rel~="icon"]').count(): problems.append(f'{name}: no favicon')
+            clipped = page.evaluate("Array.from(document.querySelectorAll('pre')).filter(p => p.scrollWidth > p.clientWidth + 1).length")
+            if clipped: problems.append(f'{name}: {clipped} code blocks wider than the page (clipped at 1280 px)')
+            if 'report an issue' not in page.inner_text('body'): problems.append(f'{name}: no "report an issue" link')
+            if 'Tutorials' not in page.eval_on_selector_all('.sidebar-tree .caption', 'els => els.map(e => e.textContent).join(" ")'):
+                problems.append(f'{name}: the sidebar has no Tutorials group')
             checked += 1
-            if name in ('index.html', 'fusion.html'):
-                page.screenshot(path=str(out / name.replace('.html', '.png')), full_page=False)
+            page.screenshot(path=str(out / name.replace('/', '_').replace('.html', '.png')), full_page=True)   # every page, for review
         page.goto(base + 'search.html?q=h2t_fuse', wait_until='networkidle')
         page.wait_for_selector('#search-results li', timeout=10_000)
         hits = page.eval_on_selector_all('#search-results li a', 'els => els.map(e => e.getAttribute("href"))')
         if not any(h.startswith('fusion.html') for h in hits): problems.append(f'search for h2t_fuse found {hits}')
         if external: problems.append(f'pages asked for {len(external)} resources outside the site, e.g. {external[:3]}')
+        if failed: problems.append(f'{len(failed)} requests failed, e.g. {sorted(set(failed))[:3]}')
         browser.close()
     server.shutdown()
     summary = dict(pages=checked, api_entries=sum(map(len, api.values())), problems=problems)
