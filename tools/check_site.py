@@ -25,13 +25,13 @@ CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networki
 
 
 def exported_symbols():
-    "module page -> public names, from nbdev's index of the package (h2t_nb/_modidx.py)."
+    "module page -> public functions, classes and methods (`Class.method`), from nbdev's index of the package (h2t_nb/_modidx.py)."
     from h2t_nb._modidx import d
     pages = {}
     for module, syms in d['syms'].items():
         for sym, (doc, _) in syms.items():
             name = sym.split('.', 2)[-1]
-            if '.' in name or name.startswith('_'): continue   # methods live under their class's entry
+            if any(part.startswith('_') for part in name.split('.')): continue
             pages.setdefault(doc.split('#')[0].rsplit('/', 1)[-1], set()).add(name)
     return pages
 
