@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tools'))
-from build_docs import COLAB_BADGE, local_links, stage_notebook, toctree   # noqa: E402
+from build_docs import COLAB_BADGE, chapter_links, local_links, stage_notebook, toctree   # noqa: E402
 
 
 def test_symbol_links_become_relative_with_sphinx_anchors():
@@ -42,3 +42,11 @@ def test_tutorials_get_their_own_sidebar_group(tmp_path):
     chapters, tutorials = text.split('```\n\n')
     assert ':caption: Chapters' in chapters and 'data' in chapters and 'tutorials/' not in chapters
     assert ':caption: Tutorials' in tutorials and 'tutorials/cifar100_lt_h2t' in tutorials
+
+
+def test_chapter_references_become_page_links():
+    pages = {'02_fusion': 'fusion', 'tutorials/cifar100_lt_h2t': 'tutorials/cifar100_lt_h2t', 'results': 'results'}
+    text = 'see `02_fusion`, `tutorials/cifar100_lt_h2t`, `results`, `99_nothing`, `h2t_fuse` and [`02_fusion`](x.html)'
+    assert chapter_links(text, pages) == ('see [`02_fusion`](fusion.html), [`tutorials/cifar100_lt_h2t`](tutorials/cifar100_lt_h2t.html), '
+                                          '[`results`](results.html), `99_nothing`, `h2t_fuse` and [`02_fusion`](x.html)')
+    assert chapter_links('`02_fusion`', pages, depth=1) == '[`02_fusion`](../fusion.html)'

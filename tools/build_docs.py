@@ -45,6 +45,17 @@ def local_links(text, doc_url):
     return re.sub(r'\(' + re.escape(doc_url.rstrip('/')) + r'/([\w./-]+\.html)(?:#([\w.-]+))?\)', fix, text)
 
 
+CHAPTER = re.compile(r'(?<!\[)`((?:\d\d[a-z]?_\w+|tutorials/\w+|results|index))`(?!\])')
+
+
+def chapter_links(text, pages, depth=0):
+    "Backticked chapter names (`02_fusion`, `tutorials/cifar100_lt_h2t`) become links to their pages; unknown ones stay text."
+    def link(m):
+        page = pages.get(m.group(1))
+        return f"[`{m.group(1)}`]({'../' * depth}{page}.html)" if page else m.group(0)
+    return CHAPTER.sub(link, text)
+
+
 def stage_notebook(src, doc_url, depth=0):
     "A processed notebook made readable for myst-nb; returns (output file name, notebook)."
     nb = nbformat.read(src, as_version=4)
@@ -110,6 +121,13 @@ def main():
         target.parent.mkdir(parents=True, exist_ok=True)
         names[str(rel)] = str((rel.parent / out_name).as_posix())
         nbformat.write(nb, target)
+    chapters = {str(Path(rel).with_suffix('')): page for rel, page in names.items()}   # '02_fusion' -> 'fusion'
+    for staged in STAGE.rglob('*.ipynb'):   # second pass: every page is named now
+        nb = nbformat.read(staged, as_version=4)
+        depth = len(staged.relative_to(STAGE).parts) - 1
+        for cell in nb.cells:
+            if cell.cell_type == 'markdown': cell.source = chapter_links(cell.source, chapters, depth)
+        nbformat.write(nb, staged)
     index = STAGE / 'index.ipynb'
     nb = nbformat.read(index, as_version=4)
     nb.cells.append(nbformat.v4.new_markdown_cell(toctree(PROC / 'sidebar.yml', names)))

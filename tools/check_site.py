@@ -81,6 +81,12 @@ def main():
             if page.locator('div.highlight pre').count() and not page.locator('button.copybtn').count():
                 problems.append(f'{name}: code blocks without a copy button')
             if not page.locator('link[rel~="icon"]').count(): problems.append(f'{name}: no favicon')
+            unlinked = page.evaluate("re => Array.from(document.querySelectorAll('article code')).filter(c => new RegExp(re).test(c.textContent) && !c.closest('a') && !c.closest('pre')).map(c => c.textContent)",
+                                     r'^(\d\d[a-z]?_\w+|tutorials/\w+)$')
+            if unlinked: problems.append(f'{name}: chapter references that are not links: {sorted(set(unlinked))[:5]}')
+            hrefs = page.eval_on_selector_all('article a[href]', 'els => els.map(e => e.href)')
+            dead = sorted({h.split('#')[0] for h in hrefs if h.startswith(base) and not (SITE / h[len(base):].split('#')[0]).is_file()})
+            if dead: problems.append(f'{name}: links to pages that do not exist: {dead[:3]}')
             clipped = page.evaluate("Array.from(document.querySelectorAll('pre')).filter(p => p.scrollWidth > p.clientWidth + 1).length")
             if clipped: problems.append(f'{name}: {clipped} code blocks wider than the page (clipped at 1280 px)')
             if 'report an issue' not in page.inner_text('body'): problems.append(f'{name}: no "report an issue" link')
