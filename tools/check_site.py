@@ -12,6 +12,7 @@ import argparse
 import functools
 import http.server
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -87,6 +88,10 @@ def main():
             hrefs = page.eval_on_selector_all('article a[href]', 'els => els.map(e => e.href)')
             dead = sorted({h.split('#')[0] for h in hrefs if h.startswith(base) and not (SITE / h[len(base):].split('#')[0]).is_file()})
             if dead: problems.append(f'{name}: links to pages that do not exist: {dead[:3]}')
+            code = page.eval_on_selector_all('article pre', 'els => els.map(e => e.textContent)')
+            private = sorted({m for text in code for m in re.findall(r'(?<![\w.])_[A-Za-z]\w*\(', text)})
+            if private: problems.append(f'{name}: private calls in visible code: {private[:5]}')
+            if re.search(r'/tmp/|/var/folders/|tmp[a-z0-9_]{8}', page.inner_text('article')): problems.append(f'{name}: a temporary path is shown')
             clipped = page.evaluate("Array.from(document.querySelectorAll('pre')).filter(p => p.scrollWidth > p.clientWidth + 1).length")
             if clipped: problems.append(f'{name}: {clipped} code blocks wider than the page (clipped at 1280 px)')
             if 'report an issue' not in page.inner_text('body'): problems.append(f'{name}: no "report an issue" link')
@@ -97,7 +102,7 @@ def main():
         page.goto(base + 'search.html?q=h2t_fuse', wait_until='networkidle')
         page.wait_for_selector('#search-results li', timeout=10_000)
         hits = page.eval_on_selector_all('#search-results li a', 'els => els.map(e => e.getAttribute("href"))')
-        if not any(h.startswith('fusion.html') for h in hits): problems.append(f'search for h2t_fuse found {hits}')
+        if not any(h.startswith('fusion.html#h2t-fuse') for h in hits[:3]): problems.append(f'search for h2t_fuse: its API entry is not among the first three hits {hits[:3]}')
         if external: problems.append(f'pages asked for {len(external)} resources outside the site, e.g. {external[:3]}')
         if failed: problems.append(f'{len(failed)} requests failed, e.g. {sorted(set(failed))[:3]}')
         browser.close()
