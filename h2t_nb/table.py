@@ -184,6 +184,12 @@ def plot_table(summary:list[dict], diffs:list[dict], paper:dict, title:str='', p
         mean = np.array([d[m] for d in diffs])
         err = np.nan_to_num(np.array([[d[m] - d[m + '_low'], d[m + '_high'] - d[m]] for d in diffs]).T)
         axs[2].errorbar(mean, y + dy, xerr=err, fmt='o', color=color, capsize=3, label=label)
+    near = [abs(d[m + e]) for d in diffs for m in ('top1', 'paper_few') for e in ('', '_low', '_high') if abs(d[m]) <= 10 and not math.isnan(d[m + e])]
+    lim = 1.15 * max(near + [1])   # keep the informative rows readable; far-off rows are labelled at the edge
+    for i, d in enumerate(diffs):
+        if abs(d['top1']) > lim: axs[2].annotate(f"{d['top1']:+.1f} ►" if d['top1'] > 0 else f"◄ {d['top1']:+.1f}", (np.sign(d['top1']) * lim, i),
+                                                  ha='right' if d['top1'] > 0 else 'left', va='center', fontsize=8, color='tab:blue')
+    axs[2].set_xlim(-lim, lim)
     axs[2].axvline(0, color='k', lw=1); axs[2].set_yticks(y, [ROW_NAMES.get(d['row'], d['row']) for d in diffs], fontsize=8)
     axs[2].invert_yaxis(); axs[2].set(xlabel='paired difference to DR (points, 95 % CI)', title='vs DR, same seed and stage 1')
     axs[2].legend(fontsize=8); axs[2].grid(axis='x', alpha=.3)
