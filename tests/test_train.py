@@ -194,7 +194,7 @@ def test_synthetic_cifar_has_the_real_class_counts(dataset, classes, images):
     data = build_data(TrainConfig(dataset=dataset, imb_factor=100))
     assert (data.num_classes, len(data.train), data.train.images.shape[1:]) == (classes, images, (3, 32, 32))
     assert data.val.counts == [10] * classes and data.test.counts == [100] * classes and data.augment.padding == 4
-    with pytest.raises(ValueError, match='unknown dataset'):
+    with pytest.raises(ValueError, match="TrainConfig.dataset='synthetic_imagenet' is not accepted: use one of"):
         build_data(TrainConfig(dataset='synthetic_imagenet'))
 
 
