@@ -17,13 +17,13 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from .data import free_path
-from .train import (PRESETS, Stage2Config, TrainConfig, build_data, load_checkpoint, setup_runtime, stage2_rows,
+from .train import (PRESETS, SELECTIONS, LTData, Stage2Config, TrainConfig, build_data, load_checkpoint, setup_runtime, stage2_rows,
                           train_stage1, train_stage2)
 
 # %% auto #0
-__all__ = ['PAPER', 'ROW_NAMES', 'ALL_ROWS', 'TABLE_FAMILIES', 'METRICS', 'SELECTIONS', 'family_rows', 'train_table',
-           'table_summary', 'paired_interval', 'paired_differences', 'format_table', 'markdown_table', 'plot_table',
-           'write_table', 'h2t_table']
+__all__ = ['PAPER', 'ROW_NAMES', 'ALL_ROWS', 'TABLE_FAMILIES', 'METRICS', 'family_rows', 'train_table', 'table_summary',
+           'paired_interval', 'paired_differences', 'format_table', 'markdown_table', 'plot_table', 'write_table',
+           'h2t_table']
 
 # %% ../nbs/08_table.ipynb #naae56b9
 def _acc(top1, many=None, medium=None, few=None):
@@ -81,9 +81,10 @@ def train_table(base:TrainConfig, # data, model and stage 1, shared by every row
                 rows:dict[str, Stage2Config], # row name -> stage-2 settings
                 seeds:list[int], # one stage 1 per seed
                 table_dir:str|Path, # folder of this table (created; reused to resume)
+                data:LTData|None=None, # the datasets, if already built (default: from `base`)
                 quiet:bool=False)->dict:
     "`{seed: {'stage1': report, row: report, ...}}`: stage 1 once per seed, every stage-2 row from that same checkpoint."
-    table_dir, data, rt = Path(table_dir), build_data(base), setup_runtime(base)
+    table_dir, data, rt = Path(table_dir), data or build_data(base), setup_runtime(base)
     results = {}
     for seed in tqdm(seeds, desc='seeds', disable=quiet):
         cfg, seed_dir = replace(base, seed=seed), table_dir / f'seed{seed}'
@@ -137,6 +138,10 @@ def paired_differences(results:dict, baseline:str='dr', selection:str='last', me
 # %% ../nbs/08_table.ipynb #n4170070
 def _pm(mean, std, seeds): return f"{mean:.2f}" + (f" ± {std:.2f}" if seeds > 1 else '')
 def _ci(d, m): return '–' if d is None else f"{d[m]:+.2f} [{d[m + '_low']:+.2f}, {d[m + '_high']:+.2f}]" if not math.isnan(d[m + '_low']) else f"{d[m]:+.2f}"
+def _cells(r, by_row):
+    "A row's name, mean ± std per metric, and its paired intervals (overall, few) against DR."
+    d = by_row.get(r['row'])
+    return ROW_NAMES.get(r['row'], r['row']), [_pm(r[m], r[m + '_std'], r['seeds']) for m in METRICS], [_ci(d, 'top1'), _ci(d, 'paper_few')]
 
 def format_table(summary:list[dict], diffs:list[dict], paper:dict, title:str='')->str:
     "This run next to the paper, with paired differences to DR, as a fixed-width text table."
@@ -144,10 +149,8 @@ def format_table(summary:list[dict], diffs:list[dict], paper:dict, title:str='')
     heads = ['row', 'seeds', 'top1', 'many', 'medium', 'few', 'paper top1/many/med/few', 'Δtop1 vs DR [95% CI]', 'Δfew vs DR [95% CI]']
     lines = [heads]
     for r in summary:
-        p = paper.get(r['row'], {})
-        lines.append([ROW_NAMES.get(r['row'], r['row']), str(r['seeds'])] + [_pm(r[m], r[m + '_std'], r['seeds']) for m in METRICS] +
-                     ['/'.join(f"{p[m]:.2f}" if m in p else '–' for m in METRICS),
-                      _ci(by_row.get(r['row']), 'top1'), _ci(by_row.get(r['row']), 'paper_few')])
+        p, (name, stats, intervals) = paper.get(r['row'], {}), _cells(r, by_row)
+        lines.append([name, str(r['seeds'])] + stats + ['/'.join(f"{p[m]:.2f}" if m in p else '–' for m in METRICS)] + intervals)
     widths = [max(len(l[i]) for l in lines) for i in range(len(heads))]
     text = ['  '.join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(l, widths))) for l in lines]
     return '\n'.join(([title] if title else []) + text)
@@ -159,9 +162,8 @@ def markdown_table(summary:list[dict], diffs:list[dict], paper:dict)->str:
     lines = ['| stage 2 | overall | many | medium | few | paper (top-1) | Δ overall vs DR [95% CI] | Δ few vs DR [95% CI] |',
              '|---|---|---|---|---|---|---|---|']
     for r in summary:
-        cells = [ROW_NAMES.get(r['row'], r['row'])] + [_pm(r[m], r[m + '_std'], r['seeds']) for m in METRICS]
-        cells += [f"{paper[r['row']]['top1']:.2f}" if 'top1' in paper.get(r['row'], {}) else '–',
-                  _ci(by_row.get(r['row']), 'top1'), _ci(by_row.get(r['row']), 'paper_few')]
+        name, stats, intervals = _cells(r, by_row)
+        cells = [name] + stats + [f"{paper[r['row']]['top1']:.2f}" if 'top1' in paper.get(r['row'], {}) else '–'] + intervals
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
@@ -198,8 +200,6 @@ def plot_table(summary:list[dict], diffs:list[dict], paper:dict, title:str='', p
     return fig
 
 # %% ../nbs/08_table.ipynb #nc762957
-SELECTIONS = ('last', 'best_val', 'best_test')
-
 def write_table(results:dict, paper:dict, table_dir:str|Path, title:str='')->str:
     "Save the table's CSV, JSON and plot in `table_dir`; return the text table of last-epoch results."
     table_dir = Path(table_dir)
@@ -218,7 +218,7 @@ def write_table(results:dict, paper:dict, table_dir:str|Path, title:str='')->str
     plot_table(summaries['last'], diffs['last'], paper, title, table_dir / 'table.png')
     text = format_table(summaries['last'], diffs['last'], paper, title + ' (last epoch)')
     protocol = ', '.join(f"{ROW_NAMES.get(r['row'], r['row'])} {r['top1']:.2f}" for r in summaries['best_test'])
-    return text + (f"\npaper protocol (selected on test: optimistic), top1: {protocol}" if protocol else '')
+    return text + (f"\n{SELECTIONS['best_test']}, top1: {protocol}" if protocol else '')
 
 # %% ../nbs/08_table.ipynb #n83b3722
 @call_parse
@@ -248,11 +248,11 @@ def h2t_table(family:str, # a table family: cifar100_lt_if50/100/200, digits100_
         base = replace(base, data_dir=settings['data_dir'] or base.data_dir, download=settings['download'], device=settings['device'],
                        amp=settings['amp'] or base.amp, stage1=replace(base.stage1, epochs=settings['epochs1'] or base.stage1.epochs))
         stage2 = {r: replace(s, epochs=settings['epochs2'] or s.epochs) for r, s in stage2.items()}
-        build_data(base)   # missing data fails here, before any folder exists
+        data = build_data(base)   # missing data fails here, before any folder exists
         table_dir = Path(resume) if resume is not None else free_path(Path(out) / f"{settings['family']}-table")
         table_dir.mkdir(parents=True, exist_ok=True)
         (table_dir / 'table_config.json').write_text(json.dumps(dict(settings, rows=list(stage2)), indent=1))
-        results = train_table(base, stage2, settings['seeds'], table_dir)
+        results = train_table(base, stage2, settings['seeds'], table_dir, data)
     except (FileNotFoundError, ValueError, FloatingPointError) as e: raise CliError(f'h2t-table: {e}') from e
     paper = PAPER[TABLE_FAMILIES[settings['family']]['paper']]
     title = (f"{settings['family']}: {base.dataset} IF={base.imb_factor:g}, {base.model}, seeds {settings['seeds']}, test accuracy in %; "

@@ -312,7 +312,7 @@ def build_data(cfg:TrainConfig)->LTData:
         mean, std = ((0.466, 0.471, 0.380), (0.195, 0.194, 0.192)) if cfg.dataset == 'inat2018' else (IMAGENET_MEAN, IMAGENET_STD)
         return LTData(train, None if cfg.dataset == 'inat2018' else val, test, counts, 3, (100, 20),
                       LIST_INDEX_BOUNDS[cfg.dataset], transforms=_imagenet_transforms(mean, std))
-    raise ValueError(f"unknown dataset {cfg.dataset!r}: use digits, cifar10, cifar100, imagenet_lt, places_lt or inat2018.")
+    raise ValueError(f"unknown dataset {cfg.dataset!r}: use one of {', '.join(DATASETS)}.")   # only a config changed after it was built
 
 # %% ../nbs/06_train.ipynb #c015
 def build_model(cfg:TrainConfig, num_classes:int, in_chans:int)->nn.Module:
@@ -759,9 +759,9 @@ def run(cfg:TrainConfig, # what to train
         run_dir = Path(resume)
         if not (run_dir / 'config.json').is_file(): raise FileNotFoundError(f"{run_dir} holds no config.json: it is not an h2t-train run folder.")
         saved = json.loads((run_dir / 'config.json').read_text())
-        cfg, seeds, stage1_ckpt = _config_from_dict(saved['config']), saved['seeds'], saved['stage1_ckpt']
-        cfg = _more_epochs(cfg, run_dir, more_epochs or {})
-        if (run_dir / 'results.json').is_file() and cfg == _config_from_dict(saved['config']): raise ValueError(
+        saved_cfg, seeds, stage1_ckpt = _config_from_dict(saved['config']), saved['seeds'], saved['stage1_ckpt']
+        cfg = _more_epochs(saved_cfg, run_dir, more_epochs or {})
+        if (run_dir / 'results.json').is_file() and cfg == saved_cfg: raise ValueError(
             f"{run_dir} is finished (it has results.json): --resume continues interrupted runs. Start a new run, or train on with more epochs.")
     elif Path(out).exists() and not Path(out).is_dir(): raise NotADirectoryError(f"--out {out} is a file: pass a folder (it is created if missing).")
     seeds = list(seeds) if seeds else [cfg.seed]
