@@ -83,9 +83,13 @@ class LTImageDataset(Dataset):
         img = self.images[i]
         return (self.transform(img) if self.transform else img), int(self.targets[i])
     @property
-    def num_classes(self): return len(self.classes)
+    def num_classes(self)->int:
+        "Number of classes C."
+        return len(self.classes)
     @property
-    def counts(self)->list[int]: return torch.bincount(self.targets, minlength=self.num_classes).tolist()
+    def counts(self)->list[int]:
+        "Images per class, in class-index order."
+        return torch.bincount(self.targets, minlength=self.num_classes).tolist()
     def __repr__(self): return f"{type(self).__name__}({self.name!r}, n={len(self)}, classes={self.num_classes}, shape={tuple(self.images.shape[1:])})"
 
 # %% ../nbs/00_data.ipynb #c021
@@ -180,9 +184,13 @@ class ListFileLT(Dataset):
         with Image.open(self.root / self.paths[i]) as im: img = im.convert('RGB')
         return (self.transform(img) if self.transform else img), int(self.targets[i])
     @property
-    def num_classes(self): return len(self.class_map)
+    def num_classes(self)->int:
+        "Number of classes C."
+        return len(self.class_map)
     @property
-    def counts(self)->list[int]: return torch.bincount(self.targets, minlength=self.num_classes).tolist()
+    def counts(self)->list[int]:
+        "Images per class, in class-index order."
+        return torch.bincount(self.targets, minlength=self.num_classes).tolist()
     def save_class_map(self, path:str|Path):
         "Write the original -> new class map as JSON, so later runs index classes identically."
         Path(path).write_text(json.dumps({str(k): v for k, v in self.class_map.items()}, indent=1))

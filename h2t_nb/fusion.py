@@ -80,9 +80,13 @@ class H2T(nn.Module):
         super().__init__()
         self.ratio, self.per_sample, self.generator = check_ratio(ratio), per_sample, generator   # refused now, not at the first batch
     def forward(self, fused, fusing=None, generator:torch.Generator|None=None): # `generator` overrides the module's for this call
+        "`h2t_fuse(fused, fusing)` in training mode; `fused` itself in eval mode, without `fusing`, or at ratio 0."
+        "`h2t_fuse(fused, fusing)` in training mode; `fused` itself in eval mode, without `fusing`, or at ratio 0."
         if not self.training or fusing is None or self.ratio == 0: return fused
         return h2t_fuse(fused, fusing, self.ratio, self.per_sample, generator or self.generator)
-    def extra_repr(self): return f"ratio={self.ratio}, per_sample={self.per_sample}"
+    def extra_repr(self):
+        "The ratio and the subset mode, as the module's repr shows them."
+        return f"ratio={self.ratio}, per_sample={self.per_sample}"
 
 # %% ../nbs/02_fusion.ipynb #c034
 def whole_sample_swap(fused:torch.Tensor, # class-balanced features, B×C(×H×W)
@@ -101,6 +105,9 @@ class WholeSampleSwap(nn.Module):
         super().__init__()
         self.rate, self.generator = check_ratio(rate, 'rate'), generator
     def forward(self, fused, fusing=None, generator:torch.Generator|None=None):
+        "`whole_sample_swap(fused, fusing)` in training mode; `fused` itself in eval mode, without `fusing`, or at rate 0."
         if not self.training or fusing is None or self.rate == 0: return fused
         return whole_sample_swap(fused, fusing, self.rate, generator or self.generator)
-    def extra_repr(self): return f"rate={self.rate}"
+    def extra_repr(self):
+        "The swap rate, as the module's repr shows it."
+        return f"rate={self.rate}"

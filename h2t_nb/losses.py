@@ -49,6 +49,7 @@ class LabelAwareSmoothing(nn.Module):
         t = (counts - counts.min()) / (counts.max() - counts.min()).clamp_min(1)
         self.register_buffer('smoothing', (smooth_tail + (smooth_head - smooth_tail) * SMOOTHING_SHAPES[shape](t)).float())
     def forward(self, logits, target):
+        "Mean over the batch of (1 − ε_y)·NLL + ε_y·(mean −log p), ε_y the smoothing of each sample's class."
         logp = F.log_softmax(logits.float(), dim=-1)
         eps = self.smoothing[target]
         nll = -logp.gather(1, target[:, None]).squeeze(1)
@@ -62,4 +63,6 @@ class LogitAdjustedLoss(nn.Module):
         super().__init__()
         counts = torch.as_tensor(counts, dtype=torch.float64)
         self.register_buffer('log_prior', (tau * torch.log(counts / counts.sum())).float())
-    def forward(self, logits, target): return F.cross_entropy(logits + self.log_prior, target)
+    def forward(self, logits, target):
+        "Cross-entropy of `logits` + `tau`·log(prior) against integer `target`."
+        return F.cross_entropy(logits + self.log_prior, target)

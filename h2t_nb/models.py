@@ -21,7 +21,9 @@ class LogitScale(nn.Module):
     def __init__(self, num_classes:int):
         super().__init__()
         self.scale = nn.Parameter(torch.ones(num_classes))
-    def forward(self, logits): return logits * self.scale
+    def forward(self, logits):
+        "The logits times each class's learnable weight."
+        return logits * self.scale
 
 class FeatureHeadModel(nn.Module):
     "Base class: subclasses define `forward_features` and set `num_features` and a linear `fc`."
@@ -29,7 +31,9 @@ class FeatureHeadModel(nn.Module):
     def __init__(self):
         super().__init__()
         self.logit_scale = None   # optional per-class factor on the logits (MiSLAS's LWS), set by `add_logit_scale`
-    def forward_features(self, x): raise NotImplementedError
+    def forward_features(self, x):
+        "The backbone: images to a B×C×H×W feature map (or B×C features), before pooling. Subclasses define it."
+        raise NotImplementedError
     def forward_head(self, features:torch.Tensor, # B×C×H×W map or B×C pooled features
                      pre_logits:bool=False): # return the pooled features instead of logits
         "Global average pooling (for maps), then the linear classifier."
@@ -37,8 +41,12 @@ class FeatureHeadModel(nn.Module):
         if pre_logits: return pooled
         logits = self.fc(pooled)
         return logits if self.logit_scale is None else self.logit_scale(logits)
-    def forward(self, x): return self.forward_head(self.forward_features(x))
-    def get_classifier(self)->nn.Linear: return self.fc
+    def forward(self, x):
+        "Logits: `forward_head(forward_features(x))`."
+        return self.forward_head(self.forward_features(x))
+    def get_classifier(self)->nn.Linear:
+        "The linear classifier `fc` (timm's name for it)."
+        return self.fc
     def reset_classifier(self, num_classes:int):
         "A freshly initialised classifier (cRT-style re-training)."
         self.fc = nn.Linear(self.num_features, num_classes).to(self.fc.weight.device)
@@ -56,10 +64,13 @@ class BasicBlock(nn.Module):
         self.pad = planes - in_planes if (stride != 1 or in_planes != planes) else 0
         self.stride = stride
     def shortcut(self, x):
+        "Identity, or option A when the shape changes: subsample by the stride and zero-pad the new channels."
+        "Identity, or option A when the shape changes: subsample by the stride and zero-pad the new channels."
         if not self.pad and self.stride == 1: return x
         x = x[:, :, ::self.stride, ::self.stride]
         return F.pad(x, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))   # zero channels on both sides
     def forward(self, x):
+        "ReLU(conv-BN-ReLU-conv-BN(x) + shortcut(x))."
         out = F.relu(self.bn1(self.conv1(x)))
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
@@ -81,9 +92,13 @@ class CIFARResNet(FeatureHeadModel):
         self.fc = nn.Linear(self.num_features, num_classes)
         self.init_weights()
     def init_weights(self):
+        "Kaiming-normal weights for every convolution and linear layer, as the LDAM-DRW ResNet-32 starts."
+        "Kaiming-normal weights for every convolution and linear layer, as the LDAM-DRW ResNet-32 starts."
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)): nn.init.kaiming_normal_(m.weight)
-    def forward_features(self, x): return self.layers(F.relu(self.bn1(self.conv1(x))))
+    def forward_features(self, x):
+        "Stem and the three stages: a B×64×8×8 map for 32×32 inputs with the default widths."
+        return self.layers(F.relu(self.bn1(self.conv1(x))))
 
 def resnet32(num_classes:int=100, in_chans:int=3)->CIFARResNet:
     "ResNet-32 for CIFAR-LT (3 stages × 5 basic blocks, widths 16/32/64, option-A shortcuts, ≈0.46 M parameters)."
@@ -118,6 +133,7 @@ class TorchvisionResNet(FeatureHeadModel):
         self.fc, net.fc = net.fc, nn.Identity()   # the head lives here; the trunk keeps no classifier
         self.net, self.num_features = net, self.fc.in_features
     def forward_features(self, x):
+        "The torchvision trunk through `layer4`: a B×2048×7×7 map for 224×224 inputs (ResNet-50/152, ResNeXt-50)."
         n = self.net
         x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
         return n.layer4(n.layer3(n.layer2(n.layer1(x))))
@@ -148,7 +164,9 @@ class SmallCNN(FeatureHeadModel):
         self.features = nn.Sequential(*block(in_chans, width), *block(width, 2 * width), nn.MaxPool2d(2), *block(2 * width, 4 * width))
         self.num_features = 4 * width
         self.fc = nn.Linear(self.num_features, num_classes)
-    def forward_features(self, x): return self.features(x)
+    def forward_features(self, x):
+        "The three conv-BN-ReLU layers: a B×(4·width)×H/2×W/2 map."
+        return self.features(x)
 
 # %% ../nbs/03_models.ipynb #c022
 def freeze_backbone(model:FeatureHeadModel, # a model with a `fc` classifier

@@ -65,7 +65,9 @@ class LTSampler(Sampler):
         "Use the draw of `epoch` (call once per epoch, as with `DistributedSampler`)."
         self.epoch = epoch
 
-    def draw(self, n:int, generator:torch.Generator)->torch.Tensor: raise NotImplementedError
+    def draw(self, n:int, generator:torch.Generator)->torch.Tensor:
+        "`n` dataset indices drawn with `generator` from this sampler's distribution; each subclass defines it."
+        raise NotImplementedError
 
     def global_indices(self)->torch.Tensor:
         "The whole epoch's draw over all replicas."
@@ -91,7 +93,9 @@ class LTSampler(Sampler):
 # %% ../nbs/01_samplers.ipynb #c014
 class InstanceSampler(LTSampler):
     "Shuffled instance sampling: consecutive random permutations of the dataset."
-    def target_class_probs(self)->torch.Tensor: return self.counts.double() / self.counts.sum()
+    def target_class_probs(self)->torch.Tensor:
+        "The training set's own class frequencies n_c / N."
+        return self.counts.double() / self.counts.sum()
     def draw(self, n, generator):
         passes = math.ceil(n / len(self.labels))
         return torch.cat([torch.randperm(len(self.labels), generator=generator) for _ in range(passes)])[:n]

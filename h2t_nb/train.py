@@ -256,7 +256,9 @@ class LTData:
     transforms: tuple|None = None # (train, eval) torchvision transforms for file datasets
 
     @property
-    def num_classes(self): return len(self.counts)
+    def num_classes(self)->int:
+        "Number of classes C."
+        return len(self.counts)
 
 def _imagenet_transforms(mean, std):
     from torchvision.transforms import v2
@@ -329,12 +331,15 @@ class Runtime:
     world: int = 1
     amp: str|None = None
     @property
-    def main(self)->bool: return self.rank == 0
+    def main(self)->bool:
+        "True in the process that writes files and logs (rank 0)."
+        return self.rank == 0
     def autocast(self):
         "Mixed precision when asked for, else a no-op context."
         if self.amp is None: return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.amp == 'bf16' else torch.float16)
     def barrier(self):
+        "Wait for every process of a torchrun launch; nothing to wait for in a single process."
         if self.world > 1: dist.barrier()
 
 def setup_runtime(cfg:TrainConfig)->Runtime:
@@ -421,6 +426,8 @@ class Stage2Forward(nn.Module):
         self.model = model
         self.fuse = WholeSampleSwap(cfg.ratio) if cfg.whole_swap else H2T(cfg.ratio, cfg.per_sample)
     def forward(self, x_fused, x_fusing=None, generator=None):
+        "Logits of the fused stream, fused with the fusing stream's maps when given; no gradient reaches the backbone."
+        "Logits of the fused stream, fused with the fusing stream's maps when given; no gradient reaches the backbone."
         with torch.no_grad():   # the backbone is frozen: no activations kept for backward
             f = self.model.forward_features(x_fused)
             if x_fusing is not None:
