@@ -6,11 +6,19 @@ nbdev-docs needs Quarto, which cannot be installed offline. This does what nbdev
 pages, hidden and export cells removed, the sidebar), then stages the processed notebooks for myst-nb, which does not
 understand nbdev/Quarto markup (front matter, `#|` cell options, `output: asis` cells, symbol links to the published
 site), and builds one HTML page per notebook with Sphinx. Outputs are those saved in the notebooks by running them.
+Every API entry is also registered as a Python object (docs/_ext/h2t_site.py): the general index, the module index and
+objects.inv for intersphinx list the whole API, from nbdev's own symbol index (h2t_nb/_modidx.py).
 """
+import dataclasses
+import importlib
+import inspect
+import json
 import re
 import shutil
 import subprocess
 import sys
+import textwrap
+import typing
 from pathlib import Path
 
 import nbformat
@@ -23,18 +31,91 @@ COLAB_BADGE = 'https://colab.research.google.com/assets/colab-badge.svg'
 OPTION = re.compile(r'^#\|\s*([\w-]+)\s*:?\s*(.*)$')
 
 
+def readable_signature(sym, text, is_property=False):
+    """show_doc's signature `text` for `sym` as a reader would write it: a class as `class Name(Base):` over the
+    `__init__` it really takes (none when it only inherits one from torch or Python), a property marked as one, and
+    call_parse's `Annotated[T, {argparse options}]` as `T`, or `list[T]` for an option that takes several values."""
+    if is_property: return '@property\n' + text
+    if not inspect.isclass(sym): return text
+    bases = ', '.join(('nn.' if b.__module__.startswith('torch.nn') else '') + b.__qualname__ for b in sym.__bases__ if b is not object)
+    head = ('@dataclass\n' if dataclasses.is_dataclass(sym) else '') + f"class {sym.__name__}{f'({bases})' if bases else ''}:"
+    init_owner = next(k for k in sym.__mro__ if '__init__' in vars(k))
+    own_init = init_owner.__module__.split('.')[0] == sym.__module__.split('.')[0]
+    if not own_init or not text.startswith(f'def {sym.__name__}(\n'): return head   # nothing of its own to show
+    return head + '\n' + textwrap.indent(text.replace(f'def {sym.__name__}(', 'def __init__(', 1), '    ')
+
+
+def cli_types(fn, docments):
+    "call_parse's `Annotated[T, {...}]` parameters of `fn` retyped in `docments` (fastcore's dict) as what they hold."
+    try: hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception: return   # an annotation that does not evaluate stays as written
+    for name, hint in hints.items():
+        if typing.get_origin(hint) is not typing.Annotated or name not in docments: continue
+        base, *extras = typing.get_args(hint)
+        options = next((e for e in extras if isinstance(e, dict)), {})
+        docments[name]['anno'] = list[base] if options.get('nargs') not in (None, '?') else base
+
+
+def readable_renderer():
+    "nbdev's markdown renderer for show_doc, with the signatures of `readable_signature`."
+    from fastcore.docments import DocmentText
+    from nbdev.showdoc import BasicMarkdownRenderer
+
+    class ReadableRenderer(BasicMarkdownRenderer):
+        def __init__(self, sym, name=None, title_level=3, maxline=110):
+            is_property = isinstance(sym, property)
+            super().__init__(sym, name=name, title_level=title_level, maxline=maxline)
+            if not isinstance(self.dm, DocmentText): return
+            if callable(self.sym) and not inspect.isclass(self.sym): cli_types(self.sym, self.dm.dm)
+            self.dm = readable_signature(self.sym, str(self.dm), is_property)
+    return ReadableRenderer
+
+
 def process_with_nbdev():
-    "The same calls nbdev-docs makes before handing over to Quarto."
+    "The same calls nbdev-docs makes before handing over to Quarto, with show_doc's signatures made readable."
     from nbdev.config import get_config
     from nbdev.quarto import nbdev_sidebar, refresh_quarto_yml
     from nbdev.serve import proc_nbs
     import nbdev.doclinks
+    import nbdev.showdoc
+    # show_doc takes its default renderer from this module global at call time; proc_nbs runs the show_doc cells in
+    # this process (n_workers=0), so the site gets readable signatures while notebooks keep nbdev's own renderer
+    nbdev.showdoc.BasicMarkdownRenderer = readable_renderer()
     cfg = get_config()
     refresh_quarto_yml()
     nbdev.doclinks._build_modidx()
     nbdev_sidebar.__wrapped__(path=cfg.nbs_path)
     proc_nbs(cfg.nbs_path, n_workers=0, force=True)   # force: re-process even when a notebook is unchanged
     return cfg
+
+
+def api_objects(modidx):
+    """page -> {'module': its module, 'symbols': {shown name: (full name, Python object type)}} from nbdev's symbol
+    index, for the site's Python objects (objects.inv, general index); private names are left out."""
+    pages = {}
+    for module, syms in modidx['syms'].items():
+        for full, (doc, _) in syms.items():
+            name = full[len(module) + 1:]
+            if any(part.startswith('_') for part in name.split('.')): continue
+            page = pages.setdefault(Path(doc.split('#')[0]).stem, {'module': module, 'symbols': {}})
+            page['symbols'][name] = (full, object_type(importlib.import_module(module), name))
+    return pages
+
+
+def object_type(module, name):
+    "'function', 'class', 'method' or 'property': what `name` (e.g. `H2T.forward`) is in `module`."
+    *owners, last = name.split('.')
+    parent = module
+    for part in owners: parent = getattr(parent, part)
+    obj = inspect.getattr_static(parent, last)
+    if inspect.isclass(obj): return 'class'
+    if isinstance(obj, property): return 'property'
+    return 'method' if owners else 'function'
+
+
+def api_directive(full, objtype):
+    "The MyST directive (docs/_ext/h2t_site.py) that registers one API entry as a Python object."
+    return f'```{{api-object}} {full}\n:type: {objtype}\n```\n'
 
 
 def local_links(text, doc_url):
@@ -56,9 +137,11 @@ def chapter_links(text, pages, depth=0):
     return CHAPTER.sub(link, text)
 
 
-def stage_notebook(src, doc_url, depth=0):
-    "A processed notebook made readable for myst-nb; returns (output file name, notebook)."
+def stage_notebook(src, doc_url, depth=0, api=None):
+    """A processed notebook made readable for myst-nb; returns (output file name, notebook). `api` (from `api_objects`)
+    names the Python objects of each page: its module under the title, each show_doc entry under its heading."""
     nb = nbformat.read(src, as_version=4)
+    api = api or {}
     cells, out_name = [], src.stem
     for cell in nb.cells:
         cell.metadata.pop('execution', None)   # float timings: nbformat rejects them
@@ -66,6 +149,7 @@ def stage_notebook(src, doc_url, depth=0):
             meta = yaml.safe_load(cell.source.strip('-\n')) or {}
             out_name = Path(meta.get('output-file', src.name)).stem
             text = f"# {meta.get('title', out_name)}\n\n" + (f"> {meta['description']}\n" if meta.get('description') else '')
+            if out_name in api: text += '\n' + api_directive(api[out_name]['module'], 'module')
             cells.append(nbformat.v4.new_markdown_cell(text)); continue
         if cell.cell_type == 'markdown':
             # the badge image comes from Google; the site ships its own copy so that it works offline
@@ -81,6 +165,9 @@ def stage_notebook(src, doc_url, depth=0):
             md = ''.join(o.get('data', {}).get('text/markdown', '') for o in cell.outputs)
             md = re.sub(r'^\s*---\s*\n', '', md)
             md = re.sub(r'\[source\]\(([^)]*)\)\{[^}]*\}', r'[source](\1){.source-link}', md)
+            known = api.get(out_name, {}).get('symbols', {})
+            md = re.sub(r'^(#+ (\S+)\n)', lambda m: m.group(1) + ('\n' + api_directive(*known[m.group(2)]) if m.group(2) in known else ''),
+                        md, count=1, flags=re.M)
             cells.append(nbformat.v4.new_markdown_cell(local_links(md, doc_url))); continue
         cell.source = '\n'.join(lines)
         tags = cell.metadata.setdefault('tags', [])
@@ -95,7 +182,7 @@ def stage_notebook(src, doc_url, depth=0):
 
 
 def toctree(sidebar, names):
-    "Hidden toctrees for the index page, in the sidebar's order: the chapters, then the tutorials as their own group."
+    "Hidden toctrees for the index page, in the sidebar's order: the chapters, the tutorials as their own group, then the indexes."
     entries = yaml.safe_load(sidebar.read_text())['website']['sidebar']['contents']
     flat = []
     def walk(items):
@@ -105,7 +192,8 @@ def toctree(sidebar, names):
     walk(entries)
     group = lambda caption, pages: f'```{{toctree}}\n:hidden:\n:maxdepth: 1\n:caption: {caption}\n\n' + '\n'.join(pages) + '\n```\n'
     tutorials = [p for p in flat if p.startswith('tutorials/')]
-    return group('Chapters', [p for p in flat if p not in tutorials]) + ('\n' + group('Tutorials', tutorials) if tutorials else '')
+    return (group('Chapters', [p for p in flat if p not in tutorials]) + ('\n' + group('Tutorials', tutorials) if tutorials else '')
+            + '\n' + group('Reference', ['genindex', 'modindex']))   # Sphinx's general index and Python module index
 
 
 def main():
@@ -113,10 +201,12 @@ def main():
     doc_url = f"{cfg.doc_host.rstrip('/')}{cfg.doc_baseurl.rstrip('/')}" if cfg.get('doc_host') else 'https://h2t-nb.github.io/h2t_nb'
     shutil.rmtree(STAGE, ignore_errors=True); STAGE.mkdir()
     shutil.copy(ROOT / 'docs' / 'colab-badge.svg', STAGE)
+    from h2t_nb._modidx import d as modidx
+    api = api_objects(modidx)
     names = {}
     for src in sorted(PROC.rglob('*.ipynb')):
         rel = src.relative_to(PROC)
-        out_name, nb = stage_notebook(src, doc_url, depth=len(rel.parts) - 1)
+        out_name, nb = stage_notebook(src, doc_url, depth=len(rel.parts) - 1, api=api)
         target = STAGE / rel.parent / f'{out_name}.ipynb'
         target.parent.mkdir(parents=True, exist_ok=True)
         names[str(rel)] = str((rel.parent / out_name).as_posix())
@@ -128,6 +218,8 @@ def main():
         for cell in nb.cells:
             if cell.cell_type == 'markdown': cell.source = chapter_links(cell.source, chapters, depth)
         nbformat.write(nb, staged)
+    # page -> its notebook, for the "edit this page" / "view source" buttons (the page names are not the notebooks')
+    (STAGE / 'page_sources.json').write_text(json.dumps({page: f'{cfg.nbs_path.name}/{rel}' for rel, page in names.items()}, indent=1))
     index = STAGE / 'index.ipynb'
     nb = nbformat.read(index, as_version=4)
     nb.cells.append(nbformat.v4.new_markdown_cell(toctree(PROC / 'sidebar.yml', names)))
