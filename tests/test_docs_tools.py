@@ -140,3 +140,18 @@ def test_sphinx_extension_writes_objects_index_and_links(tmp_path):
     assert 'href="https://github.com/o/r/edit/main/nbs/02_fusion.ipynb"' in page and 'href="https://github.com/o/r/blob/main/nbs/02_fusion.ipynb"' in page
     assert 'class="full-size-image' in page and 'href="_images/figure.svg"' in page
     assert 'edit/main/nbs' not in (out / 'index.html').read_text()   # a page without a notebook gets no edit button
+
+
+def test_other_sphinx_projects_link_to_the_api_with_intersphinx(tmp_path):
+    "README's promise: intersphinx_mapping = {'h2t_nb': (site, None)} resolves :py:func:`h2t_nb.fusion.h2t_fuse` to its entry."
+    root = Path(__file__).resolve().parents[1]
+    site, theirs = tmp_path / 'site', tmp_path / 'theirs'; site.mkdir(); theirs.mkdir()
+    (site / 'conf.py').write_text(f"import sys; sys.path.insert(0, {str(root / 'docs' / '_ext')!r})\nextensions = ['myst_parser', 'h2t_site']\n")
+    (site / 'index.md').write_text('# Home\n\n```{toctree}\nfusion\n```\n')
+    (site / 'fusion.md').write_text(f'# Fusion\n\n## h2t_fuse\n\n{api_directive("h2t_nb.fusion.h2t_fuse", "function")}')
+    subprocess.run([sys.executable, '-m', 'sphinx', '-q', '-W', '-b', 'html', str(site), str(tmp_path / 'site_html')], check=True)
+    (theirs / 'conf.py').write_text("extensions = ['myst_parser', 'sphinx.ext.intersphinx']\n"
+                                    f"intersphinx_mapping = {{'h2t_nb': ('https://h2t-nb.github.io/h2t_nb/', {str(tmp_path / 'site_html' / 'objects.inv')!r})}}\n")
+    (theirs / 'index.md').write_text('# Their project\n\nWe fuse features with {py:func}`h2t_nb.fusion.h2t_fuse`.\n')
+    subprocess.run([sys.executable, '-m', 'sphinx', '-q', '-W', '-b', 'html', str(theirs), str(tmp_path / 'theirs_html')], check=True)
+    assert 'href="https://h2t-nb.github.io/h2t_nb/fusion.html#h2t_nb.fusion.h2t_fuse"' in (tmp_path / 'theirs_html' / 'index.html').read_text()

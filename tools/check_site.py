@@ -5,12 +5,12 @@
 Serves _docs/ on a free localhost port, drives /usr/bin/chromium (headless, --no-sandbox --disable-gpu) through
 Playwright, and asserts for every page: the title, that every image has loaded, that the sidebar links to every page,
 and, for each exported symbol of the package, an API entry on its module's page. The search page must find `h2t_fuse`.
-Every page also needs a favicon, copy buttons on its code, the "report an issue" link and the Tutorials group in its sidebar,
-and nothing it requests may fail. API entries show readable signatures (a class as `class Name(Base):`, no call_parse
-`Annotated[...]`), every API object is in objects.inv and the general index and points at an anchor that exists, every
-chapter has "edit this page" / "view source" links to its notebook, every figure opens at full size on click, all tables
-share one style, and search snippets carry no raw LaTeX. Full-page screenshots of every page are saved to --out
-(default _site_check/).
+Every page also needs a favicon, copy buttons on its code, the "report an issue" link and the Tutorials group in its
+sidebar, and nothing it requests may fail. API entries show readable signatures (a class as `class Name(Base):`, no
+call_parse `Annotated[...]`); no code block is clipped at 1280 px or on a 390 px phone; every API object is in
+objects.inv and the general index and points at an anchor that exists; every page has "edit this page" / "view source"
+links to its notebook; every figure opens at full size on click; all tables share one style; search snippets carry no
+raw LaTeX. Full-page screenshots of every page are saved to --out (default _site_check/).
 """
 import argparse
 import functools
@@ -142,6 +142,12 @@ def main():
                 problems.append(f'{name}: the sidebar has no Tutorials group')
             checked += 1
             page.screenshot(path=str(out / name.replace('/', '_').replace('.html', '.png')), full_page=True)   # every page, for review
+        phone = browser.new_page(viewport={'width': 390, 'height': 844}, is_mobile=True)   # nothing clipped on a phone either
+        for name in pages:
+            phone.goto(base + name, wait_until='networkidle')
+            clipped = phone.evaluate("Array.from(document.querySelectorAll('article pre')).filter(p => p.scrollWidth > p.clientWidth + 1).length")
+            if clipped: problems.append(f'{name}: {clipped} code blocks wider than a phone screen (390 px)')
+        phone.close()
         if len(table_styles) > 1: problems.append(f'tables in {len(table_styles)} styles: {table_styles}')
         for full, uri in sorted(python_objects.items()):
             target, _, anchor = uri.partition('#')
