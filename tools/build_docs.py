@@ -33,8 +33,8 @@ OPTION = re.compile(r'^#\|\s*([\w-]+)\s*:?\s*(.*)$')
 
 def readable_signature(sym, text, is_property=False):
     """show_doc's signature `text` for `sym` as a reader would write it: a class as `class Name(Base):` over the
-    `__init__` it really takes (none when it only inherits one from torch or Python), a property marked as one, and
-    call_parse's `Annotated[T, {argparse options}]` as `T`, or `list[T]` for an option that takes several values."""
+    `__init__` it really takes (none when it only inherits one from torch or Python), a property marked as one.
+    (call_parse's options are retyped before this, by `cli_types`.)"""
     if is_property: return '@property\n' + text
     if not inspect.isclass(sym): return text
     bases = ', '.join(('nn.' if b.__module__.startswith('torch.nn') else '') + b.__qualname__ for b in sym.__bases__ if b is not object)
