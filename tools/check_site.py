@@ -31,15 +31,11 @@ CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networki
 
 
 def exported_symbols():
-    "module page -> public functions, classes and methods (`Class.method`), from nbdev's index of the package (h2t_nb/_modidx.py)."
+    """module page -> {shown name (`h2t_fuse`, `H2T.forward`): (full name, object type)} for every public function, class,
+    method and property: the same table the build registers as the site's Python objects (build_docs.api_objects)."""
+    from build_docs import api_objects   # tools/ is on the path: this script runs as python tools/check_site.py
     from h2t_nb._modidx import d
-    pages = {}
-    for module, syms in d['syms'].items():
-        for sym, (doc, _) in syms.items():
-            name = sym.split('.', 2)[-1]
-            if any(part.startswith('_') for part in name.split('.')): continue
-            pages.setdefault(doc.split('#')[0].rsplit('/', 1)[-1], set()).add(name)
-    return pages
+    return {f'{page}.html': entry['symbols'] for page, entry in api_objects(d).items()}
 
 
 def inventory(path):
@@ -82,7 +78,7 @@ def main():
     api = exported_symbols()
     objects = inventory(SITE / 'objects.inv')
     python_objects = {name: uri for name, (role, uri) in objects.items() if role in ('py:function', 'py:class', 'py:method', 'py:property')}
-    missing = sorted(f'{page}: {sym}' for page, syms in api.items() for sym in syms if not any(n.endswith('.' + sym) for n in python_objects))
+    missing = sorted(full for syms in api.values() for full, _ in syms.values() if full not in python_objects)
     server = serve(SITE)
     base = f'http://127.0.0.1:{server.server_port}/'
     problems, checked, anchors, table_styles = [], 0, {}, {}
