@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision
-from fastcore.script import call_parse
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -379,7 +378,6 @@ def free_path(path:str|Path)->Path:
     return candidate
 
 # %% ../nbs/00_data.ipynb #c048
-@call_parse
 def h2t_profile(out:str='h2t_out', # folder for the class-profile plot
                 imb_factor:float=20, # imbalance factor of the offline digits-LT training split
                ):

@@ -6,24 +6,23 @@ Docs: https://h2t-nb.github.io/h2t_nb/table.html.md"""
 
 # %% ../nbs/08_table.ipynb #c006
 from __future__ import annotations
-import csv, json, math
+import csv, importlib.resources, json, math
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from fastcore.script import CliError, call_parse
 from scipy import stats
 from tqdm.auto import tqdm
 
 from .data import free_path
-from .train import (PRESETS, SELECTIONS, LTData, Stage2Config, TrainConfig, build_data, load_checkpoint, setup_runtime, stage2_rows,
-                          train_stage1, train_stage2)
+from .train import (PRESETS, SELECTIONS, LTData, Stage2Config, TrainConfig, build_data, fast_dev_batches, load_checkpoint, setup_runtime,
+                          stage2_rows, train_stage1, train_stage2)
 
 # %% auto #0
 __all__ = ['PAPER', 'ROW_NAMES', 'ALL_ROWS', 'TABLE_FAMILIES', 'METRICS', 'family_rows', 'train_table', 'table_summary',
            'paired_interval', 'paired_differences', 'format_table', 'markdown_table', 'plot_table', 'write_table',
-           'h2t_table']
+           'read_table_json', 'load_measured', 'h2t_table']
 
 # %% ../nbs/08_table.ipynb #naae56b9
 def _acc(top1, many=None, medium=None, few=None):
@@ -85,6 +84,9 @@ def train_table(base:TrainConfig, # data, model and stage 1, shared by every row
                 quiet:bool=False)->dict:
     "`{seed: {'stage1': report, row: report, ...}}`: stage 1 once per seed, every stage-2 row from that same checkpoint."
     table_dir, data, rt = Path(table_dir), data or build_data(base), setup_runtime(base)
+    if not quiet:
+        print(f"{base.name or 'table'}: {rt.why}")
+        if fast_dev_batches(base): print(f"fast dev run: every stage trains {fast_dev_batches(base)} batches; the files are real, the numbers mean nothing")
     results = {}
     for seed in tqdm(seeds, desc='seeds', disable=quiet):
         cfg, seed_dir = replace(base, seed=seed), table_dir / f'seed{seed}'
@@ -220,8 +222,30 @@ def write_table(results:dict, paper:dict, table_dir:str|Path, title:str='')->str
     protocol = ', '.join(f"{ROW_NAMES.get(r['row'], r['row'])} {r['top1']:.2f}" for r in summaries['best_test'])
     return text + (f"\n{SELECTIONS['best_test']}, top1: {protocol}" if protocol else '')
 
+# %% ../nbs/08_table.ipynb #n4e25bfc
+def read_table_json(path)->dict: # a path, or a file inside the package (importlib.resources)
+    "A `table.json` written by `write_table`, checked for the fields the chapters read; a malformed file is refused by what it lacks."
+    try: table = json.loads(Path(path).read_text() if isinstance(path, str) else path.read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{path} is not a table.json (invalid JSON: {e}).") from e
+    missing = [k for k in ('title', 'summary', 'paired', 'paper', 'per_seed') if k not in table]
+    if missing: raise ValueError(f"{path} is not a table.json of h2t-table: it lacks {missing}.")
+    if not table['per_seed']: raise ValueError(f"{path} holds no seeds.")
+    for seed, rows in table['per_seed'].items():
+        for row, report in rows.items():
+            gaps = [m for m in METRICS if m not in report.get('last', {})]
+            if gaps: raise ValueError(f"{path}: seed {seed}, row {row!r} has no last-epoch {gaps}.")
+    return table
+
+def load_measured(family:str='digits100_lt_if100')->dict:
+    "The measured table of `family` that ships with the package (`nbs/measured/FAMILY-table.json` in the repository)."
+    folder = importlib.resources.files('h2t_nb.measured')
+    path = folder / f'{family}-table.json'
+    if not path.is_file():
+        known = sorted(p.name.removesuffix('-table.json') for p in folder.iterdir() if p.name.endswith('-table.json'))
+        raise FileNotFoundError(f"no measured table for {family!r}: the package ships {', '.join(known)}.")
+    return read_table_json(path)
+
 # %% ../nbs/08_table.ipynb #n83b3722
-@call_parse
 def h2t_table(family:str, # a table family: cifar100_lt_if50/100/200, digits100_lt_if100 (CPU, offline), digits100_lt_if100_r32 (GPU, offline), places_lt_r152, inat2018_r50
               seeds:Annotated[int, {'nargs': '+'}]=None, # one stage 1 per seed (default: 0); at least 5 before claiming an effect
               rows:Annotated[str, {'nargs': '+'}]=None, # stage-2 rows to train (default: the family's), e.g. dr dr_h2t
@@ -230,33 +254,34 @@ def h2t_table(family:str, # a table family: cifar100_lt_if50/100/200, digits100_
               out:str='runs', # the table goes to OUT/FAMILY-table (a new numbered folder if that one exists)
               resume:str=None, # folder of an interrupted table to continue (its own settings are used)
               device:str=None, # 'cuda' or 'cpu' (default: CUDA when present)
-              amp:Annotated[str, {'choices': ['bf16', 'fp16']}]=None, # mixed precision
+              amp:Annotated[str, {'choices': ['auto', 'bf16', 'fp16', 'off']}]=None, # mixed precision (default: the family's, auto: bf16 on 8.0+ GPUs, fp16 on 7.x, off on a CPU)
               epochs1:int=None, # override the stage-1 epochs (quick checks)
               epochs2:int=None, # override the stage-2 epochs (quick checks)
+              fast_dev_run:int=None, # N: every stage of every row trains N batches, then validates and tests on N (a minute's check; the numbers mean nothing)
              ):
     "Train the paper's table: stage 1 once per seed, every stage-2 row from it; print and save it next to the paper's."
-    try:
-        if resume is not None:
-            saved = Path(resume) / 'table_config.json'
-            if not saved.is_file(): raise FileNotFoundError(f"{resume} holds no table_config.json: it is not an h2t-table folder.")
-            settings = json.loads(saved.read_text())
-        else: settings = dict(family=family, seeds=list(seeds or [0]), rows=rows, data_dir=data_dir, download=download,
-                              device=device, amp=amp, epochs1=epochs1, epochs2=epochs2)
-        base, stage2 = family_rows(settings['family'], settings['rows'])
-        for name in ('epochs1', 'epochs2'):
-            if settings[name] is not None and settings[name] < 1: raise ValueError(f"--{name} {settings[name]}: train at least 1 epoch.")
-        base = replace(base, data_dir=settings['data_dir'] or base.data_dir, download=settings['download'], device=settings['device'],
-                       amp=settings['amp'] or base.amp, stage1=replace(base.stage1, epochs=settings['epochs1'] or base.stage1.epochs))
-        stage2 = {r: replace(s, epochs=settings['epochs2'] or s.epochs) for r, s in stage2.items()}
-        data = build_data(base)   # missing data fails here, before any folder exists
-        table_dir = Path(resume) if resume is not None else free_path(Path(out) / f"{settings['family']}-table")
-        table_dir.mkdir(parents=True, exist_ok=True)
-        (table_dir / 'table_config.json').write_text(json.dumps(dict(settings, rows=list(stage2)), indent=1))
-        results = train_table(base, stage2, settings['seeds'], table_dir, data)
-    except (FileNotFoundError, ValueError, FloatingPointError) as e: raise CliError(f'h2t-table: {e}') from e
+    if resume is not None:
+        saved = Path(resume) / 'table_config.json'
+        if not saved.is_file(): raise FileNotFoundError(f"{resume} holds no table_config.json: it is not an h2t-table folder.")
+        settings = json.loads(saved.read_text())
+    else: settings = dict(family=family, seeds=list(seeds or [0]), rows=rows, data_dir=data_dir, download=download,
+                          device=device, amp=amp, epochs1=epochs1, epochs2=epochs2, fast_dev_run=fast_dev_run)
+    base, stage2 = family_rows(settings['family'], settings['rows'])
+    for name in ('epochs1', 'epochs2'):
+        if settings[name] is not None and settings[name] < 1: raise ValueError(f"--{name} {settings[name]}: train at least 1 epoch.")
+    amp = settings['amp']
+    base = replace(base, data_dir=settings['data_dir'] or base.data_dir, download=settings['download'], device=settings['device'],
+                   amp=base.amp if amp is None else None if amp == 'off' else amp, fast_dev_run=settings.get('fast_dev_run') or 0,
+                   stage1=replace(base.stage1, epochs=settings['epochs1'] or base.stage1.epochs))
+    stage2 = {r: replace(s, epochs=settings['epochs2'] or s.epochs) for r, s in stage2.items()}
+    data = build_data(base)   # missing data fails here, before any folder exists
+    table_dir = Path(resume) if resume is not None else free_path(Path(out) / f"{settings['family']}-table")
+    table_dir.mkdir(parents=True, exist_ok=True)
+    (table_dir / 'table_config.json').write_text(json.dumps(dict(settings, rows=list(stage2)), indent=1))
+    results = train_table(base, stage2, settings['seeds'], table_dir, data)
     paper = PAPER[TABLE_FAMILIES[settings['family']]['paper']]
     title = (f"{settings['family']}: {base.dataset} IF={base.imb_factor:g}, {base.model}, seeds {settings['seeds']}, test accuracy in %; "
-             f"paper = {TABLE_FAMILIES[settings['family']]['paper']}")
+             f"paper = {TABLE_FAMILIES[settings['family']]['paper']}" + (" (FAST DEV RUN: the numbers mean nothing)" if fast_dev_batches(base) else ''))
     print(write_table(results, paper, table_dir, title))
     print(f"table, per-seed reports, checkpoints and plot: {table_dir}")
     return table_dir

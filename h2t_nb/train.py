@@ -6,7 +6,7 @@ Docs: https://h2t-nb.github.io/h2t_nb/train.html.md"""
 
 # %% ../nbs/06_train.ipynb #c006
 from __future__ import annotations
-import contextlib, csv, dataclasses, json, math, numbers, os, sys, time
+import contextlib, csv, dataclasses, itertools, json, math, numbers, os, sys, time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +15,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from fastcore.script import CliError, call_parse
 from filelock import FileLock, Timeout
 from torch import nn
 from tqdm.auto import tqdm
@@ -31,21 +30,32 @@ from .pipeline import (CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD, IMAGENET_
 from .samplers import FUSED_STREAMS, FUSING_STREAMS, DualStreamSampler, InstanceSampler, _generator
 
 # %% auto #0
-__all__ = ['DATASETS', 'STAGE2_METHODS', 'SCHEDULES', 'PIPELINES', 'AMP_MODES', 'COMPILE_MODES', 'RATIO_RELEASED', 'RATIO_PAPER',
-           'PRESETS', 'DIGITS100_CPU_EPOCHS', 'LIST_INDEX_BOUNDS', 'STAGE2_LOSSES', 'REPORT_COLUMNS', 'SELECTIONS',
-           'DEFAULT_PRESET', 'EXPECTED_ERRORS', 'Stage1Config', 'Stage2Config', 'TrainConfig', 'stage2_rows', 'LTData',
-           'synthetic_cifar', 'build_data', 'build_model', 'Runtime', 'setup_runtime', 'make_pipeline', 'predict',
-           'save_atomic', 'load_checkpoint', 'stage1_lr', 'stage2_lr', 'Stage2Forward', 'interactive', 'epoch_line',
-           'run_epoch', 'sgd', 'place_model', 'stage2_model', 'stage2_sampler', 'stage2_loss', 'EpochDraws',
-           'epoch_generators', 'test_report', 'resume_state', 'score_epoch', 'save_last', 'fit', 'train_stage1',
-           'train_stage2', 'train_seed', 'summarize', 'format_table', 'plot_run', 'RunFolderBusy', 'run_lock', 'run',
+__all__ = ['DATASETS', 'STAGE2_METHODS', 'SCHEDULES', 'PIPELINES', 'AMP_MODES', 'COMPILE_MODES', 'CHANNELS_LAST_MODES',
+           'FAST_DEV_RUN_ENV', 'RATIO_RELEASED', 'RATIO_PAPER', 'PRESETS', 'DIGITS100_CPU_EPOCHS', 'LIST_INDEX_BOUNDS',
+           'STAGE2_LOSSES', 'REPORT_COLUMNS', 'SELECTIONS', 'DEFAULT_PRESET', 'EXPECTED_ERRORS',
+           'fast_dev_run_from_env', 'Stage1Config', 'Stage2Config', 'TrainConfig', 'stage2_rows', 'LTData',
+           'synthetic_cifar', 'build_data', 'build_model', 'choose_amp', 'choose_channels_last', 'Runtime',
+           'setup_runtime', 'make_pipeline', 'predict', 'save_atomic', 'load_checkpoint', 'stage1_lr', 'stage2_lr',
+           'Stage2Forward', 'interactive', 'epoch_line', 'run_epoch', 'fast_dev_batches', 'evaluation_indices', 'sgd',
+           'place_model', 'stage2_model', 'stage2_sampler', 'stage2_loss', 'EpochDraws', 'epoch_generators',
+           'test_report', 'resume_state', 'score_epoch', 'save_last', 'fit', 'train_stage1', 'train_stage2',
+           'train_seed', 'summarize', 'format_table', 'plot_run', 'RunFolderBusy', 'run_lock', 'run', 'continue_or_run',
            'h2t_train']
 
 # %% ../nbs/06_train.ipynb #c009
 DATASETS = ('digits', 'digits100', 'digits100_cifar', 'cifar10', 'cifar100', 'synthetic_cifar10', 'synthetic_cifar100',
             'imagenet_lt', 'places_lt', 'inat2018')
 STAGE2_METHODS, SCHEDULES, PIPELINES = ('dr', 'mislas', 'logit_adjusted'), ('step', 'cosine'), ('auto', 'device', 'loader')
-AMP_MODES, COMPILE_MODES = (None, 'bf16', 'fp16'), ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+AMP_MODES, COMPILE_MODES = (None, 'auto', 'bf16', 'fp16'), ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+CHANNELS_LAST_MODES = (False, True, 'auto')
+FAST_DEV_RUN_ENV = 'H2T_FAST_DEV_RUN'   # N: every run in this process is a fast dev run of N batches (the notebooks' rehearsal sets it)
+
+def fast_dev_run_from_env()->int:
+    "The N of `H2T_FAST_DEV_RUN=N` in the environment (0 when unset): forces every run of this process to be a fast dev run."
+    value = os.environ.get(FAST_DEV_RUN_ENV, '').strip()
+    if not value: return 0
+    if not value.isdigit(): raise ValueError(f"{FAST_DEV_RUN_ENV}={value!r}: use a whole number of batches (e.g. 2), or unset it.")
+    return int(value)
 
 def _refuse(cfg, name:str, accepted:str):
     raise ValueError(f"{type(cfg).__name__}.{name}={getattr(cfg, name)!r} is not accepted: use {accepted}.")
@@ -137,19 +147,20 @@ class TrainConfig:
     stages: tuple = (1, 2)
     seed: int = 0
     device: str|None = None # None: CUDA when present, else CPU
-    amp: str|None = None # None, 'bf16' or 'fp16'
-    channels_last: bool = False
+    amp: str|None = 'auto' # 'auto' (bf16 on compute capability 8.0+, fp16 + GradScaler on 7.x, off on a CPU), 'bf16', 'fp16' or None
+    channels_last: bool|str = 'auto' # channels-last memory; 'auto': on a tensor-core GPU (7.0+) with mixed precision
     compile: bool = False # torch.compile the backbone
     compile_mode: str = 'default' # torch.compile mode; 'reduce-overhead' replays CUDA graphs (small models on big GPUs)
     pipeline: str = 'auto' # 'auto' (device-resident for in-memory data), 'device' or 'loader'
     num_workers: int = 0 # DataLoader workers (loader pipeline)
     eval_batch_size: int = 500
+    fast_dev_run: int = 0 # N > 0: every stage trains N batches, then validates and tests on N batches (its numbers mean nothing)
 
     def __post_init__(self):
         _one_of(self, 'dataset', DATASETS); _one_of(self, 'model', tuple(MODELS)); _one_of(self, 'amp', AMP_MODES)
-        _one_of(self, 'compile_mode', COMPILE_MODES); _one_of(self, 'pipeline', PIPELINES)
+        _one_of(self, 'compile_mode', COMPILE_MODES); _one_of(self, 'pipeline', PIPELINES); _one_of(self, 'channels_last', CHANNELS_LAST_MODES)
         _number(self, 'imb_factor', 1); _number(self, 'seed', 0, integer=True)
-        for name in ('val_per_class', 'num_workers'): _number(self, name, 0, integer=True)
+        for name in ('val_per_class', 'num_workers', 'fast_dev_run'): _number(self, name, 0, integer=True)
         _number(self, 'eval_batch_size', 1, integer=True)
         self.stages = tuple(sorted(set(self.stages)))
         if self.stages not in ((1,), (2,), (1, 2)): _refuse(self, 'stages', '(1,), (2,) or (1, 2)')
@@ -230,14 +241,14 @@ _family('digits100_lt_if100_r32', TrainConfig(name='', dataset='digits100_cifar'
 # here the whole ImageNet-initialised ResNet-152 is fine-tuned in stage 1.
 for prefix, dataset, model, epochs, wd, smooth in (('places_lt_r152', 'places_lt', 'resnet152_imagenet', 30, 5e-4, (0.4, 0.1)),
                                                     ('inat2018_r50', 'inat2018', 'resnet50', 200, 1e-4, (0.3, 0.0))):
-    base = TrainConfig(name='', dataset=dataset, model=model, val_per_class=0, num_workers=8, amp='bf16', channels_last=True,
+    base = TrainConfig(name='', dataset=dataset, model=model, val_per_class=0, num_workers=8,
                        stage1=Stage1Config(epochs=epochs, batch_size=256, lr=0.1, weight_decay=wd, schedule='cosine', warmup_epochs=0, mixup_alpha=0.2))
     dr = Stage2Config(method='dr', batch_size=256, lr=0.005, weight_decay=wd)
     _family(prefix, base, dr, replace(_mislas(100), batch_size=256, lr=0.005, weight_decay=wd, smooth_head=smooth[0], smooth_tail=smooth[1]))
 for arch, model in (('r50', 'resnet50'), ('rx50', 'resnext50')):
     # MiSLAS's ImageNet-LT recipe (180 epochs, cosine, mixup 0.2, batch 256); H2T's ratio for ImageNet-LT is unpublished: 0.25 assumed
     PRESETS[f'imagenet_lt_{arch}_dr_h2t'] = TrainConfig(
-        name=f'imagenet_lt_{arch}_dr_h2t', dataset='imagenet_lt', model=model, val_per_class=0, num_workers=8, amp='bf16', channels_last=True,
+        name=f'imagenet_lt_{arch}_dr_h2t', dataset='imagenet_lt', model=model, val_per_class=0, num_workers=8,
         stage1=Stage1Config(epochs=180, batch_size=256, lr=0.1, weight_decay=5e-4, schedule='cosine', warmup_epochs=5, mixup_alpha=0.2),
         stage2=Stage2Config(method='dr', epochs=10, batch_size=256, lr=0.005, weight_decay=5e-4, ratio=0.25))
 
@@ -322,6 +333,31 @@ def build_model(cfg:TrainConfig, num_classes:int, in_chans:int)->nn.Module:
     torch.manual_seed(cfg.seed)   # model init is the only use of torch's global RNG
     return MODELS[cfg.model](num_classes, in_chans)
 
+# %% ../nbs/06_train.ipynb #n9c6fc61
+def choose_amp(amp:str|None, # 'auto', 'bf16', 'fp16' or None
+               device:torch.device, # where the run trains
+               capability:tuple[int, int]|None=None, # the GPU's compute capability (default: asked from torch)
+              )->tuple[str|None, str]:
+    "The autocast dtype for `amp` on `device` (`'bf16'`, `'fp16'` or None) and why, in words."
+    if device.type != 'cuda':
+        if amp == 'auto' or amp is None: return None, f'full precision ({device.type}: autocast pays off on a GPU)'
+        return amp, f'{amp} autocast as asked'
+    major, minor = capability or torch.cuda.get_device_capability(device)
+    cc = f'compute capability {major}.{minor}'
+    if amp is None: return None, 'full precision, as asked'
+    if amp == 'auto':
+        if major >= 8: return 'bf16', f'bf16 autocast ({cc}: bf16 tensor cores)'
+        if major == 7: return 'fp16', f'fp16 autocast + GradScaler ({cc}, e.g. T4 or V100: fp16 tensor cores, no fast bf16)'
+        return None, f'full precision ({cc}: no tensor cores)'
+    if amp == 'bf16' and major < 8: return amp, f'bf16 autocast as asked, though {cc} has no bf16 tensor cores (slow): amp=auto picks fp16'
+    return amp, f'{amp} autocast as asked'
+
+def choose_channels_last(channels_last:bool|str, device:torch.device, amp:str|None, capability:tuple[int, int]|None=None)->bool:
+    "Channels-last memory: as asked, or for `'auto'` on a 7.0+ GPU with mixed precision (tensor-core convolutions prefer NHWC)."
+    if channels_last != 'auto': return bool(channels_last)
+    if device.type != 'cuda' or amp is None: return False
+    return (capability or torch.cuda.get_device_capability(device))[0] >= 7
+
 # %% ../nbs/06_train.ipynb #c017
 @dataclass
 class Runtime:
@@ -329,7 +365,9 @@ class Runtime:
     device: torch.device
     rank: int = 0
     world: int = 1
-    amp: str|None = None
+    amp: str|None = None # the autocast dtype in use: 'bf16', 'fp16' or None
+    channels_last: bool = False
+    why: str = '' # what was chosen and why, for the run's log
     @property
     def main(self)->bool:
         "True in the process that writes files and logs (rank 0)."
@@ -343,7 +381,7 @@ class Runtime:
         if self.world > 1: dist.barrier()
 
 def setup_runtime(cfg:TrainConfig)->Runtime:
-    "Pick the device and join the process group when launched by torchrun."
+    "Pick the device, the precision and the memory format, and join the process group when launched by torchrun."
     if str(cfg.device).startswith('cuda') and not torch.cuda.is_available(): raise ValueError(
         f"device={cfg.device!r}, but torch sees no CUDA GPU here: drop --device (CPU is used) or run on a GPU machine.")
     world, rank = int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('RANK', 0))
@@ -356,7 +394,9 @@ def setup_runtime(cfg:TrainConfig)->Runtime:
     else: device = torch.device(cfg.device or 'cpu')
     if cfg.amp == 'fp16' and device.type == 'cpu': raise ValueError(
         "amp='fp16' on a CPU: float16 autocast is a GPU feature and runs about 2x slower here; drop --amp (or use bf16).")
-    return Runtime(device, rank, world, cfg.amp)
+    amp, why = choose_amp(cfg.amp, device)
+    channels_last = choose_channels_last(cfg.channels_last, device, amp)
+    return Runtime(device, rank, world, amp, channels_last, f"{device}, {why}" + (', channels-last memory' if channels_last else ''))
 
 # %% ../nbs/06_train.ipynb #c019
 def make_pipeline(cfg:TrainConfig, data:LTData, dataset, rt:Runtime):
@@ -369,10 +409,13 @@ def make_pipeline(cfg:TrainConfig, data:LTData, dataset, rt:Runtime):
     return LoaderPipeline(dataset, *data.transforms, rt.device, cfg.num_workers)
 
 @torch.no_grad()
-def predict(model:nn.Module, pipeline, n:int, batch_size:int, rt:Runtime)->torch.Tensor:
-    "Logits for samples 0..n-1 (eval mode); under DDP each process predicts a share and all processes get all logits."
+def predict(model:nn.Module, pipeline,
+            samples:int|torch.Tensor, # how many (samples 0..n-1), or which dataset indices
+            batch_size:int, rt:Runtime)->torch.Tensor:
+    "Logits for `samples` (eval mode); under DDP each process predicts a share and all processes get all logits."
     model.eval()
-    idx = torch.arange(n)[rt.rank::rt.world]
+    samples = torch.arange(samples) if isinstance(samples, int) else samples
+    n, idx = len(samples), samples[rt.rank::rt.world]
     with rt.autocast(): logits = torch.cat([model(x).float() for x, _ in pipeline.batches(idx, batch_size, train=False)])
     if rt.world == 1: return logits.cpu()
     per = math.ceil(n / rt.world)
@@ -464,7 +507,7 @@ def run_epoch(step, batches, n_steps:int, desc:str, rt:Runtime, stage:int, epoch
             _check_finite(total.item(), steps, stage, epoch)
             bar.set_postfix(loss=f'{total.item() / steps:.3f}', lr=f'{lr:.4g}', img_s=f'{images / (time.perf_counter() - start):.0f}')
     _check_finite(total.item(), steps, stage, epoch)
-    return dict(loss=total.item() / max(steps, 1), lr=lr, images_per_s=images / (time.perf_counter() - start))
+    return dict(loss=total.item() / max(steps, 1), lr=lr, steps=steps, images_per_s=images / (time.perf_counter() - start))
 
 # %% ../nbs/06_train.ipynb #c029
 def _ddp(module, rt):
@@ -473,9 +516,21 @@ def _ddp(module, rt):
 
 def _shard(cfg:TrainConfig, rt:Runtime)->dict: return dict(seed=cfg.seed, num_replicas=rt.world, rank=rt.rank)
 
-def _evaluate(model, pipe, dataset, batch_size, rt, data):
-    logits = predict(model, pipe, len(dataset), batch_size, rt)
-    return lt_report(logits, dataset.targets, data.counts, data.thresholds, data.index_bounds), logits
+def fast_dev_batches(cfg:TrainConfig)->int:
+    "Batches per stage of a fast dev run: `cfg.fast_dev_run`, else `H2T_FAST_DEV_RUN` from the environment; 0 for a real run."
+    return cfg.fast_dev_run or fast_dev_run_from_env()
+
+def evaluation_indices(n:int, # samples in the split
+                       limit:int|None=None)->torch.Tensor: # at most this many (a fast dev run), spread evenly
+    "The samples an evaluation reads: all of them, or `limit` spread evenly over the split so that every class still appears."
+    if limit is None or limit >= n: return torch.arange(n)
+    return torch.linspace(0, n - 1, limit).round().long().unique()
+
+def _evaluate(model, pipe, dataset, batch_size, rt, data, cfg):
+    n = fast_dev_batches(cfg)
+    idx = evaluation_indices(len(dataset), n * batch_size if n else None)
+    logits = predict(model, pipe, idx, batch_size, rt)
+    return lt_report(logits, dataset.targets[idx], data.counts, data.thresholds, data.index_bounds), logits, idx
 
 def sgd(groups:list[dict], sc, rt:Runtime)->torch.optim.SGD:
     "SGD with momentum over parameter groups that each carry their own `peak_lr`."
@@ -486,7 +541,7 @@ def sgd(groups:list[dict], sc, rt:Runtime)->torch.optim.SGD:
 def place_model(model:nn.Module, cfg:TrainConfig, rt:Runtime)->nn.Module:
     "The model on the run's device, in channels-last memory when asked."
     model.to(rt.device)
-    return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+    return model.to(memory_format=torch.channels_last) if rt.channels_last else model
 
 def stage2_model(cfg:TrainConfig, data:LTData, rt:Runtime, init:dict)->nn.Module:
     "Stage 2's starting model: the stage-1 checkpoint `init`, then the stage-2 options (fresh classifier, logit scale)."
@@ -539,12 +594,12 @@ def test_report(model:nn.Module, cfg:TrainConfig, data:LTData, rt:Runtime, stage
     "Test metrics of the last-epoch model and of the validation-selected one (`best.pt`), with the training history."
     test_pipe = make_pipeline(cfg, data, data.test, rt)
     report = dict(history=state['history'], best_epoch=state['best_epoch'] + 1)
-    report['last'], last_logits = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data)
-    report['per_class_last'] = per_class_accuracy(last_logits.argmax(1), data.test.targets, data.num_classes).tolist()
+    report['last'], last_logits, idx = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data, cfg)
+    report['per_class_last'] = per_class_accuracy(last_logits.argmax(1), data.test.targets[idx], data.num_classes).tolist()
     if state.get('best_test') is not None: report['best_test'] = state['best_test']
     if (stage_dir / 'best.pt').exists():
         model.load_state_dict(load_checkpoint(stage_dir / 'best.pt')['model'])
-        report['best_val'], _ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data)
+        report['best_val'], *_ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data, cfg)
     return report
 
 # %% ../nbs/06_train.ipynb #n0971427
@@ -562,13 +617,13 @@ def score_epoch(stage:int, model, cfg:TrainConfig, data:LTData, rt:Runtime, stag
                 epoch:int, val_pipe, test_pipe):
     "Validate (keeping `best.pt`) and, when `test_pipe` is given, track the best test epoch of the paper's protocol."
     if val_pipe is not None:
-        val_report, _ = _evaluate(model, val_pipe, data.val, cfg.eval_batch_size, rt, data)
+        val_report, *_ = _evaluate(model, val_pipe, data.val, cfg.eval_batch_size, rt, data, cfg)
         stats['val_balanced'] = val_report['balanced']
         if val_report['balanced'] > state['best_val']:
             state.update(best_val=val_report['balanced'], best_epoch=epoch)
             if rt.main: save_atomic(dict(format='h2t_nb', stage=stage, model=model.state_dict(), epoch=epoch), stage_dir / 'best.pt')
     if test_pipe is not None:   # recorded for the paper-protocol row only; never used to select anything else
-        test_epoch, _ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data)
+        test_epoch, *_ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data, cfg)
         stats['test_top1'] = test_epoch['top1']
         if state['best_test'] is None or test_epoch['top1'] > state['best_test']['top1']: state['best_test'] = dict(test_epoch, epoch=epoch + 1)
 
@@ -592,8 +647,9 @@ def fit(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
     train_pipe = make_pipeline(cfg, data, data.train, rt)
     val_pipe = make_pipeline(cfg, data, data.val, rt) if data.val is not None else None
     test_pipe = make_pipeline(cfg, data, data.test, rt) if track_test else None
-    local_batch = sc.batch_size // rt.world
-    for epoch in range(state['epoch'] + 1, sc.epochs):
+    local_batch, fast = sc.batch_size // rt.world, fast_dev_batches(cfg)
+    epochs = 1 if fast else sc.epochs   # a fast dev run: one epoch of `fast` batches
+    for epoch in range(state['epoch'] + 1, epochs):
         if stop_after is not None and epoch >= stop_after: return None
         lr = schedule(epoch)
         for group in opt.param_groups: group['lr'] = lr * group['peak_lr'] / sc.lr
@@ -605,11 +661,12 @@ def fit(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
             return loss
-        batches = train_pipe.batches(sampler.indices(), local_batch, train=True, generator=draws.aug)
-        stats = run_epoch(train_step, batches, len(sampler) // local_batch, f'stage {stage} epoch {epoch + 1}/{sc.epochs}', rt, stage, epoch, lr)
+        batches, n_steps = train_pipe.batches(sampler.indices(), local_batch, train=True, generator=draws.aug), len(sampler) // local_batch
+        if fast: batches, n_steps = itertools.islice(batches, fast), min(fast, n_steps)
+        stats = run_epoch(train_step, batches, n_steps, f'stage {stage} epoch {epoch + 1}/{epochs}', rt, stage, epoch, lr)
         score_epoch(stage, model, cfg, data, rt, stage_dir, state, stats, epoch, val_pipe, test_pipe)
         state['epoch'] = epoch; state['history'].append(dict(epoch=epoch + 1, **stats))
-        if rt.main and not interactive(): print(epoch_line(stage, epoch, sc.epochs, stats), flush=True)
+        if rt.main and not interactive(): print(epoch_line(stage, epoch, epochs, stats), flush=True)
         if rt.main: save_last(stage, model, opt, scaler, cfg, data, state, stage_dir)
         rt.barrier()
     report = test_report(model, cfg, data, rt, stage_dir, state)
@@ -777,6 +834,10 @@ def run(cfg:TrainConfig, # what to train
         load_checkpoint(stage1_ckpt, stage=1)   # fail now on a missing or corrupt file, before any work
     data = build_data(cfg)                      # fail now on missing data, before creating any folder
     rt = setup_runtime(cfg)                     # ... and on a device that is not there
+    fast = fast_dev_batches(cfg)
+    if rt.main and not quiet:
+        print(f"{cfg.name}: {rt.why}")
+        if fast: print(f"fast dev run: every stage trains {fast} batches, then validates and tests on {fast}; the files are real, the numbers mean nothing")
     if resume is None:
         run_dir = free_path(Path(out) / cfg.name)
         if rt.world > 1:   # every process must agree on the folder rank 0 picked
@@ -794,21 +855,34 @@ def run(cfg:TrainConfig, # what to train
         rows = summarize(per_seed)
         if rt.main:
             (run_dir / 'results.json').write_text(json.dumps(dict(summary=rows, per_seed=per_seed, counts=data.counts,
-                                                                     config=asdict(cfg)), indent=1))
+                                                                     config=asdict(cfg), fast_dev_run=fast), indent=1))
             with open(run_dir / 'results.csv', 'w', newline='') as f:
                 w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
             plot_run(per_seed, data.counts, run_dir / 'curves_and_per_class.png')
             if not quiet:
-                print(f"{cfg.name}: {cfg.dataset} IF={cfg.imb_factor:g}, model {cfg.model}, seeds {seeds}, test accuracy in %")
+                print(f"{cfg.name}: {cfg.dataset} IF={cfg.imb_factor:g}, model {cfg.model}, seeds {seeds}, test accuracy in %"
+                      + (f" (FAST DEV RUN of {fast} batches: the numbers mean nothing)" if fast else ''))
                 print(format_table(rows))
                 print(f"results, checkpoints and plots: {run_dir}")
     return dict(run_dir=run_dir, summary=rows, per_seed=per_seed)
+
+def continue_or_run(cfg:TrainConfig, # what to train
+                    out:str|Path='runs', # parent folder: the run lives in out/cfg.name
+                    seeds:list[int]|None=None, # one run per seed (default: cfg.seed)
+                    quiet:bool=False)->dict:
+    "The run of `cfg` in `out/cfg.name`: read back if it finished, continued if it was interrupted, else started there (a notebook re-run after a disconnect)."
+    run_dir = Path(out) / cfg.name
+    if (run_dir / 'config.json').is_file():
+        saved = json.loads((run_dir / 'config.json').read_text())
+        if _config_from_dict(saved['config']) == cfg and saved['seeds'] == list(seeds or [cfg.seed]):
+            if (run_dir / 'results.json').is_file(): return dict(run_dir=run_dir, **json.loads((run_dir / 'results.json').read_text()))
+            return run(None, resume=run_dir, quiet=quiet)
+    return run(cfg, out, seeds, quiet=quiet)
 
 # %% ../nbs/06_train.ipynb #c046
 DEFAULT_PRESET = 'digits100_lt_if100_dr_h2t'   # README's main job: DR + H2T on the offline Digits-100-LT, ~2 min on 2 CPU cores
 EXPECTED_ERRORS = (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError, FloatingPointError, RunFolderBusy)
 
-@call_parse
 def h2t_train(preset:Annotated[str, {'choices': list(PRESETS), 'metavar': 'NAME'}]=None, # what to train: a row of the paper (default: digits100_lt_if100_dr_h2t, offline)
               data_dir:str=None, # dataset root: torchvision's CIFAR folder, or the image root holding ImageNet-LT/Places-LT/iNat list files
               out:str='runs', # results go to OUT/PRESET (a new numbered folder if that one exists)
@@ -818,35 +892,35 @@ def h2t_train(preset:Annotated[str, {'choices': list(PRESETS), 'metavar': 'NAME'
               resume:str=None, # folder of an interrupted run to continue with its saved settings (--epochs1/--epochs2 may extend it)
               download:bool=False, # let torchvision download CIFAR (needs internet)
               device:str=None, # 'cuda' or 'cpu' (default: CUDA when present)
-              amp:Annotated[str, {'choices': ['bf16', 'fp16']}]=None, # mixed precision (fp16 needs a GPU)
-              channels_last:bool=False, # channels-last memory format
+              amp:Annotated[str, {'choices': ['auto', 'bf16', 'fp16', 'off']}]=None, # mixed precision (default: the preset's, auto: bf16 on 8.0+ GPUs, fp16 on 7.x, off on a CPU)
+              channels_last:bool=False, # channels-last memory format (default: auto, on tensor-core GPUs with mixed precision)
               compile:bool=False, # torch.compile the backbone
               compile_mode:Annotated[str, {'choices': list(COMPILE_MODES)}]=None, # torch.compile mode, e.g. reduce-overhead (CUDA graphs)
               epochs1:int=None, # stage-1 epochs instead of the preset's
               epochs2:int=None, # stage-2 epochs instead of the preset's
               ratio:float=None, # the fusing ratio ρ instead of the preset's
               synthetic:bool=False, # CIFAR-shaped random images with the preset's class counts (speed checks; accuracy is meaningless)
+              fast_dev_run:int=None, # N: every stage trains N batches, then validates and tests on N (checks a preset, data and GPU in a minute; the numbers mean nothing)
              ):
     "Two-stage long-tailed training with H2T: train, evaluate on the balanced test set, and write results to OUT."
     given = {k: v for k, v in dict(preset=preset, data_dir=data_dir, seeds=seeds, stages=stages, stage1_ckpt=stage1_ckpt, download=download,
                                    device=device, amp=amp, channels_last=channels_last, compile=compile, compile_mode=compile_mode,
-                                   ratio=ratio, synthetic=synthetic).items() if v not in (None, False)}
-    try:
-        if resume is not None:
-            if given: raise ValueError(f"--resume continues with the run's saved settings: drop {' '.join('--' + k.replace('_', '-') for k in given)} "
-                                       "(only --epochs1 / --epochs2 may extend it).")
-            return run(None, resume=resume, more_epochs={s: n for s, n in ((1, epochs1), (2, epochs2)) if n is not None})
-        preset = preset or DEFAULT_PRESET
-        cfg = PRESETS[preset]
-        if synthetic:
-            if not cfg.dataset.startswith('cifar'): raise ValueError(f'--synthetic mimics CIFAR-LT; {preset} uses {cfg.dataset}.')
-            cfg = replace(cfg, dataset='synthetic_' + cfg.dataset)
-        stage2 = replace(cfg.stage2, **{k: v for k, v in dict(epochs=epochs2, ratio=ratio).items() if v is not None})
-        cfg = replace(cfg, data_dir=data_dir or cfg.data_dir, download=download, device=device, amp=amp or cfg.amp,
-                      channels_last=channels_last or cfg.channels_last, compile=compile, compile_mode=compile_mode or cfg.compile_mode,
-                      stages=tuple(stages or cfg.stages), stage2=stage2,
-                      stage1=replace(cfg.stage1, epochs=cfg.stage1.epochs if epochs1 is None else epochs1))
-        return run(cfg, out, seeds, stage1_ckpt)
-    except EXPECTED_ERRORS as e: raise CliError(f'h2t-train: {e}') from e
+                                   ratio=ratio, synthetic=synthetic, fast_dev_run=fast_dev_run).items() if v not in (None, False)}
+    if resume is not None:
+        if given: raise ValueError(f"--resume continues with the run's saved settings: drop {' '.join('--' + k.replace('_', '-') for k in given)} "
+                                   "(only --epochs1 / --epochs2 may extend it).")
+        return run(None, resume=resume, more_epochs={s: n for s, n in ((1, epochs1), (2, epochs2)) if n is not None})
+    preset = preset or DEFAULT_PRESET
+    cfg = PRESETS[preset]
+    if synthetic:
+        if not cfg.dataset.startswith('cifar'): raise ValueError(f'--synthetic mimics CIFAR-LT; {preset} uses {cfg.dataset}.')
+        cfg = replace(cfg, dataset='synthetic_' + cfg.dataset)
+    stage2 = replace(cfg.stage2, **{k: v for k, v in dict(epochs=epochs2, ratio=ratio).items() if v is not None})
+    cfg = replace(cfg, data_dir=data_dir or cfg.data_dir, download=download, device=device,
+                  amp=cfg.amp if amp is None else None if amp == 'off' else amp, channels_last=channels_last or cfg.channels_last,
+                  fast_dev_run=fast_dev_run or cfg.fast_dev_run, compile=compile, compile_mode=compile_mode or cfg.compile_mode,
+                  stages=tuple(stages or cfg.stages), stage2=stage2,
+                  stage1=replace(cfg.stage1, epochs=cfg.stage1.epochs if epochs1 is None else epochs1))
+    return run(cfg, out, seeds, stage1_ckpt)
 
-h2t_train.__wrapped__.__doc__ += ' Presets: ' + ', '.join(PRESETS) + '.'
+h2t_train.__doc__ += ' Presets: ' + ', '.join(PRESETS) + '.'

@@ -33,7 +33,7 @@ step gpu_cells nbdev-test --flags gpu --file-re "^($gpu_notebooks)\.ipynb$"
 step bench_fusion python3 bench/fusion.py --quick
 step bench_train_speed python3 bench/train_speed.py
 # RUNS: where the run's checkpoints go (default under $OUT); FULL_RUN_LIMIT caps its seconds so the script always ends;
-# FULL_RUN_FLAGS: the speed switches, e.g. "--amp bf16 --channels-last --compile --compile-mode reduce-overhead"
+# FULL_RUN_FLAGS: extra speed switches, e.g. "--compile --compile-mode reduce-overhead" (amp and channels-last are auto by default)
 step full_run timeout "${FULL_RUN_LIMIT:-480}" h2t-train --preset cifar100_lt_if100_dr_h2t --synthetic --epochs1 "$EPOCHS1" \
-     --epochs2 "$EPOCHS2" ${FULL_RUN_FLAGS:---amp bf16 --channels-last} --out "${RUNS:-$OUT/runs}"
+     --epochs2 "$EPOCHS2" ${FULL_RUN_FLAGS:-} --out "${RUNS:-$OUT/runs}"
 exit $status

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,32 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, args, message):
     assert out.returncode != 0 and message in out.stderr, out.stderr[-2000:]
     assert 'Traceback' not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / 'res').exists()
+
+
+def test_fast_dev_table_trains_every_row_for_n_batches(tmp_path):
+    out = cli('digits100_lt_if100', '--rows', 'dr', 'dr_h2t', '--fast-dev-run', '1', '--out', 'res', cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 'FAST DEV RUN' in out.stdout
+    saved = json.loads((tmp_path / 'res' / 'digits100_lt_if100-table' / 'table.json').read_text())
+    for row in ('stage1', 'dr', 'dr_h2t'):
+        assert [(h['epoch'], h['steps']) for h in saved['per_seed']['0'][row]['history']] == [(1, 1)]
+
+
+def test_a_copied_half_finished_table_resumes_to_the_same_numbers(tmp_path):
+    "kill -9 inside stage 1, the folder copied elsewhere and the original deleted: resuming the copy gives the uninterrupted table."
+    args = ['digits100_lt_if100', '--rows', 'dr', 'dr_h2t', '--epochs1', '4', '--epochs2', '1']
+    assert cli(*args, '--out', 'whole', cwd=tmp_path).returncode == 0
+    exe = shutil.which('h2t-table', path=str(BIN)) or 'h2t-table'
+    proc = subprocess.Popen([exe, *args, '--out', 'half'], cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    half = tmp_path / 'half' / 'digits100_lt_if100-table'
+    deadline = time.time() + 300
+    while not (half / 'seed0' / 'stage1' / 'last.pt').exists() and time.time() < deadline and proc.poll() is None: time.sleep(0.05)
+    proc.kill(); proc.wait()
+    assert not (half / 'seed0' / 'stage1' / 'final.pt').exists(), 'the table finished stage 1 before it could be killed'
+    moved = tmp_path / 'elsewhere' / 'table'
+    shutil.copytree(half, moved); shutil.rmtree(tmp_path / 'half')
+    again = cli('digits100_lt_if100', '--resume', str(moved), cwd=tmp_path / 'elsewhere')
+    assert again.returncode == 0, again.stderr[-2000:]
+    whole = json.loads((tmp_path / 'whole' / 'digits100_lt_if100-table' / 'table.json').read_text())
+    resumed = json.loads((moved / 'table.json').read_text())
+    assert resumed['summary'] == whole['summary'] and resumed['paired'] == whole['paired']

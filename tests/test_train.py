@@ -1,6 +1,7 @@
 "The trainer end to end on the offline data: files, CLI, exact resume, DDP agreement, and every user-facing failure."
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -396,3 +397,62 @@ def test_stage2_options_take_effect(tmp_path, stage1_ckpt, option):
         assert torch.equal(model.state_dict()['features.0.weight'].cpu(), init['model']['features.0.weight'])
     res = run(cfg, tmp_path, stage1_ckpt=stage1_ckpt, quiet=True)
     assert res['per_seed'][0]['stage2']['last']['top1'] > 20   # still learns the 10 digits well above chance
+
+
+def test_fast_dev_run_trains_n_batches_and_writes_every_file(tmp_path):
+    "The issue's check: the CIFAR-100-LT DR+H2T preset as a fast dev run on a CPU, both stages, the usual files, and it says so."
+    out = cli('--preset', 'cifar100_lt_if100_dr_h2t', '--synthetic', '--fast-dev-run', '2', '--out', 'res', cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 'fast dev run: every stage trains 2 batches' in out.stdout and 'FAST DEV RUN of 2 batches: the numbers mean nothing' in out.stdout
+    run_dir = tmp_path / 'res' / 'cifar100_lt_if100_dr_h2t'
+    assert {p.name for p in run_dir.iterdir()} >= {'config.json', 'results.json', 'results.csv', 'curves_and_per_class.png', 'seed0'}
+    results = json.loads((run_dir / 'results.json').read_text())
+    assert results['fast_dev_run'] == 2
+    for stage in ('stage1', 'stage2'):
+        assert {p.name for p in (run_dir / 'seed0' / stage).iterdir()} == {'best.pt', 'last.pt', 'final.pt'}
+        history = results['per_seed']['0'][stage]['history']
+        assert [(h['epoch'], h['steps']) for h in history] == [(1, 2)]   # one epoch of two batches
+    assert [l.split('  ')[0] for l in out.stdout.splitlines() if l.startswith('stage ')] == ['stage 1 epoch 1/1', 'stage 2 epoch 1/1']
+
+
+def test_fast_dev_run_from_the_environment_evaluates_a_spread_of_each_split(tmp_path, monkeypatch):
+    "H2T_FAST_DEV_RUN forces it on every run of the process; evaluations read N batches spread over the split."
+    monkeypatch.setenv('H2T_FAST_DEV_RUN', '1')
+    cfg = replace(TINY, eval_batch_size=100)
+    res = run(cfg, tmp_path, quiet=True)
+    stage2 = res['per_seed'][0]['stage2']
+    assert [(h['epoch'], h['steps']) for h in stage2['history']] == [(1, 1)]
+    assert len(stage2['per_class_last']) == 10 and not any(math.isnan(a) for a in stage2['per_class_last'])   # 100 of 500 test images, every class
+    monkeypatch.setenv('H2T_FAST_DEV_RUN', 'two')
+    with pytest.raises(ValueError, match="H2T_FAST_DEV_RUN='two': use a whole number of batches"):
+        run(cfg, tmp_path / 'x', quiet=True)
+
+
+def test_amp_auto_follows_the_gpu_capability(monkeypatch):
+    "fp16 + GradScaler on 7.x (T4, V100), bf16 on 8.0+, off on a CPU; torch's capability query mocked as a GPU would answer."
+    from h2t_nb.train import TrainConfig, choose_amp, choose_channels_last, setup_runtime
+    cuda = torch.device('cuda', 0)
+    for capability, amp in (((7, 5), 'fp16'), ((7, 0), 'fp16'), ((8, 0), 'bf16'), ((8, 9), 'bf16'), ((9, 0), 'bf16'), ((6, 1), None)):
+        monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda device=None, c=capability: c)
+        chosen, why = choose_amp('auto', cuda)
+        assert chosen == amp and f'compute capability {capability[0]}.{capability[1]}' in why
+        assert choose_channels_last('auto', cuda, chosen) == (amp is not None)
+    assert choose_amp('fp16', cuda) == ('fp16', 'fp16 autocast as asked') and choose_amp(None, cuda)[0] is None
+    rt = setup_runtime(TrainConfig())   # this machine: a CPU, whatever torch.cuda answers about capabilities
+    assert (rt.amp, rt.channels_last) == (None, False) and 'full precision' in rt.why
+
+
+def test_a_copied_half_finished_run_resumes_to_the_same_numbers(tmp_path):
+    "A run folder holds no absolute paths: moved elsewhere mid-run (the original deleted), it resumes to the uninterrupted run's weights and report."
+    whole = run(TINY, tmp_path / 'a', quiet=True)['run_dir']
+    first = run(TINY, tmp_path / 'b', stop_after={1: 2}, quiet=True)['run_dir']
+    moved = tmp_path / 'elsewhere' / 'copy'
+    shutil.copytree(first, moved); shutil.rmtree(tmp_path / 'b')
+    run(None, resume=moved, stop_after={2: 1}, quiet=True)        # stopped again, inside stage 2
+    again = tmp_path / 'third' / 'place'
+    shutil.copytree(moved, again); shutil.rmtree(moved)
+    run(None, resume=again, quiet=True)
+    for stage in ('stage1', 'stage2'):
+        a, b = weights(whole / 'seed0' / stage / 'final.pt'), weights(again / 'seed0' / stage / 'final.pt')
+        assert all(torch.equal(a[k], b[k]) for k in a), stage
+    assert json.loads((whole / 'results.json').read_text())['summary'] == json.loads((again / 'results.json').read_text())['summary']
