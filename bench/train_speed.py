@@ -27,7 +27,9 @@ from h2t_nb.losses import mixup, mixup_loss
 from h2t_nb.models import freeze_backbone, resnet32
 from h2t_nb.pipeline import CIFAR_MEAN, CIFAR_STD, Augment, DevicePipeline
 from h2t_nb.samplers import DualStreamDataset, DualStreamSampler, InstanceSampler
-from h2t_nb.train import Stage2Config, Stage2Forward, synthetic_cifar
+from h2t_nb.datasets import synthetic_cifar
+from h2t_nb.fusion import H2T
+from h2t_nb.train import Stage2Forward
 
 
 class PILImages(Dataset):
@@ -83,7 +85,7 @@ def make_steps(device, amp, channels_last, compile_mode, device_draws):
     if channels_last: model2 = model2.to(memory_format=torch.channels_last)
     model2.train(); params = freeze_backbone(model2, shift_bn=True)
     if compile_mode: model2.forward_features = torch.compile(model2.forward_features, mode=compile_mode)
-    net2 = Stage2Forward(model2, Stage2Config(ratio=0.25))
+    net2 = Stage2Forward(model2, H2T(0.25))
     opt2 = torch.optim.SGD(params, lr=0.02, momentum=0.9, weight_decay=5e-4, fused=fused)
     gen = torch.Generator(device=device).manual_seed(0)
 

@@ -1,4 +1,4 @@
-"""`h2t-train`, `h2t-table` and `h2t-profile` from the shell: one parser built from each function's signature and comments, identical under the fastcore that Colab ships and the one nbdev brings, and every user error as one line.
+"""`h2t-train`, `h2t-table` and `h2t-profile`: the two training commands over the one orchestrator with one resume policy, a parser built from each function's signature and comments (the same under the fastcore Colab ships and the one nbdev brings), and every user error as one line.
 
 Docs: https://h2t-nb.github.io/h2t_nb/cli.html.md"""
 
@@ -7,15 +7,128 @@ Docs: https://h2t-nb.github.io/h2t_nb/cli.html.md"""
 # %% ../nbs/10_cli.ipynb #c006
 from __future__ import annotations
 import argparse, inspect, sys, types, typing
+from dataclasses import replace
+from typing import Annotated
 
 from fastcore.docments import docments
 
+from .config import COMPILE_MODES
 from .data import h2t_profile
-from .table import h2t_table
-from .train import EXPECTED_ERRORS, h2t_train
+from .presets import DEFAULT_PRESET, PAPER, PRESETS, TABLE_FAMILIES, family_rows, get_preset
+from .runs import RunFolder, RunFolderBusy, RunPlan, execute, extend_plan, resume_run, train_run
+from .table import table_title, write_table
+from .train import fast_dev_batches
 
 # %% auto #0
-__all__ = ['command_parser', 'run_command', 'train_main', 'table_main', 'profile_main']
+__all__ = ['EXPECTED_ERRORS', 'h2t_train', 'table_plan', 'h2t_table', 'command_parser', 'run_command', 'train_main', 'table_main',
+           'profile_main']
+
+# %% ../nbs/10_cli.ipynb #n5e1c9b5
+EXPECTED_ERRORS = (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError, FloatingPointError, RunFolderBusy)
+_ASK = lambda v: v is not None and v is not False   # a flag the user gave (0 and 0.0 count: `--ratio 0` is a request)
+
+def _runtime_flags(**flags)->dict:
+    "The runtime flags given, as configuration fields (`--amp off` is amp=None)."
+    out = {k: v for k, v in flags.items() if _ASK(v)}
+    if 'amp' in out: out['amp'] = None if out['amp'] == 'off' else out['amp']
+    return out
+
+def _refuse_on_resume(command:str, flags:dict):
+    "Flags that would change what a folder trains are refused on resume, by name."
+    given = [k for k, v in flags.items() if _ASK(v)]
+    if given: raise ValueError(f"--resume continues the folder's own plan: {' '.join('--' + k.replace('_', '-') for k in given)} would change what "
+                               f"it trains (--seeds and more --epochs1/--epochs2{' and --rows' if command == 'h2t-table' else ''} extend it; "
+                               "--device, --amp, --data-dir choose where it runs). Start a new folder for other settings.")
+
+# %% ../nbs/10_cli.ipynb #n7496ed1
+def h2t_train(preset:Annotated[str, {'metavar': 'NAME'}]=None, # what to train: a row of the paper (default: digits100_lt_if100_dr_h2t, offline); --help lists them
+              data_dir:str=None, # dataset root: torchvision's CIFAR folder, or the image root holding ImageNet-LT/Places-LT/iNat list files
+              out:str='runs', # results go to OUT/PRESET (a new numbered folder if that one exists)
+              seeds:Annotated[int, {'nargs': '+'}]=None, # one run per seed; several give mean ± std (with --resume: more seeds extend the run)
+              stages:Annotated[int, {'nargs': '+', 'choices': [1, 2]}]=None, # stages to run (default: the preset's)
+              stage1_ckpt:str=None, # stage-1 checkpoint to start stage 2 from, with --stages 2: a stage1/final.pt, or an official MiSLAS / H2T ResNet-32 .pth.tar
+              resume:str=None, # folder of a run to continue with its own plan (--seeds, --epochs1/--epochs2 extend it)
+              download:bool=False, # let torchvision download CIFAR (needs internet)
+              device:str=None, # 'cuda' or 'cpu' (default: CUDA when present)
+              amp:Annotated[str, {'choices': ['auto', 'bf16', 'fp16', 'off']}]=None, # mixed precision (default: the preset's, auto: bf16 on 8.0+ GPUs, fp16 on 7.x, off on a CPU)
+              channels_last:bool=False, # channels-last memory format (default: auto, on tensor-core GPUs with mixed precision)
+              compile:bool=False, # torch.compile the backbone
+              compile_mode:Annotated[str, {'choices': list(COMPILE_MODES)}]=None, # torch.compile mode, e.g. reduce-overhead (CUDA graphs)
+              epochs1:int=None, # stage-1 epochs instead of the preset's
+              epochs2:int=None, # stage-2 epochs instead of the preset's
+              ratio:float=None, # the fusing ratio ρ instead of the preset's
+              synthetic:bool=False, # CIFAR-shaped random images with the preset's class counts (speed checks; accuracy is meaningless)
+              fast_dev_run:int=None, # N: every stage trains N batches, then validates and tests on N (checks a preset, data and GPU in a minute; the numbers mean nothing)
+             ):
+    "Two-stage long-tailed training with H2T: train, evaluate on the balanced test set, and write results to OUT."
+    runtime = _runtime_flags(device=device, amp=amp, channels_last=channels_last, compile=compile, compile_mode=compile_mode, data_dir=data_dir, download=download)
+    if resume is not None:
+        _refuse_on_resume('h2t-train', dict(preset=preset, stages=stages, stage1_ckpt=stage1_ckpt, ratio=ratio, synthetic=synthetic, fast_dev_run=fast_dev_run))
+        return resume_run(resume, seeds=seeds, epochs1=epochs1, epochs2=epochs2, runtime=runtime)
+    cfg = get_preset(preset or DEFAULT_PRESET)
+    if synthetic:
+        if not cfg.dataset.startswith('cifar'): raise ValueError(f'--synthetic mimics CIFAR-LT; {cfg.name} uses {cfg.dataset}.')
+        cfg = replace(cfg, dataset='synthetic_' + cfg.dataset)
+    stage2 = replace(cfg.stage2, **{k: v for k, v in dict(epochs=epochs2, ratio=ratio).items() if v is not None})
+    stage1 = replace(cfg.stage1, **({} if epochs1 is None else dict(epochs=epochs1)))
+    cfg = replace(cfg, **runtime, stages=tuple(stages or cfg.stages), stage1=stage1, stage2=stage2, fast_dev_run=fast_dev_run or cfg.fast_dev_run)
+    return train_run(cfg, out, seeds, stage1_ckpt)
+
+# %% ../nbs/10_cli.ipynb #n27f0553
+def _presets_by_family()->str:
+    "The presets, one line per table family (its rows) and one per preset outside any family."
+    groups = {}
+    for name in PRESETS:
+        family = max((f for f in TABLE_FAMILIES if name.startswith(f + '_')), key=len, default=None)   # the longest: digits100_lt_if100_r32 before digits100_lt_if100
+        groups.setdefault(family or name, []).append(name[len(family) + 1:] if family else None)
+    return '\n'.join(f"  {f}_ROW, ROW one of: {' '.join(rows)}" if rows != [None] else f"  {f}" for f, rows in groups.items())
+
+h2t_train.__doc__ += '\n\npresets:\n' + _presets_by_family()
+
+# %% ../nbs/10_cli.ipynb #n53dda51
+def table_plan(family:str, seeds:list[int], rows:list[str]|None=None, epochs1:int|None=None, epochs2:int|None=None,
+               fast_dev_run:int|None=None, runtime:dict|None=None)->RunPlan:
+    "A family's table as a plan: its stage-1 preset, its rows (default: the family's), the seeds, and the overrides asked for."
+    base, stage2 = family_rows(family, rows)
+    for name, value in (('epochs1', epochs1), ('epochs2', epochs2)):
+        if value is not None and value < 1: raise ValueError(f"--{name} {value}: train at least 1 epoch.")
+    base = replace(base, **(runtime or {}), fast_dev_run=fast_dev_run or 0, stage1=replace(base.stage1, epochs=epochs1 or base.stage1.epochs))
+    return RunPlan(base, {r: replace(s, epochs=epochs2 or s.epochs) for r, s in stage2.items()}, list(seeds), kind='table', family=family)
+
+def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family: cifar100_lt_if50/100/200, digits100_lt_if100 (CPU, offline), digits100_lt_if100_r32 (GPU, offline), places_lt_r152, inat2018_r50 (not needed with --resume)
+              seeds:Annotated[int, {'nargs': '+'}]=None, # one stage 1 per seed (default: 0); at least 5 before claiming an effect (with --resume: more seeds extend the table)
+              rows:Annotated[str, {'nargs': '+'}]=None, # stage-2 rows to train (default: the family's), e.g. dr dr_h2t (with --resume: more rows extend the table)
+              data_dir:str=None, # dataset root (CIFAR, ImageNet-LT, Places-LT, iNat); Digits-100-LT needs none
+              download:bool=False, # let torchvision download CIFAR (needs internet)
+              out:str='runs', # the table goes to OUT/FAMILY-table (a new numbered folder if that one exists)
+              resume:str=None, # folder of a table to continue with its own plan (--seeds, --rows, --epochs1/--epochs2 extend it)
+              device:str=None, # 'cuda' or 'cpu' (default: CUDA when present)
+              amp:Annotated[str, {'choices': ['auto', 'bf16', 'fp16', 'off']}]=None, # mixed precision (default: the family's, auto: bf16 on 8.0+ GPUs, fp16 on 7.x, off on a CPU)
+              epochs1:int=None, # override the stage-1 epochs (quick checks)
+              epochs2:int=None, # override the stage-2 epochs (quick checks)
+              fast_dev_run:int=None, # N: every stage of every row trains N batches, then validates and tests on N (a minute's check; the numbers mean nothing)
+             ):
+    "Train the paper's table: stage 1 once per seed, every stage-2 row from it; print and save it next to the paper's; returns the table's folder."
+    runtime = _runtime_flags(device=device, amp=amp, data_dir=data_dir, download=download)
+    if resume is not None:
+        folder = RunFolder.open(resume)
+        saved = folder.read_plan()
+        if saved.kind != 'table': raise ValueError(f"{resume} is an h2t-train run folder: resume it with h2t-train --resume {resume}.")
+        if family is not None and family != saved.family: raise ValueError(f"{resume} holds a {saved.family} table, not {family}: drop FAMILY (or name its own).")
+        _refuse_on_resume('h2t-table', dict(fast_dev_run=fast_dev_run))
+        plan, notes = extend_plan(saved, folder, seeds=seeds, rows=family_rows(saved.family, rows)[1] if rows else None, epochs1=epochs1,
+                                  epochs2=epochs2, runtime=runtime)
+        outcome = execute(plan, folder, notes=notes)
+    else:
+        if family is None: raise ValueError("name a table family (h2t-table FAMILY; --help lists them), or --resume a table folder.")
+        plan = table_plan(family, seeds or [0], rows, epochs1, epochs2, fast_dev_run, runtime)
+        outcome = execute(plan, out=out, name=f'{family}-table')
+    if outcome['interrupted']: return outcome['run_dir']
+    title = table_title(plan.family, plan.base, plan.seeds, fast_dev_batches(plan.base))
+    if outcome['runtime'].main:
+        print(write_table(outcome['results'], PAPER[TABLE_FAMILIES[plan.family]['paper']], outcome['run_dir'], title))
+        print(f"table, per-seed reports, checkpoints and plot: {outcome['run_dir']}")
+    return outcome['run_dir']
 
 # %% ../nbs/10_cli.ipynb #n_parser
 def _option_type(hint)->tuple[type, dict]:
@@ -34,11 +147,12 @@ def command_parser(func, # a function whose parameters are typed and commented (
     hints = typing.get_type_hints(func, include_extras=True)
     try: comments = docments(func, returns=False)
     except OSError: comments = {}   # defined where no source can be read (python -c): options without help texts
-    parser = argparse.ArgumentParser(prog=prog, description=inspect.getdoc(func))
+    parser = argparse.ArgumentParser(prog=prog, description=inspect.getdoc(func), formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, param in inspect.signature(func).parameters.items():
         kind, extra = _option_type(hints.get(name, str))
         help = comments.get(name) or ''
-        if param.default is inspect.Parameter.empty: parser.add_argument(name, type=kind, help=help, **extra)
+        if param.default is inspect.Parameter.empty or extra.get('nargs') == '?':   # a positional (optional with nargs='?')
+            parser.add_argument(name, type=kind, help=help, **({'default': param.default} if extra.get('nargs') == '?' else {}), **extra)
         elif kind is bool: parser.add_argument('--' + name.replace('_', '-'), action='store_true', help=help)
         else: parser.add_argument('--' + name.replace('_', '-'), type=kind, default=param.default, help=help, **extra)
     return parser

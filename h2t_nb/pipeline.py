@@ -84,23 +84,33 @@ class DevicePipeline:
 
     def batches(self, indices:torch.Tensor, # N sample indices, or N×2 (fused, fusing) pairs
                 batch_size:int, train:bool=True, # augment, and drop the last incomplete batch
-                generator:torch.Generator|None=None): # source of augmentation randomness
+                generator:torch.Generator|None=None, # source of augmentation randomness (of the fused stream, for pairs)
+                fusing_generator:torch.Generator|None=None): # the fusing stream's own source (default: `generator`)
         "Yield `(x, y)` batches, or `(x_fused, y_fused, x_fusing, y_fusing)` for index pairs."
         indices = indices.to(self.device)
         stop = len(indices) - len(indices) % batch_size if train else len(indices)
         for start in range(0, stop, batch_size):
             idx = indices[start:start + batch_size]
-            if idx.ndim == 2: yield self.load(idx[:, 0], train, generator) + self.load(idx[:, 1], train, generator)
+            if idx.ndim == 2: yield self.load(idx[:, 0], train, generator) + self.load(idx[:, 1], train, fusing_generator or generator)
             else: yield self.load(idx, train, generator)
 
 # %% ../nbs/05a_pipeline.ipynb #c017
 class Transformed(Dataset):
-    "A dataset whose items pass through `transform` (the wrapped dataset's own transform should be None)."
+    "A dataset whose items pass through `transform`; an index `(i, seed)` runs the transform under its own seed."
     def __init__(self, dataset, transform): self.dataset, self.transform = dataset, transform
     def __len__(self): return len(self.dataset)
-    def __getitem__(self, i):
+    def __getitem__(self, key):
+        i, seed = key if isinstance(key, tuple) else (key, None)
         x, y = self.dataset[i]
-        return self.transform(x), y
+        if seed is None: return self.transform(x), y
+        with torch.random.fork_rng(devices=[]):   # the item's own draw, whatever process loads it; the caller's state untouched
+            torch.manual_seed(seed)
+            return self.transform(x), y
+
+def _seeded(indices:torch.Tensor, generator:torch.Generator|None)->list:
+    "`(index, seed)` per position, the seeds drawn from `generator` (or torch's global RNG) in order."
+    seeds = torch.randint(2**62, (len(indices),), generator=generator).tolist()
+    return list(zip(indices.tolist(), seeds))
 
 class LoaderPipeline:
     "Batches from a torchvision DataLoader with per-image transforms (file datasets, and the speed reference)."
@@ -109,15 +119,14 @@ class LoaderPipeline:
         self.train_set, self.eval_set = Transformed(dataset, train_transform), Transformed(dataset, eval_transform)
         self.device, self.num_workers = torch.device(device), num_workers
 
-    def batches(self, indices:torch.Tensor, batch_size:int, train:bool=True, generator:torch.Generator|None=None):
+    def batches(self, indices:torch.Tensor, batch_size:int, train:bool=True, generator:torch.Generator|None=None,
+                fusing_generator:torch.Generator|None=None):
         "Yield `(x, y)` batches, or `(x_fused, y_fused, x_fusing, y_fusing)` for index pairs, on the device."
         ds = self.train_set if train else self.eval_set
-        pairs = indices.ndim == 2
-        loader = DataLoader(DualStreamDataset(ds) if pairs else ds, batch_size=batch_size, drop_last=train,
-                            sampler=[tuple(p) for p in indices.tolist()] if pairs else indices.tolist(),
-                            num_workers=self.num_workers, generator=generator, pin_memory=self.device.type == 'cuda',
-                            persistent_workers=False)
-        seed = int(torch.randint(2**62, (1,), generator=generator)) if generator is not None else None
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None: torch.manual_seed(seed)
-            for batch in loader: yield tuple(t.to(self.device, non_blocking=True) for t in batch)
+        if indices.ndim == 2:
+            items = list(zip(_seeded(indices[:, 0], generator), _seeded(indices[:, 1], fusing_generator or generator)))
+            ds = DualStreamDataset(ds)
+        else: items = _seeded(indices, generator) if train else indices.tolist()
+        loader = DataLoader(ds, batch_size=batch_size, drop_last=train, sampler=items, num_workers=self.num_workers,
+                            pin_memory=self.device.type == 'cuda', persistent_workers=False)
+        for batch in loader: yield tuple(t.to(self.device, non_blocking=True) for t in batch)

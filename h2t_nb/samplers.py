@@ -172,19 +172,21 @@ class DualStreamSampler(LTSampler):
     "Pairs `(fused_index, fusing_index)`: a class-balanced fused stream and an instance (or reverse/balanced) fusing stream."
     def __init__(self, labels, num_samples=None, seed=0, num_replicas=1, rank=0,
                  fusing:str='instance', # the fusing stream: 'instance' (official), 'reverse' or 'balanced'
-                 fused:str='balanced'): # the fused stream: 'balanced' (H2T's DR) or 'class_aware' (MiSLAS)
+                 fused:str='balanced', # the fused stream: 'balanced' (H2T's DR) or 'class_aware' (MiSLAS)
+                 pairs:bool=True): # False: the fused stream alone, drawn exactly as the pairs' first column
         if fusing not in FUSING_STREAMS: raise ValueError(f"fusing={fusing!r}: use one of {sorted(FUSING_STREAMS)}.")
         if fused not in FUSED_STREAMS: raise ValueError(f"fused={fused!r}: use one of {sorted(FUSED_STREAMS)}.")
         super().__init__(labels, num_samples, seed, num_replicas, rank)
         self.fused_sampler = FUSED_STREAMS[fused](self.labels, seed=seed)
         self.fusing_sampler = FUSING_STREAMS[fusing](self.labels, seed=seed)
-        self.fusing, self.fused = fusing, fused
+        self.fusing, self.fused, self.pairs = fusing, fused, pairs
     def draw(self, n, generator):
         # independent streams of the same (seed, epoch): fused = stream 1, fusing = stream 2
         fused = self.fused_sampler.draw(n, _generator(self.seed, self.epoch, 1))
+        if not self.pairs: return fused   # the same draw as the pairs' first column: rows with and without a partner share their batches
         fusing = self.fusing_sampler.draw(n, _generator(self.seed, self.epoch, 2))
         return torch.stack([fused, fusing], 1)   # n×2
-    def __iter__(self): return iter(map(tuple, self.indices().tolist()))
+    def __iter__(self): return iter(map(tuple, self.indices().tolist()) if self.pairs else self.indices().tolist())
 
 # %% ../nbs/01_samplers.ipynb #c030
 class DualStreamDataset(Dataset):

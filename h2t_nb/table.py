@@ -1,4 +1,4 @@
-"""The paper's rows in one command: stage 1 once per seed, every stage-2 row from the same stage-1 checkpoint, mean ± std over seeds next to the paper's numbers, paired differences against DR with 95 % intervals, and the `h2t-table` CLI.
+"""The paper's rows as a table: stage 1 once per seed, every stage-2 row from the same stage-1 checkpoint on the same batches, mean ± std over seeds next to the paper's numbers, paired differences to DR and to the no-fusion control with 95 % intervals, and the evidence measured so far.
 
 Docs: https://h2t-nb.github.io/h2t_nb/table.html.md"""
 
@@ -6,219 +6,53 @@ Docs: https://h2t-nb.github.io/h2t_nb/table.html.md"""
 
 # %% ../nbs/08_table.ipynb #c006
 from __future__ import annotations
-import csv, importlib.resources, json, math
-from dataclasses import asdict, replace
+import importlib.resources, json
 from pathlib import Path
-from typing import Annotated
 
-import numpy as np
-from scipy import stats
-from tqdm.auto import tqdm
-
-from .data import free_path
-from .train import (PRESETS, SELECTIONS, LTData, Stage2Config, TrainConfig, build_data, fast_dev_batches, load_checkpoint, setup_runtime,
-                          stage2_rows, train_stage1, train_stage2)
+from .presets import NO_FUSION_CONTROL, PAPER, TABLE_FAMILIES
+from .reports import METRICS, SELECTIONS, ROW_NAMES, markdown_table, paired_differences, plot_table, table_summary, table_text, write_csv
+from .checkpoints import write_text_atomic
+from .config import Stage2Config, TrainConfig
+from .runs import RunFolder, RunPlan, execute
 
 # %% auto #0
-__all__ = ['PAPER', 'ROW_NAMES', 'ALL_ROWS', 'TABLE_FAMILIES', 'METRICS', 'family_rows', 'train_table', 'table_summary',
-           'paired_interval', 'paired_differences', 'format_table', 'markdown_table', 'plot_table', 'write_table',
-           'read_table_json', 'load_measured', 'h2t_table']
+__all__ = ['train_table', 'table_title', 'write_table', 'read_table_json', 'load_measured']
 
-# %% ../nbs/08_table.ipynb #naae56b9
-def _acc(top1, many=None, medium=None, few=None):
-    return {k: v for k, v in dict(top1=top1, paper_many=many, paper_medium=medium, paper_few=few).items() if v is not None}
-
-PAPER = {   # top-1 % as printed in the paper (Li et al., AAAI 2024), ResNet-32 on CIFAR-100-LT
-    'cifar100_lt_if100': {'stage1': _acc(39.55), 'dr': _acc(45.68, 63.81, 46.37, 22.35),   # DR+MU = ablation p=0
-                          'dr_h2t_rho01': _acc(47.11, 63.08, 48.69, 25.38), 'dr_h2t': _acc(47.80),   # README re-run, rho 0.25
-                          'dr_h2t_rho03': _acc(47.73, 62.00, 50.17, 27.07), 'dr_h2t_rho05': _acc(47.17, 56.31, 51.34, 30.79),
-                          'ratio1': _acc(43.57, 44.31, 51.51, 33.07), 'mislas': _acc(46.71), 'mislas_h2t': _acc(47.62)},
-    'cifar100_lt_if50': {'stage1': _acc(45.40), 'dr': _acc(50.86), 'dr_h2t': _acc(52.95), 'mislas': _acc(52.31), 'mislas_h2t': _acc(52.73)},
-    'cifar100_lt_if200': {'stage1': _acc(35.99), 'dr': _acc(41.73), 'dr_h2t': _acc(43.95), 'mislas': _acc(43.45), 'mislas_h2t': _acc(43.84)},
-    # Places-LT (ResNet-152) and iNaturalist 2018 (ResNet-50): head / medium / tail as the paper prints them
-    'places_lt_r152': {'stage1': _acc(29.43, 46.48, 25.66, 8.09), 'dr': _acc(37.40, 41.66, 37.79, 32.77),
-                       'dr_h2t': _acc(40.95, 41.96, 42.87, 35.33), 'mislas': _acc(40.38, 41.95, 41.88, 34.65),
-                       'mislas_h2t': _acc(41.03, 41.40, 43.04, 35.95)},
-    'inat2018_r50': {'stage1': _acc(66.86, 76.10, 69.05, 62.44), 'dr': _acc(70.49, 72.88, 71.15, 69.24),
-                     'dr_h2t': _acc(71.81, 71.73, 72.32, 71.30), 'mislas': _acc(71.54, 72.52, 72.08, 70.76),
-                     'mislas_h2t': _acc(72.05, 69.68, 72.49, 72.15)},
-}
-
-ROW_NAMES = {'stage1': 'stage 1 (CE + mixup)', 'dr': 'DR', 'no_fusion': 'two streams, no fusion', 'dr_h2t_rho01': 'DR + H2T ρ=0.1',
-             'dr_h2t': 'DR + H2T ρ=0.25', 'dr_h2t_rho03': 'DR + H2T ρ=0.3', 'dr_h2t_rho05': 'DR + H2T ρ=0.5',
-             'ratio1': 'DR + H2T ρ=1', 'whole_swap': 'whole-sample swap 0.25', 'mislas': 'MiSLAS', 'mislas_h2t': 'MiSLAS + H2T'}
-
-# %% ../nbs/08_table.ipynb #n943ffc3
-_PAPER_ROWS = ('dr', 'dr_h2t', 'dr_h2t_rho03', 'mislas', 'mislas_h2t', 'no_fusion')
-ALL_ROWS = tuple(stage2_rows(Stage2Config(), Stage2Config()))
-TABLE_FAMILIES = {
-    **{f'cifar100_lt_if{imb}': dict(paper=f'cifar100_lt_if{imb}', rows=_PAPER_ROWS) for imb in (50, 100, 200)},
-    'digits100_lt_if100': dict(paper='cifar100_lt_if100', rows=ALL_ROWS),       # CPU recipe, offline
-    'digits100_lt_if100_r32': dict(paper='cifar100_lt_if100', rows=ALL_ROWS),   # GPU recipe, offline
-    'places_lt_r152': dict(paper='places_lt_r152', rows=('dr', 'dr_h2t', 'mislas', 'mislas_h2t')),
-    'inat2018_r50': dict(paper='inat2018_r50', rows=('dr', 'dr_h2t', 'mislas', 'mislas_h2t')),
-}
-
-def family_rows(family:str, rows:list[str]|None=None)->tuple[TrainConfig, dict[str, Stage2Config]]:
-    "The stage-1 preset of `family` and its stage-2 rows (default: the family's); unknown names fail with the choices."
-    if family not in TABLE_FAMILIES: raise ValueError(f"unknown table family {family!r}: use one of {', '.join(TABLE_FAMILIES)}.")
-    rows = list(rows or TABLE_FAMILIES[family]['rows'])
-    unknown = [r for r in rows if f'{family}_{r}' not in PRESETS]
-    if unknown: raise ValueError(f"unknown rows {unknown} for {family}: use some of {', '.join(ALL_ROWS)}.")
-    return PRESETS[f'{family}_stage1'], {r: PRESETS[f'{family}_{r}'].stage2 for r in rows}
-
-# %% ../nbs/08_table.ipynb #n3dfbfa4
-def _finished_or_train(stage_dir:Path, train)->dict:
-    "The stage's saved report, or train it (resuming from its `last.pt`) and save the report."
-    done = stage_dir / 'report.json'
-    if done.is_file(): return json.loads(done.read_text())
-    report = train()
-    done.write_text(json.dumps(report))
-    return report
-
+# %% ../nbs/08_table.ipynb #n6b8ccd7
 def train_table(base:TrainConfig, # data, model and stage 1, shared by every row
                 rows:dict[str, Stage2Config], # row name -> stage-2 settings
                 seeds:list[int], # one stage 1 per seed
-                table_dir:str|Path, # folder of this table (created; reused to resume)
-                data:LTData|None=None, # the datasets, if already built (default: from `base`)
+                table_dir:str|Path, # folder of this table (created; called again, it continues what is missing)
+                family:str|None=None, # the family, when the rows are one
                 quiet:bool=False)->dict:
     "`{seed: {'stage1': report, row: report, ...}}`: stage 1 once per seed, every stage-2 row from that same checkpoint."
-    table_dir, data, rt = Path(table_dir), data or build_data(base), setup_runtime(base)
-    if not quiet:
-        print(f"{base.name or 'table'}: {rt.why}")
-        if fast_dev_batches(base): print(f"fast dev run: every stage trains {fast_dev_batches(base)} batches; the files are real, the numbers mean nothing")
-    results = {}
-    for seed in tqdm(seeds, desc='seeds', disable=quiet):
-        cfg, seed_dir = replace(base, seed=seed), table_dir / f'seed{seed}'
-        results[seed] = {'stage1': _finished_or_train(seed_dir / 'stage1', lambda: train_stage1(cfg, data, rt, seed_dir / 'stage1'))}
-        init = load_checkpoint(seed_dir / 'stage1' / 'final.pt', stage=1)
-        for row, stage2 in rows.items():
-            results[seed][row] = _finished_or_train(
-                seed_dir / row, lambda: train_stage2(replace(cfg, stage2=stage2), data, rt, seed_dir / row, init))
-    return results
+    plan = RunPlan(base, dict(rows), list(seeds), kind='table', family=family)
+    outcome = execute(plan, RunFolder(table_dir), quiet=quiet)
+    if outcome['interrupted']: raise RuntimeError(f"the table in {table_dir} was interrupted")
+    return outcome['results']
 
-# %% ../nbs/08_table.ipynb #nf9a9cb5
-METRICS = ('top1', 'paper_many', 'paper_medium', 'paper_few')
+# %% ../nbs/08_table.ipynb #n0161f4d
+def table_title(family:str, base:TrainConfig, seeds:list[int], fast:int=0)->str:
+    "The one-line title of a table: family, data, model, seeds, and the paper numbers it stands beside."
+    return (f"{family}: {base.dataset} IF={base.imb_factor:g}, {base.model}, seeds {seeds}, test accuracy in %; paper = {TABLE_FAMILIES[family]['paper']}"
+            + (" (FAST DEV RUN: the numbers mean nothing)" if fast else ''))
 
-def table_summary(results:dict, # output of `train_table`
-                  selection:str='last', # 'last', 'best_val' or 'best_test'
-                  metrics=METRICS)->list[dict]:
-    "One dict per row (stage 1 first): `seeds`, and mean / std over seeds of each metric of the chosen selection."
-    rows = []
-    for row in next(iter(results.values())):
-        reports = [r[row][selection] for r in results.values() if selection in r[row]]
-        if not reports: continue
-        values = {m: np.array([rep[m] for rep in reports], dtype=float) for m in metrics}
-        rows.append(dict(row=row, seeds=len(reports), **{m: float(v.mean()) for m, v in values.items()},
-                         **{f'{m}_std': float(v.std()) for m, v in values.items()}))
-    return rows
-
-# %% ../nbs/08_table.ipynb #n15a4fe4
-def paired_interval(diffs, # per-seed differences, row minus baseline
-                    confidence:float=0.95)->tuple[float, float, float]:
-    "Mean of paired differences and its Student-t interval `(mean, low, high)`; the interval is NaN with one seed."
-    d = np.asarray(diffs, dtype=float)
-    if len(d) < 2: return float(d.mean()), math.nan, math.nan
-    half = stats.t.ppf((1 + confidence) / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
-    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
-
-# %% ../nbs/08_table.ipynb #n0275ad7
-def paired_differences(results:dict, baseline:str='dr', selection:str='last', metrics=METRICS,
-                       confidence:float=0.95)->list[dict]:
-    "For every row but the baseline: the mean paired difference to `baseline` (same seed, same stage 1) and its interval."
-    seeds = [s for s, r in results.items() if baseline in r]
-    out = []
-    for row in next(iter(results.values())):
-        if row in (baseline, 'stage1'): continue
-        entry = dict(row=row, seeds=len(seeds))
-        for m in metrics:
-            diffs = [results[s][row][selection][m] - results[s][baseline][selection][m] for s in seeds]
-            entry[m], entry[f'{m}_low'], entry[f'{m}_high'] = paired_interval(diffs, confidence)
-        out.append(entry)
-    return out
-
-# %% ../nbs/08_table.ipynb #n4170070
-def _pm(mean, std, seeds): return f"{mean:.2f}" + (f" ± {std:.2f}" if seeds > 1 else '')
-def _ci(d, m): return '–' if d is None else f"{d[m]:+.2f} [{d[m + '_low']:+.2f}, {d[m + '_high']:+.2f}]" if not math.isnan(d[m + '_low']) else f"{d[m]:+.2f}"
-def _cells(r, by_row):
-    "A row's name, mean ± std per metric, and its paired intervals (overall, few) against DR."
-    d = by_row.get(r['row'])
-    return ROW_NAMES.get(r['row'], r['row']), [_pm(r[m], r[m + '_std'], r['seeds']) for m in METRICS], [_ci(d, 'top1'), _ci(d, 'paper_few')]
-
-def format_table(summary:list[dict], diffs:list[dict], paper:dict, title:str='')->str:
-    "This run next to the paper, with paired differences to DR, as a fixed-width text table."
-    by_row = {d['row']: d for d in diffs}
-    heads = ['row', 'seeds', 'top1', 'many', 'medium', 'few', 'paper top1/many/med/few', 'Δtop1 vs DR [95% CI]', 'Δfew vs DR [95% CI]']
-    lines = [heads]
-    for r in summary:
-        p, (name, stats, intervals) = paper.get(r['row'], {}), _cells(r, by_row)
-        lines.append([name, str(r['seeds'])] + stats + ['/'.join(f"{p[m]:.2f}" if m in p else '–' for m in METRICS)] + intervals)
-    widths = [max(len(l[i]) for l in lines) for i in range(len(heads))]
-    text = ['  '.join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(l, widths))) for l in lines]
-    return '\n'.join(([title] if title else []) + text)
-
-# %% ../nbs/08_table.ipynb #n2ddd01c
-def markdown_table(summary:list[dict], diffs:list[dict], paper:dict)->str:
-    "Rows of `format_table` as a Markdown table: mean ± std per metric, the paper's top-1, and Δ to DR with its 95 % interval."
-    by_row = {d['row']: d for d in diffs}
-    lines = ['| stage 2 | overall | many | medium | few | paper (top-1) | Δ overall vs DR [95% CI] | Δ few vs DR [95% CI] |',
-             '|---|---|---|---|---|---|---|---|']
-    for r in summary:
-        name, stats, intervals = _cells(r, by_row)
-        cells = [name] + stats + [f"{paper[r['row']]['top1']:.2f}" if 'top1' in paper.get(r['row'], {}) else '–'] + intervals
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
-
-# %% ../nbs/08_table.ipynb #n49fab1a
-def plot_table(summary:list[dict], diffs:list[dict], paper:dict, title:str='', path:str|Path|None=None):
-    "Accuracy per row (this run's mean ± std, the paper's as markers) and paired differences to DR with their intervals."
-    from matplotlib.figure import Figure   # draws without pyplot: no backend change
-    fig = Figure(figsize=(15, 4.2), layout='constrained')
-    axs = fig.subplots(1, 3, width_ratios=[3, 3, 2.4])
-    names = [ROW_NAMES.get(r['row'], r['row']) for r in summary]
-    for ax, m, label in ((axs[0], 'top1', 'overall'), (axs[1], 'paper_few', 'few (paper split)')):
-        x = np.arange(len(summary))
-        ax.bar(x, [r[m] for r in summary], yerr=[r[m + '_std'] for r in summary], color='tab:blue', alpha=.75, capsize=3, label='this run')
-        px = [(i, paper[r['row']][m]) for i, r in enumerate(summary) if m in paper.get(r['row'], {})]
-        if px: ax.plot(*zip(*px), 'kx', ms=8, mew=2, label='paper')
-        ax.set_xticks(x, names, rotation=40, ha='right', fontsize=8); ax.set(ylabel='test accuracy (%)', title=f'{label} accuracy')
-        ax.legend(fontsize=8); ax.grid(axis='y', alpha=.3)
-    y = np.arange(len(diffs))
-    for m, dy, color, label in (('top1', -.15, 'tab:blue', 'overall'), ('paper_few', .15, 'tab:orange', 'few')):
-        mean = np.array([d[m] for d in diffs])
-        err = np.nan_to_num(np.array([[d[m] - d[m + '_low'], d[m + '_high'] - d[m]] for d in diffs]).T)
-        axs[2].errorbar(mean, y + dy, xerr=err, fmt='o', color=color, capsize=3, label=label)
-    near = [abs(d[m + e]) for d in diffs for m in ('top1', 'paper_few') for e in ('', '_low', '_high') if abs(d[m]) <= 10 and not math.isnan(d[m + e])]
-    lim = 1.15 * max(near + [1])   # keep the informative rows readable; far-off rows are labelled at the edge
-    for i, d in enumerate(diffs):
-        if abs(d['top1']) > lim: axs[2].annotate(f"{d['top1']:+.1f} ►" if d['top1'] > 0 else f"◄ {d['top1']:+.1f}", (np.sign(d['top1']) * lim, i),
-                                                  ha='right' if d['top1'] > 0 else 'left', va='center', fontsize=8, color='tab:blue')
-    axs[2].set_xlim(-lim, lim)
-    axs[2].axvline(0, color='k', lw=1); axs[2].set_yticks(y, [ROW_NAMES.get(d['row'], d['row']) for d in diffs], fontsize=8)
-    axs[2].invert_yaxis(); axs[2].set(xlabel='paired difference to DR (points, 95 % CI)', title='vs DR, same seed and stage 1')
-    axs[2].legend(fontsize=8); axs[2].grid(axis='x', alpha=.3)
-    if title: fig.suptitle(title)
-    if path is not None: fig.savefig(path, dpi=110)
-    return fig
-
-# %% ../nbs/08_table.ipynb #nc762957
-def write_table(results:dict, paper:dict, table_dir:str|Path, title:str='')->str:
-    "Save the table's CSV, JSON and plot in `table_dir`; return the text table of last-epoch results."
+def write_table(results:dict, paper:dict, table_dir:str|Path, title:str='', control_of:dict=NO_FUSION_CONTROL)->str:
+    "Save the table's CSVs, JSON and plot in `table_dir`; return the text table of last-epoch results."
     table_dir = Path(table_dir)
+    present = set(next(iter(results.values())))
     summaries = {sel: table_summary(results, sel) for sel in SELECTIONS}
-    diffs = {sel: paired_differences(results, selection=sel) if 'dr' in next(iter(results.values())) else [] for sel in SELECTIONS}
-    with open(table_dir / 'table.csv', 'w', newline='') as f:
-        lines = [dict(r, selection=sel, **{f'paper_{m}': paper.get(r['row'], {}).get(m, '') for m in METRICS})
-                 for sel, rows in summaries.items() for r in rows]
-        w = csv.DictWriter(f, fieldnames=list(lines[0])); w.writeheader(); w.writerows(lines)
-    if diffs['last']:
-        with open(table_dir / 'paired.csv', 'w', newline='') as f:
-            lines = [dict(d, selection=sel) for sel, ds in diffs.items() for d in ds]
-            w = csv.DictWriter(f, fieldnames=list(lines[0])); w.writeheader(); w.writerows(lines)
-    (table_dir / 'table.json').write_text(json.dumps(dict(title=title, summary=summaries, paired=diffs, paper=paper,
-                                                          per_seed={str(s): r for s, r in results.items()}), indent=1))
-    plot_table(summaries['last'], diffs['last'], paper, title, table_dir / 'table.png')
-    text = format_table(summaries['last'], diffs['last'], paper, title + ' (last epoch)')
+    vs_dr = {sel: paired_differences(results, 'dr', sel) if 'dr' in present else [] for sel in SELECTIONS}
+    vs_control = {sel: [d for row, control in control_of.items() if row in present and control in present
+                        for d in paired_differences(results, control, sel, rows=[row])] for sel in SELECTIONS}
+    write_csv(table_dir / 'table.csv', [dict(r, selection=sel, **{f'paper_{m}': paper.get(r['row'], {}).get(m, '') for m in METRICS})
+                                        for sel, rows in summaries.items() for r in rows])
+    paired = [dict(d, selection=sel) for diffs in (vs_dr, vs_control) for sel, ds in diffs.items() for d in ds]
+    if paired: write_csv(table_dir / 'paired.csv', paired)
+    write_text_atomic(table_dir / 'table.json', json.dumps(dict(title=title, summary=summaries, paired=vs_dr, paired_control=vs_control, paper=paper,
+                                                              per_seed={str(s): r for s, r in results.items()}), indent=1))
+    plot_table(summaries['last'], vs_dr['last'], paper, title, table_dir / 'table.png')
+    text = table_text(summaries['last'], vs_dr['last'], paper, title + ' (last epoch)', vs_control['last'])
     protocol = ', '.join(f"{ROW_NAMES.get(r['row'], r['row'])} {r['top1']:.2f}" for r in summaries['best_test'])
     return text + (f"\n{SELECTIONS['best_test']}, top1: {protocol}" if protocol else '')
 
@@ -244,44 +78,3 @@ def load_measured(family:str='digits100_lt_if100')->dict:
         known = sorted(p.name.removesuffix('-table.json') for p in folder.iterdir() if p.name.endswith('-table.json'))
         raise FileNotFoundError(f"no measured table for {family!r}: the package ships {', '.join(known)}.")
     return read_table_json(path)
-
-# %% ../nbs/08_table.ipynb #n83b3722
-def h2t_table(family:str, # a table family: cifar100_lt_if50/100/200, digits100_lt_if100 (CPU, offline), digits100_lt_if100_r32 (GPU, offline), places_lt_r152, inat2018_r50
-              seeds:Annotated[int, {'nargs': '+'}]=None, # one stage 1 per seed (default: 0); at least 5 before claiming an effect
-              rows:Annotated[str, {'nargs': '+'}]=None, # stage-2 rows to train (default: the family's), e.g. dr dr_h2t
-              data_dir:str=None, # dataset root (CIFAR, ImageNet-LT, Places-LT, iNat); Digits-100-LT needs none
-              download:bool=False, # let torchvision download CIFAR (needs internet)
-              out:str='runs', # the table goes to OUT/FAMILY-table (a new numbered folder if that one exists)
-              resume:str=None, # folder of an interrupted table to continue (its own settings are used)
-              device:str=None, # 'cuda' or 'cpu' (default: CUDA when present)
-              amp:Annotated[str, {'choices': ['auto', 'bf16', 'fp16', 'off']}]=None, # mixed precision (default: the family's, auto: bf16 on 8.0+ GPUs, fp16 on 7.x, off on a CPU)
-              epochs1:int=None, # override the stage-1 epochs (quick checks)
-              epochs2:int=None, # override the stage-2 epochs (quick checks)
-              fast_dev_run:int=None, # N: every stage of every row trains N batches, then validates and tests on N (a minute's check; the numbers mean nothing)
-             ):
-    "Train the paper's table: stage 1 once per seed, every stage-2 row from it; print and save it next to the paper's."
-    if resume is not None:
-        saved = Path(resume) / 'table_config.json'
-        if not saved.is_file(): raise FileNotFoundError(f"{resume} holds no table_config.json: it is not an h2t-table folder.")
-        settings = json.loads(saved.read_text())
-    else: settings = dict(family=family, seeds=list(seeds or [0]), rows=rows, data_dir=data_dir, download=download,
-                          device=device, amp=amp, epochs1=epochs1, epochs2=epochs2, fast_dev_run=fast_dev_run)
-    base, stage2 = family_rows(settings['family'], settings['rows'])
-    for name in ('epochs1', 'epochs2'):
-        if settings[name] is not None and settings[name] < 1: raise ValueError(f"--{name} {settings[name]}: train at least 1 epoch.")
-    amp = settings['amp']
-    base = replace(base, data_dir=settings['data_dir'] or base.data_dir, download=settings['download'], device=settings['device'],
-                   amp=base.amp if amp is None else None if amp == 'off' else amp, fast_dev_run=settings.get('fast_dev_run') or 0,
-                   stage1=replace(base.stage1, epochs=settings['epochs1'] or base.stage1.epochs))
-    stage2 = {r: replace(s, epochs=settings['epochs2'] or s.epochs) for r, s in stage2.items()}
-    data = build_data(base)   # missing data fails here, before any folder exists
-    table_dir = Path(resume) if resume is not None else free_path(Path(out) / f"{settings['family']}-table")
-    table_dir.mkdir(parents=True, exist_ok=True)
-    (table_dir / 'table_config.json').write_text(json.dumps(dict(settings, rows=list(stage2)), indent=1))
-    results = train_table(base, stage2, settings['seeds'], table_dir, data)
-    paper = PAPER[TABLE_FAMILIES[settings['family']]['paper']]
-    title = (f"{settings['family']}: {base.dataset} IF={base.imb_factor:g}, {base.model}, seeds {settings['seeds']}, test accuracy in %; "
-             f"paper = {TABLE_FAMILIES[settings['family']]['paper']}" + (" (FAST DEV RUN: the numbers mean nothing)" if fast_dev_batches(base) else ''))
-    print(write_table(results, paper, table_dir, title))
-    print(f"table, per-seed reports, checkpoints and plot: {table_dir}")
-    return table_dir

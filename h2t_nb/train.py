@@ -1,4 +1,4 @@
-"""Stage 1 (cross-entropy + mixup, all parameters) and stage 2 (classifier re-training with DR, MiSLAS or logit adjustment, with or without H2T), presets named after the paper's rows, atomic checkpoints with exact resume, multi-seed reports, DDP with torchrun, and the `h2t-train` CLI.
+"""Stage 1 (cross-entropy + mixup, all parameters) and stage 2 (classifier re-training by a registered method, with or without H2T), first by hand, then as the engine both stages share: runtime and mixed precision, batches, schedules, one epoch driver with exact resume, and the two stage functions.
 
 Docs: https://h2t-nb.github.io/h2t_nb/train.html.md"""
 
@@ -6,326 +6,32 @@ Docs: https://h2t-nb.github.io/h2t_nb/train.html.md"""
 
 # %% ../nbs/06_train.ipynb #c006
 from __future__ import annotations
-import contextlib, csv, dataclasses, itertools, json, math, numbers, os, sys, time
-from dataclasses import asdict, dataclass, field, replace
+import contextlib, itertools, math, os, sys, time
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from filelock import FileLock, Timeout
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import (CIFAR10LT, CIFAR100LT, LTImageDataset, digits_lt, digits100_lt, free_path, lt_counts, lt_list_dataset,
-                         scaled_index_bounds, scaled_thresholds)
-from .fusion import H2T, WholeSampleSwap, check_ratio
-from .losses import LabelAwareSmoothing, LogitAdjustedLoss, mixup, mixup_loss
+from .checkpoints import load_checkpoint, save_atomic
+from .config import Stage1Config, Stage2Config, TrainConfig, fast_dev_run_from_env
+from .data import LTImageDataset
+from .datasets import LTData
+from .losses import mixup, mixup_loss
+from .methods import fusion_module, stage2_loss, stage2_parameter_groups, stage2_sampler
 from .metrics import lt_report, per_class_accuracy
-from .models import MODELS, freeze_backbone, official_resnet32_state_dict
-from .pipeline import (CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD, IMAGENET_MEAN, IMAGENET_STD, Augment,
-                             DevicePipeline, LoaderPipeline)
-from .samplers import FUSED_STREAMS, FUSING_STREAMS, DualStreamSampler, InstanceSampler, _generator
+from .models import MODELS, freeze_backbone
+from .pipeline import DevicePipeline, LoaderPipeline
+from .samplers import InstanceSampler, _generator
 
 # %% auto #0
-__all__ = ['DATASETS', 'STAGE2_METHODS', 'SCHEDULES', 'PIPELINES', 'AMP_MODES', 'COMPILE_MODES', 'CHANNELS_LAST_MODES',
-           'FAST_DEV_RUN_ENV', 'RATIO_RELEASED', 'RATIO_PAPER', 'PRESETS', 'DIGITS100_CPU_EPOCHS', 'LIST_INDEX_BOUNDS',
-           'STAGE2_LOSSES', 'REPORT_COLUMNS', 'SELECTIONS', 'DEFAULT_PRESET', 'EXPECTED_ERRORS',
-           'fast_dev_run_from_env', 'Stage1Config', 'Stage2Config', 'TrainConfig', 'stage2_rows', 'LTData',
-           'synthetic_cifar', 'build_data', 'build_model', 'choose_amp', 'choose_channels_last', 'Runtime',
-           'setup_runtime', 'make_pipeline', 'predict', 'save_atomic', 'load_checkpoint', 'stage1_lr', 'stage2_lr',
-           'Stage2Forward', 'interactive', 'epoch_line', 'run_epoch', 'fast_dev_batches', 'evaluation_indices', 'sgd',
-           'place_model', 'stage2_model', 'stage2_sampler', 'stage2_loss', 'EpochDraws', 'epoch_generators',
-           'test_report', 'resume_state', 'score_epoch', 'save_last', 'fit', 'train_stage1', 'train_stage2',
-           'train_seed', 'summarize', 'format_table', 'plot_run', 'RunFolderBusy', 'run_lock', 'run', 'continue_or_run',
-           'h2t_train']
-
-# %% ../nbs/06_train.ipynb #c009
-DATASETS = ('digits', 'digits100', 'digits100_cifar', 'cifar10', 'cifar100', 'synthetic_cifar10', 'synthetic_cifar100',
-            'imagenet_lt', 'places_lt', 'inat2018')
-STAGE2_METHODS, SCHEDULES, PIPELINES = ('dr', 'mislas', 'logit_adjusted'), ('step', 'cosine'), ('auto', 'device', 'loader')
-AMP_MODES, COMPILE_MODES = (None, 'auto', 'bf16', 'fp16'), ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
-CHANNELS_LAST_MODES = (False, True, 'auto')
-FAST_DEV_RUN_ENV = 'H2T_FAST_DEV_RUN'   # N: every run in this process is a fast dev run of N batches (the notebooks' rehearsal sets it)
-
-def fast_dev_run_from_env()->int:
-    "The N of `H2T_FAST_DEV_RUN=N` in the environment (0 when unset): forces every run of this process to be a fast dev run."
-    value = os.environ.get(FAST_DEV_RUN_ENV, '').strip()
-    if not value: return 0
-    if not value.isdigit(): raise ValueError(f"{FAST_DEV_RUN_ENV}={value!r}: use a whole number of batches (e.g. 2), or unset it.")
-    return int(value)
-
-def _refuse(cfg, name:str, accepted:str):
-    raise ValueError(f"{type(cfg).__name__}.{name}={getattr(cfg, name)!r} is not accepted: use {accepted}.")
-
-def _one_of(cfg, name:str, choices):
-    if getattr(cfg, name) not in choices: _refuse(cfg, name, 'one of ' + ', '.join(map(repr, choices)))
-
-def _number(cfg, name:str, low:float, high:float=math.inf, above:bool=False, integer:bool=False):
-    "Refuse a field that is not a (whole) number in [low, high] (or (low, high] when `above`)."
-    v = getattr(cfg, name)
-    ok = (isinstance(v, numbers.Real) and not isinstance(v, bool) and not math.isnan(v) and (not integer or float(v).is_integer())
-          and (v > low if above else v >= low) and v <= high)
-    if not ok: _refuse(cfg, name, f"{'an integer' if integer else 'a number'} {'>' if above else '>='} {low:g}" + (f" and <= {high:g}" if high < math.inf else ''))
-
-# %% ../nbs/06_train.ipynb #n003309c
-@dataclass
-class Stage1Config:
-    "Representation learning: all parameters, instance sampling, CE + mixup."
-    epochs: int = 200
-    batch_size: int = 128 # global batch (split across DDP processes)
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 2e-4
-    warmup_epochs: int = 5 # linear warm-up: lr·(e+1)/warmup_epochs
-    schedule: str = 'step' # 'step' (×gamma at each milestone) or 'cosine'
-    milestones: tuple = (160, 180) # epochs after which the lr drops (step schedule)
-    gamma: float = 0.1
-    mixup_alpha: float = 1.0 # Beta(α, α) input mixup; 0 switches it off
-
-    def __post_init__(self):
-        for name in ('epochs', 'batch_size'): _number(self, name, 1, integer=True)
-        _number(self, 'warmup_epochs', 0, integer=True); _number(self, 'lr', 0, above=True); _number(self, 'momentum', 0, 1)
-        _number(self, 'weight_decay', 0); _number(self, 'gamma', 0, 1, above=True); _number(self, 'mixup_alpha', 0)
-        _one_of(self, 'schedule', SCHEDULES)
-        self.milestones = tuple(self.milestones)
-        if not all(isinstance(m, int) and m >= 1 for m in self.milestones): _refuse(self, 'milestones', 'epochs (integers >= 1)')
-
-# %% ../nbs/06_train.ipynb #n639d6f8
-@dataclass
-class Stage2Config:
-    "Classifier re-training on class-balanced batches, optionally with a second (instance-sampled) stream and H2T."
-    method: str = 'dr' # 'dr' (cross-entropy), 'mislas' (label-aware smoothing) or 'logit_adjusted'
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.02 # peak of the per-epoch cosine schedule
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    second_stream: bool = True # draw an instance-sampled partner batch beside the balanced one (False: plain DR)
-    ratio: float = 0.25 # the fusing ratio ρ: fraction of channels taken from the partner; 0: two streams, no fusion
-    fusing: str = 'instance' # the second stream: 'instance' (official), 'reverse' or 'balanced'
-    sampler: str = 'balanced' # the (fused) training stream: 'balanced' (H2T's DR) or 'class_aware' (MiSLAS: 4 per class)
-    lws: bool = False # learn a per-class logit scale beside the classifier (MiSLAS)
-    lws_lr: float = 0.1 # peak learning rate of the logit scale (MiSLAS: the full base lr; the classifier gets lr_factor × it)
-    per_sample: bool = False # one channel subset per sample instead of one per batch
-    whole_swap: bool = False # control: swap whole samples with probability `ratio` instead of fusing channels
-    shift_bn: bool = True # BatchNorm statistics re-adapt in stage 2 (MiSLAS / official)
-    reinit_classifier: bool = False # cRT-style fresh classifier instead of the stage-1 one
-    smooth_head: float = 0.4 # label-aware smoothing of the largest class (mislas)
-    smooth_tail: float = 0.1 # ... and of the smallest (mislas)
-    tau: float = 1.0 # logit-adjustment strength (logit_adjusted)
-
-    def __post_init__(self):
-        _one_of(self, 'method', STAGE2_METHODS); _one_of(self, 'fusing', tuple(FUSING_STREAMS)); _one_of(self, 'sampler', tuple(FUSED_STREAMS))
-        for name in ('epochs', 'batch_size'): _number(self, name, 1, integer=True)
-        for name in ('lr', 'lws_lr'): _number(self, name, 0, above=True)
-        for name in ('momentum', 'smooth_head', 'smooth_tail'): _number(self, name, 0, 1)
-        _number(self, 'weight_decay', 0); _number(self, 'tau', 0)
-        self.ratio = check_ratio(self.ratio, 'Stage2Config.ratio')
-        if not self.second_stream and (self.ratio or self.whole_swap or self.per_sample): raise ValueError(
-            f"Stage2Config: ratio={self.ratio}, whole_swap={self.whole_swap}, per_sample={self.per_sample} need a second stream to fuse "
-            "from, but second_stream=False: set second_stream=True, or ratio=0 with whole_swap and per_sample off (plain DR).")
-        if self.whole_swap and self.per_sample: raise ValueError(
-            "Stage2Config: whole_swap=True swaps whole samples, so per_sample=True (per-sample channel subsets) means nothing: drop one.")
-
-# %% ../nbs/06_train.ipynb #n5080afe
-@dataclass
-class TrainConfig:
-    "A whole run: data, model, both stages and the runtime switches."
-    name: str = 'offline'
-    dataset: str = 'digits' # one of `DATASETS` ('synthetic_' ones: CIFAR-shaped random pixels for speed checks)
-    data_dir: str|None = None # dataset root (not needed for the digits datasets)
-    download: bool = False # let torchvision download CIFAR
-    imb_factor: float = 20
-    val_per_class: int = 10 # validation images per class, from the training data (never the test set)
-    augment: bool = True # random crop (and flip where it makes sense) in training
-    model: str = 'small_cnn' # one of `h2t_nb.models.MODELS`
-    stage1: Stage1Config = field(default_factory=Stage1Config)
-    stage2: Stage2Config = field(default_factory=Stage2Config)
-    stages: tuple = (1, 2)
-    seed: int = 0
-    device: str|None = None # None: CUDA when present, else CPU
-    amp: str|None = 'auto' # 'auto' (bf16 on compute capability 8.0+, fp16 + GradScaler on 7.x, off on a CPU), 'bf16', 'fp16' or None
-    channels_last: bool|str = 'auto' # channels-last memory; 'auto': on a tensor-core GPU (7.0+) with mixed precision
-    compile: bool = False # torch.compile the backbone
-    compile_mode: str = 'default' # torch.compile mode; 'reduce-overhead' replays CUDA graphs (small models on big GPUs)
-    pipeline: str = 'auto' # 'auto' (device-resident for in-memory data), 'device' or 'loader'
-    num_workers: int = 0 # DataLoader workers (loader pipeline)
-    eval_batch_size: int = 500
-    fast_dev_run: int = 0 # N > 0: every stage trains N batches, then validates and tests on N batches (its numbers mean nothing)
-
-    def __post_init__(self):
-        _one_of(self, 'dataset', DATASETS); _one_of(self, 'model', tuple(MODELS)); _one_of(self, 'amp', AMP_MODES)
-        _one_of(self, 'compile_mode', COMPILE_MODES); _one_of(self, 'pipeline', PIPELINES); _one_of(self, 'channels_last', CHANNELS_LAST_MODES)
-        _number(self, 'imb_factor', 1); _number(self, 'seed', 0, integer=True)
-        for name in ('val_per_class', 'num_workers', 'fast_dev_run'): _number(self, name, 0, integer=True)
-        _number(self, 'eval_batch_size', 1, integer=True)
-        self.stages = tuple(sorted(set(self.stages)))
-        if self.stages not in ((1,), (2,), (1, 2)): _refuse(self, 'stages', '(1,), (2,) or (1, 2)')
-        if self.device is not None and not str(self.device).split(':')[0] in ('cpu', 'cuda', 'mps'): _refuse(self, 'device', "None, 'cpu' or 'cuda'")
-        if self.pipeline == 'device' and self.dataset in ('imagenet_lt', 'places_lt', 'inat2018'): raise ValueError(
-            f"TrainConfig: pipeline='device' needs an in-memory dataset, but {self.dataset} is read from image files: use 'auto' or 'loader'.")
-        for name, cls in (('stage1', Stage1Config), ('stage2', Stage2Config)):
-            if not isinstance(getattr(self, name), cls): _refuse(self, name, f'a {cls.__name__}')
-
-# %% ../nbs/06_train.ipynb #c011
-def _cifar(name, dataset, imb, stage2=None, stages=(1, 2)):
-    return TrainConfig(name=name, dataset=dataset, imb_factor=imb, model='resnet32', val_per_class=10,
-                       stage1=Stage1Config(), stage2=stage2 or Stage2Config(), stages=stages)
-
-def _dr(imb):
-    # H2T's released stage-2 configs (config/cifar100/cifar100_imb*_stage2_ce_H2T.yaml): lr 0.1×0.2 (IF=200: 0.2×0.1),
-    # wd 5e-4 at IF=100 and 2e-4 at IF=50/200, 10 epochs, batch 128, shift-BN
-    return Stage2Config(method='dr', lr=0.02, weight_decay=5e-4 if imb == 100 else 2e-4)
-
-def _mislas(imb):
-    # MiSLAS's own stage 2 (dvlab-research/MiSLAS: train_stage2.py, datasets/sampler.py,
-    # config/cifar100/cifar100_imb001_stage2_mislas.yaml and _imb002_): label-aware smoothing, shift-BN, LWS trained
-    # beside the classifier (classifier lr = lr_factor × 0.1, LWS lr = 0.1, same cosine), wd 2e-4, class-aware sampler
-    # (4 per class). MiSLAS ships no IF=200 config: IF=100's values are used there.
-    head, tail, classifier_lr = {50: (0.3, 0.0, 0.01)}.get(imb, (0.4, 0.1, 0.02))   # 0.01 / 0.02 = lr_factor 0.1 / 0.2 × 0.1
-    return Stage2Config(method='mislas', lr=classifier_lr, lws=True, lws_lr=0.1, weight_decay=2e-4,
-                        sampler='class_aware', smooth_head=head, smooth_tail=tail)
-
-RATIO_RELEASED, RATIO_PAPER = 0.25, 0.3   # rho of the released configs (README re-run: 47.80) / of the paper's ablation peak (47.73)
-
-def stage2_rows(dr:Stage2Config, mislas:Stage2Config)->dict[str, Stage2Config]:
-    "The stage-2 rows of a family: the paper's DR / DR+H2T / MiSLAS(+H2T) rows, the ratio ablation and the controls."
-    return {'dr': replace(dr, second_stream=False, ratio=0.0),                       # DR (the paper's DR+MU: stage 1 had mixup)
-            'no_fusion': replace(dr, ratio=0.0),                 # control: both streams, nothing fused
-            'dr_h2t_rho01': replace(dr, ratio=0.1),
-            'dr_h2t': replace(dr, ratio=RATIO_RELEASED),         # released configs
-            'dr_h2t_rho03': replace(dr, ratio=RATIO_PAPER),      # the paper's ablation peak
-            'dr_h2t_rho05': replace(dr, ratio=0.5),
-            'ratio1': replace(dr, ratio=1.0),                    # ablation end point: only the partner's features
-            'whole_swap': replace(dr, ratio=RATIO_RELEASED, whole_swap=True),   # control: whole samples swapped
-            'mislas': replace(mislas, second_stream=False, ratio=0.0),
-            'mislas_h2t': replace(mislas, ratio=RATIO_RELEASED)}
-
-# %% ../nbs/06_train.ipynb #n8be4df7
-PRESETS = {'offline': TrainConfig(
-    name='offline', dataset='digits', imb_factor=20, model='small_cnn', val_per_class=10,
-    # digits are tiny: 40 short epochs of 64 images learn them; the step decay mirrors the CIFAR schedule's shape
-    stage1=Stage1Config(epochs=40, batch_size=64, lr=0.05, weight_decay=5e-4, warmup_epochs=2, milestones=(30, 36), mixup_alpha=0.2),
-    stage2=Stage2Config(method='dr', epochs=10, batch_size=64, lr=0.02, weight_decay=5e-4, ratio=0.3))}
-
-def _family(prefix, base:TrainConfig, dr, mislas):
-    "A stage-1 preset and one preset per stage-2 row, all with the same data, model and stage 1."
-    PRESETS[f'{prefix}_stage1'] = replace(base, name=f'{prefix}_stage1', stages=(1,))
-    for row, stage2 in stage2_rows(dr, mislas).items(): PRESETS[f'{prefix}_{row}'] = replace(base, name=f'{prefix}_{row}', stage2=stage2)
-
-for imb in (50, 100, 200):
-    _family(f'cifar100_lt_if{imb}', _cifar('', 'cifar100', imb), _dr(imb), _mislas(imb))
-PRESETS['cifar10_lt_if100_stage1'] = _cifar('cifar10_lt_if100_stage1', 'cifar10', 100, stages=(1,))
-PRESETS['cifar10_lt_if100_dr_h2t'] = _cifar('cifar10_lt_if100_dr_h2t', 'cifar10', 100, Stage2Config(method='dr', lr=0.02, weight_decay=2e-4, ratio=0.25))
-
-# %% ../nbs/06_train.ipynb #n2155089
-# Digits-100-LT (CIFAR-100-LT's counts, offline), stage 2 exactly as CIFAR-100-LT IF=100's rows.
-# CPU recipe: a small CNN on the compact canvas and a shortened schedule of the same shape (warm-up, step decay at
-# 80 % / 90 %, mixup); both stages of one seed take about a minute on two CPU cores. GPU recipe: ResNet-32 on the
-# 32×32 canvas with the paper's exact 200 + 10 epochs.
-DIGITS100_CPU_EPOCHS = 20   # frozen from stage-1 and DR numbers only (see 00_data)
-_family('digits100_lt_if100', TrainConfig(
-    name='', dataset='digits100', imb_factor=100, model='small_cnn', val_per_class=10,
-    stage1=Stage1Config(epochs=DIGITS100_CPU_EPOCHS, warmup_epochs=2, milestones=(int(.8 * DIGITS100_CPU_EPOCHS), int(.9 * DIGITS100_CPU_EPOCHS)))),
-    _dr(100), _mislas(100))
-_family('digits100_lt_if100_r32', TrainConfig(name='', dataset='digits100_cifar', imb_factor=100, model='resnet32', val_per_class=10),
-        _dr(100), _mislas(100))
-
-# Places-LT and iNaturalist 2018: H2T released no configs for them, so stage 1 and the MiSLAS rows follow MiSLAS's
-# (config/places/places_resnet152_stage*_*.yaml, config/ina2018/ina2018_resnet50_stage*_*.yaml): cosine without
-# warm-up, mixup 0.2, batch 256; stage 2 lr 0.1 × 0.05. The DR rows reuse that stage-2 lr and wd, and rho 0.25 is an
-# assumption (the paper states none). MiSLAS fine-tunes a frozen ImageNet ResNet-152 trunk plus a last block for Places;
-# here the whole ImageNet-initialised ResNet-152 is fine-tuned in stage 1.
-for prefix, dataset, model, epochs, wd, smooth in (('places_lt_r152', 'places_lt', 'resnet152_imagenet', 30, 5e-4, (0.4, 0.1)),
-                                                    ('inat2018_r50', 'inat2018', 'resnet50', 200, 1e-4, (0.3, 0.0))):
-    base = TrainConfig(name='', dataset=dataset, model=model, val_per_class=0, num_workers=8,
-                       stage1=Stage1Config(epochs=epochs, batch_size=256, lr=0.1, weight_decay=wd, schedule='cosine', warmup_epochs=0, mixup_alpha=0.2))
-    dr = Stage2Config(method='dr', batch_size=256, lr=0.005, weight_decay=wd)
-    _family(prefix, base, dr, replace(_mislas(100), batch_size=256, lr=0.005, weight_decay=wd, smooth_head=smooth[0], smooth_tail=smooth[1]))
-for arch, model in (('r50', 'resnet50'), ('rx50', 'resnext50')):
-    # MiSLAS's ImageNet-LT recipe (180 epochs, cosine, mixup 0.2, batch 256); H2T's ratio for ImageNet-LT is unpublished: 0.25 assumed
-    PRESETS[f'imagenet_lt_{arch}_dr_h2t'] = TrainConfig(
-        name=f'imagenet_lt_{arch}_dr_h2t', dataset='imagenet_lt', model=model, val_per_class=0, num_workers=8,
-        stage1=Stage1Config(epochs=180, batch_size=256, lr=0.1, weight_decay=5e-4, schedule='cosine', warmup_epochs=5, mixup_alpha=0.2),
-        stage2=Stage2Config(method='dr', epochs=10, batch_size=256, lr=0.005, weight_decay=5e-4, ratio=0.25))
-
-# %% ../nbs/06_train.ipynb #c014
-@dataclass
-class LTData:
-    "Datasets of one run and how to read them."
-    train: object
-    val: object|None
-    test: object
-    counts: list # training images per class
-    in_chans: int
-    thresholds: tuple # many / few count thresholds of the threshold split
-    index_bounds: tuple # paper split bounds
-    augment: Augment|None = None # in-memory datasets
-    transforms: tuple|None = None # (train, eval) torchvision transforms for file datasets
-
-    @property
-    def num_classes(self)->int:
-        "Number of classes C."
-        return len(self.counts)
-
-def _imagenet_transforms(mean, std):
-    from torchvision.transforms import v2
-    finish = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
-    train = v2.Compose([v2.RandomResizedCrop(224), v2.RandomHorizontalFlip(), v2.ColorJitter(0.4, 0.4, 0.4, 0), *finish])
-    return train, v2.Compose([v2.Resize(256), v2.CenterCrop(224), *finish])
-
-# MiSLAS's head / medium / tail index ranges (config/*/*.yaml: head_class_idx, med_class_idx, tail_class_idx)
-LIST_INDEX_BOUNDS = {'imagenet_lt': (390, 835), 'places_lt': (131, 288), 'inat2018': (842, 4543)}
-
-def synthetic_cifar(num_classes:int, imb_factor:float, val_per_class:int=10, test_per_class:int=100, seed:int=0)->tuple:
-    "Random CIFAR-shaped uint8 images with CIFAR-LT's exact class counts: for speed checks on machines without the data."
-    g = torch.Generator().manual_seed(seed)
-    counts = lt_counts(5000 if num_classes == 10 else 500, num_classes, imb_factor)
-    def make(per_class, split):
-        targets = torch.repeat_interleave(torch.arange(num_classes), torch.as_tensor(per_class))
-        images = torch.randint(0, 256, (len(targets), 3, 32, 32), generator=g, dtype=torch.uint8)
-        return LTImageDataset(images, targets, name=f'synthetic CIFAR-{num_classes}-LT IF={imb_factor:g} {split}')
-    return make(counts, 'train'), make([val_per_class] * num_classes, 'val'), make([test_per_class] * num_classes, 'test')
-
-def build_data(cfg:TrainConfig)->LTData:
-    "Train / val / test datasets and report conventions for `cfg.dataset`; missing data fails here, before any training."
-    if cfg.dataset == 'digits':
-        s = digits_lt(imb_factor=cfg.imb_factor, val_per_class=cfg.val_per_class)
-        counts = s.train.counts
-        return LTData(s.train, s.val, s.test, counts, 1, scaled_thresholds(max(counts), min(counts)), scaled_index_bounds(10),
-                      augment=Augment(padding=cfg.augment * 1, flip=False, mean=DIGITS_MEAN, std=DIGITS_STD))   # no flips: digits are not symmetric
-    if cfg.dataset in ('digits100', 'digits100_cifar'):   # Digits-100-LT: CIFAR-100-LT's counts, offline
-        s = digits100_lt(cfg.imb_factor, canvas='cifar' if cfg.dataset.endswith('cifar') else 'compact', val_per_class=cfg.val_per_class)
-        pad = 4 if cfg.dataset.endswith('cifar') else 1
-        mean, std = DIGITS_MEAN * s.train.images.shape[1], DIGITS_STD * s.train.images.shape[1]
-        return LTData(s.train, s.val, s.test, s.train.counts, s.train.images.shape[1], (100, 20), (36, 71),
-                      augment=Augment(padding=cfg.augment * pad, flip=False, mean=mean, std=std))   # a flip would mirror the pair
-    if cfg.dataset in ('cifar10', 'cifar100', 'synthetic_cifar10', 'synthetic_cifar100'):
-        if cfg.dataset.startswith('synthetic_'):   # same shapes and class counts as CIFAR-LT, random pixels
-            train, val, test = synthetic_cifar(10 if cfg.dataset.endswith('10') else 100, cfg.imb_factor, cfg.val_per_class or 10)
-        else:
-            if cfg.data_dir is None: raise FileNotFoundError(f"{cfg.dataset} needs a data folder: pass --data-dir DIR (add --download to fetch it).")
-            cls = CIFAR10LT if cfg.dataset == 'cifar10' else CIFAR100LT
-            kw = dict(imb_factor=cfg.imb_factor, val_per_class=cfg.val_per_class)
-            train = cls(cfg.data_dir, 'train', download=cfg.download, **kw)
-            val = cls(cfg.data_dir, 'val', **kw) if cfg.val_per_class else None
-            test = cls(cfg.data_dir, 'test', **kw)
-        return LTData(train, val, test, train.counts, 3, (100, 20), scaled_index_bounds(train.num_classes),
-                      augment=Augment(padding=cfg.augment * 4, flip=cfg.augment, mean=CIFAR_MEAN, std=CIFAR_STD))
-    if cfg.dataset in ('imagenet_lt', 'places_lt', 'inat2018'):
-        if cfg.data_dir is None: raise FileNotFoundError(f"{cfg.dataset} needs --data-dir: the image root that holds the list files.")
-        train = lt_list_dataset(cfg.dataset, cfg.data_dir, 'train')
-        val = lt_list_dataset(cfg.dataset, cfg.data_dir, 'val')
-        # iNaturalist has no test list; the official evaluation uses its validation list, so selection is by last epoch
-        test = lt_list_dataset(cfg.dataset, cfg.data_dir, 'test') if cfg.dataset != 'inat2018' else val
-        counts = train.counts
-        mean, std = ((0.466, 0.471, 0.380), (0.195, 0.194, 0.192)) if cfg.dataset == 'inat2018' else (IMAGENET_MEAN, IMAGENET_STD)
-        return LTData(train, None if cfg.dataset == 'inat2018' else val, test, counts, 3, (100, 20),
-                      LIST_INDEX_BOUNDS[cfg.dataset], transforms=_imagenet_transforms(mean, std))
-    raise ValueError(f"unknown dataset {cfg.dataset!r}: use one of {', '.join(DATASETS)}.")   # only a config changed after it was built
+__all__ = ['build_model', 'choose_amp', 'choose_channels_last', 'Runtime', 'setup_runtime', 'make_pipeline', 'predict',
+           'stage1_lr', 'stage2_lr', 'Stage2Forward', 'interactive', 'epoch_line', 'run_epoch', 'fast_dev_batches',
+           'evaluation_indices', 'stage_optimizer', 'place_model', 'stage2_model', 'EpochDraws', 'epoch_generators',
+           'final_report', 'resume_state', 'score_epoch', 'save_last', 'train_epochs', 'train_stage1', 'train_stage2']
 
 # %% ../nbs/06_train.ipynb #c015
 def build_model(cfg:TrainConfig, num_classes:int, in_chans:int)->nn.Module:
@@ -424,32 +130,6 @@ def predict(model:nn.Module, pipeline,
     dist.all_gather(gathered, padded)
     return torch.stack(gathered, 1).reshape(-1, logits.shape[1])[:n].cpu()   # rank r held positions r, r+world, ...
 
-# %% ../nbs/06_train.ipynb #c021
-def save_atomic(obj, path:Path):
-    "torch.save to a temporary file, then rename over `path` (atomic on POSIX): never a half-written checkpoint."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-def load_checkpoint(path:str|Path, stage:int|None=None)->dict:
-    "Load an h2t_nb checkpoint on the CPU; a missing, corrupt, truncated or foreign file gets a clear error."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"checkpoint {path} not found: train stage 1 first (h2t-train --stages 1) or fix the path.")
-    try: ckpt = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e: raise ValueError(
-        f"checkpoint {path} is corrupt or truncated ({type(e).__name__}): re-run the stage that wrote it, or use another checkpoint.") from e
-    if isinstance(ckpt, dict) and 'state_dict_model' in ckpt:   # an official MiSLAS / H2T stage-1 release
-        if stage not in (None, 1): raise ValueError(f"{path} is an official stage-1 checkpoint; stage {stage + 1} needs a stage-{stage} one.")
-        weights = official_resnet32_state_dict(ckpt)
-        return dict(format='h2t_nb', stage=1, model=weights, model_name='resnet32', num_classes=len(weights['fc.bias']),
-                    source=f'official checkpoint {path.name}')
-    if not isinstance(ckpt, dict) or ckpt.get('format') != 'h2t_nb': raise ValueError(
-        f"{path} is not an h2t_nb checkpoint (nor an official MiSLAS / H2T ResNet-32 stage-1 one).")
-    if stage is not None and ckpt['stage'] != stage:
-        raise ValueError(f"{path} is a stage-{ckpt['stage']} checkpoint; stage {stage + 1} needs a stage-{stage} one.")
-    return ckpt
-
 # %% ../nbs/06_train.ipynb #c023
 def stage1_lr(c:Stage1Config, epoch:int)->float:
     "Linear warm-up over `warmup_epochs`, then step decay at the milestones (or cosine); `epoch` counts from 0."
@@ -463,20 +143,18 @@ def stage2_lr(c:Stage2Config, epoch:int)->float:
 
 # %% ../nbs/06_train.ipynb #c026
 class Stage2Forward(nn.Module):
-    "Frozen backbone on both streams, the exported `H2T` module (or the `WholeSampleSwap` control) on the maps, then the head."
-    def __init__(self, model:nn.Module, cfg:Stage2Config):
+    "Frozen backbone on both streams, the fusion (`H2T`, the `WholeSampleSwap` control, or none) on the maps, then the head."
+    def __init__(self, model:nn.Module, fuse:nn.Module|None=None):
         super().__init__()
-        self.model = model
-        self.fuse = WholeSampleSwap(cfg.ratio) if cfg.whole_swap else H2T(cfg.ratio, cfg.per_sample)
+        self.model, self.fuse = model, fuse
     def forward(self, x_fused, x_fusing=None, generator=None):
-        "Logits of the fused stream, fused with the fusing stream's maps when given; no gradient reaches the backbone."
-        "Logits of the fused stream, fused with the fusing stream's maps when given; no gradient reaches the backbone."
+        "Logits of the training stream, fused with the partner stream's maps when there is one; no gradient reaches the backbone."
         with torch.no_grad():   # the backbone is frozen: no activations kept for backward
             f = self.model.forward_features(x_fused)
             if x_fusing is not None:
                 f = f.clone()   # under torch.compile's CUDA graphs the next call would reuse this output's memory
                 f_i = self.model.forward_features(x_fusing)
-                f = self.fuse(f, f_i, generator=generator)
+                if self.fuse is not None: f = self.fuse(f, f_i, generator=generator)
         return self.model.forward_head(f)
 
 # %% ../nbs/06_train.ipynb #c027
@@ -532,65 +210,49 @@ def _evaluate(model, pipe, dataset, batch_size, rt, data, cfg):
     logits = predict(model, pipe, idx, batch_size, rt)
     return lt_report(logits, dataset.targets[idx], data.counts, data.thresholds, data.index_bounds), logits, idx
 
-def sgd(groups:list[dict], sc, rt:Runtime)->torch.optim.SGD:
+def stage_optimizer(groups:list[dict], sc, rt:Runtime)->torch.optim.SGD:
     "SGD with momentum over parameter groups that each carry their own `peak_lr`."
     return torch.optim.SGD(groups, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay,
                            fused=rt.device.type == 'cuda')   # one kernel for the whole update on a GPU
 
 # %% ../nbs/06_train.ipynb #c031
-def place_model(model:nn.Module, cfg:TrainConfig, rt:Runtime)->nn.Module:
-    "The model on the run's device, in channels-last memory when asked."
+def place_model(model:nn.Module, rt:Runtime)->nn.Module:
+    "The model on the run's device, in channels-last memory when the runtime chose it."
     model.to(rt.device)
     return model.to(memory_format=torch.channels_last) if rt.channels_last else model
 
-def stage2_model(cfg:TrainConfig, data:LTData, rt:Runtime, init:dict)->nn.Module:
-    "Stage 2's starting model: the stage-1 checkpoint `init`, then the stage-2 options (fresh classifier, logit scale)."
+def stage2_model(cfg:TrainConfig, data:LTData, rt:Runtime, init:dict)->tuple[nn.Module, list[dict]]:
+    "Stage 2's starting model (the stage-1 checkpoint `init`, a fresh classifier when asked, the method's adaptation) and its parameter groups."
     if init is None: raise ValueError("stage 2 needs a stage-1 checkpoint: pass --stage1-ckpt PATH (a stage1/final.pt).")
     if init['num_classes'] != data.num_classes or init['model_name'] != cfg.model: raise ValueError(
-        f"the stage-1 checkpoint is a {init['model_name']} for {init['num_classes']} classes, not a {cfg.model} for {data.num_classes}.")
+        f"the stage-1 checkpoint is a {init['model_name']} for {init['num_classes']} classes, not a {cfg.model} for {data.num_classes}: "
+        "start stage 2 from a stage 1 of the same model and dataset.")
     model = build_model(cfg, data.num_classes, data.in_chans)
     model.load_state_dict(init['model'])
     if cfg.stage2.reinit_classifier: torch.manual_seed(cfg.seed + 1); model.reset_classifier(data.num_classes)
-    if cfg.stage2.lws: model.add_logit_scale()   # after loading: stage-1 checkpoints have no logit scale
-    return place_model(model, cfg, rt)
-
-# %% ../nbs/06_train.ipynb #c033
-STAGE2_LOSSES = {'dr': lambda counts, sc: F.cross_entropy,
-                 'mislas': lambda counts, sc: LabelAwareSmoothing(counts, sc.smooth_head, sc.smooth_tail),
-                 'logit_adjusted': lambda counts, sc: LogitAdjustedLoss(counts, sc.tau)}
-
-def stage2_sampler(cfg:TrainConfig, data:LTData, rt:Runtime):
-    "Stage 2's sampler: one stream, or `(fused, partner)` index pairs when `second_stream`."
-    sc = cfg.stage2
-    # MiSLAS's stage-2 loop stops after ceil(N/B) + 1 batches of its (nominally n_max·C long) class-aware stream
-    n = None if sc.sampler == 'balanced' else (math.ceil(len(data.train) / sc.batch_size) + 1) * sc.batch_size
-    if sc.second_stream: return DualStreamSampler(data.train.targets, num_samples=n, fusing=sc.fusing, fused=sc.sampler, **_shard(cfg, rt))
-    return FUSED_STREAMS[sc.sampler](data.train.targets, num_samples=n, **_shard(cfg, rt))
-
-def stage2_loss(sc:Stage2Config, counts, rt:Runtime):
-    "The stage-2 loss of `sc.method`, on the run's device."
-    loss = STAGE2_LOSSES[sc.method](counts, sc)
-    return loss.to(rt.device) if isinstance(loss, nn.Module) else loss
+    groups = stage2_parameter_groups(model, cfg.stage2)   # after loading: stage-1 checkpoints hold no adaptation
+    return place_model(model, rt), groups
 
 # %% ../nbs/06_train.ipynb #c035
 @dataclass
 class EpochDraws:
     "The random sources of one epoch."
-    aug: torch.Generator # crops and flips
-    mask: torch.Generator # H2T channel subsets (shared by all processes)
+    aug: torch.Generator # crops and flips of the training (fused) stream
+    aug_fusing: torch.Generator # ... and of the partner stream
+    mask: torch.Generator # H2T channel subsets and swap draws (shared by all processes)
     mix: np.random.Generator # mixup's Beta draw
     perm: torch.Generator|None # mixup partners, on the GPU (None: drawn from `mix`)
 
 def epoch_generators(cfg:TrainConfig, epoch:int, rt:Runtime, device_pipeline:bool)->EpochDraws:
     "The `EpochDraws` of one epoch, from `(seed, epoch, process)` alone."
     on_gpu = rt.device.type == 'cuda'
-    return EpochDraws(aug=_generator(cfg.seed, epoch, 100 + rt.rank, rt.device if on_gpu and device_pipeline else 'cpu'),
-                      mask=_generator(cfg.seed, epoch, 200, rt.device),
-                      mix=np.random.default_rng([cfg.seed, epoch, rt.rank, 300]),
+    aug_device = rt.device if on_gpu and device_pipeline else 'cpu'
+    return EpochDraws(aug=_generator(cfg.seed, epoch, 100 + rt.rank, aug_device), aug_fusing=_generator(cfg.seed, epoch, 400 + rt.rank, aug_device),
+                      mask=_generator(cfg.seed, epoch, 200, rt.device), mix=np.random.default_rng([cfg.seed, epoch, rt.rank, 300]),
                       perm=_generator(cfg.seed, epoch, 300 + rt.rank, rt.device) if on_gpu else None)
 
 # %% ../nbs/06_train.ipynb #c037
-def test_report(model:nn.Module, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict)->dict:
+def final_report(model:nn.Module, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict)->dict:
     "Test metrics of the last-epoch model and of the validation-selected one (`best.pt`), with the training history."
     test_pipe = make_pipeline(cfg, data, data.test, rt)
     report = dict(history=state['history'], best_epoch=state['best_epoch'] + 1)
@@ -633,7 +295,7 @@ def save_last(stage:int, model, opt, scaler, cfg:TrainConfig, data:LTData, state
                      config=asdict(cfg), model_name=cfg.model, num_classes=data.num_classes, **state), stage_dir / 'last.pt')
 
 # %% ../nbs/06_train.ipynb #c039
-def fit(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
+def train_epochs(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
         stage_dir:str|Path, # folder of this stage's checkpoints
         model:nn.Module, opt:torch.optim.Optimizer, sampler, step, # step(batch, draws) -> loss
         schedule, # epoch -> learning rate of the group whose peak is `sc.lr`
@@ -661,7 +323,8 @@ def fit(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
             return loss
-        batches, n_steps = train_pipe.batches(sampler.indices(), local_batch, train=True, generator=draws.aug), len(sampler) // local_batch
+        batches = train_pipe.batches(sampler.indices(), local_batch, train=True, generator=draws.aug, fusing_generator=draws.aug_fusing)
+        n_steps = len(sampler) // local_batch
         if fast: batches, n_steps = itertools.islice(batches, fast), min(fast, n_steps)
         stats = run_epoch(train_step, batches, n_steps, f'stage {stage} epoch {epoch + 1}/{epochs}', rt, stage, epoch, lr)
         score_epoch(stage, model, cfg, data, rt, stage_dir, state, stats, epoch, val_pipe, test_pipe)
@@ -669,7 +332,7 @@ def fit(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
         if rt.main and not interactive(): print(epoch_line(stage, epoch, epochs, stats), flush=True)
         if rt.main: save_last(stage, model, opt, scaler, cfg, data, state, stage_dir)
         rt.barrier()
-    report = test_report(model, cfg, data, rt, stage_dir, state)
+    report = final_report(model, cfg, data, rt, stage_dir, state)
     if rt.main: save_atomic(load_checkpoint(stage_dir / 'last.pt', stage), stage_dir / 'final.pt')
     rt.barrier()
     return report
@@ -678,249 +341,27 @@ def fit(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
 def train_stage1(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, stop_after:int|None=None)->dict|None:
     "Stage 1 (representation learning) in `stage_dir`, resuming from its `last.pt`; the report, or None if stopped early."
     sc = cfg.stage1
-    model = place_model(build_model(cfg, data.num_classes, data.in_chans), cfg, rt)
-    opt = sgd([dict(params=list(model.parameters()), peak_lr=sc.lr)], sc, rt)
+    model = place_model(build_model(cfg, data.num_classes, data.in_chans), rt)
+    opt = stage_optimizer([dict(params=list(model.parameters()), peak_lr=sc.lr)], sc, rt)
     net, sampler = _ddp(model, rt), InstanceSampler(data.train.targets, **_shard(cfg, rt))
     def step(batch, draws):
         x, y_a, y_b, lam = mixup(batch[0], batch[1], sc.mixup_alpha, draws.mix, draws.perm)
         return mixup_loss(net(x), y_a, y_b, lam)
-    return fit(1, sc, cfg, data, rt, stage_dir, model, opt, sampler, step, lambda e: stage1_lr(sc, e), model.train, stop_after=stop_after)
+    return train_epochs(1, sc, cfg, data, rt, stage_dir, model, opt, sampler, step, lambda e: stage1_lr(sc, e), model.train, stop_after=stop_after)
 
 # %% ../nbs/06_train.ipynb #na4cd68f
 def train_stage2(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, init:dict,
                  stop_after:int|None=None)->dict|None:
-    "Stage 2 (classifier re-training, with H2T when there is a second stream) from the stage-1 checkpoint `init`."
+    "Stage 2 (classifier re-training by the configured method, with its fusion) from the stage-1 checkpoint `init`."
     sc = cfg.stage2
-    model = stage2_model(cfg, data, rt, init)
-    groups = [dict(params=freeze_backbone(model, sc.shift_bn), peak_lr=sc.lr)]
-    if model.logit_scale is not None: groups.append(dict(params=list(model.logit_scale.parameters()), peak_lr=sc.lws_lr))
-    opt = sgd(groups, sc, rt)
-    net, sampler, loss_fn = _ddp(Stage2Forward(model, sc), rt), stage2_sampler(cfg, data, rt), stage2_loss(sc, data.counts, rt)
+    model, groups = stage2_model(cfg, data, rt, init)
+    opt = stage_optimizer(groups, sc, rt)
+    net, sampler = _ddp(Stage2Forward(model, fusion_module(sc)), rt), stage2_sampler(sc, data.train.targets, **_shard(cfg, rt))
+    loss_fn = stage2_loss(sc, data.counts)
+    if isinstance(loss_fn, nn.Module): loss_fn = loss_fn.to(rt.device)
     def step(batch, draws):
-        x_fused, y_fused, *partner = batch   # (x, y), or (x, y, x_partner, y_partner) from a dual-stream sampler
+        x_fused, y_fused, *partner = batch   # (x, y), or (x, y, x_partner, y_partner) from a two-stream sampler
         return loss_fn(net(x_fused, *partner[:1], generator=draws.mask), y_fused)
     def set_mode(): model.train(); freeze_backbone(model, sc.shift_bn)   # train() also reset BatchNorm's modes
-    return fit(2, sc, cfg, data, rt, stage_dir, model, opt, sampler, step, lambda e: stage2_lr(sc, e), set_mode,
-               track_test=True, stop_after=stop_after)
-
-# %% ../nbs/06_train.ipynb #c041
-REPORT_COLUMNS = ['top1', 'balanced', 'paper_many', 'paper_medium', 'paper_few', 'threshold_many', 'threshold_medium', 'threshold_few', 'ece']
-
-def _config_from_dict(d:dict)->TrainConfig:
-    d = dict(d)
-    stage2 = dict(d['stage2'])
-    if 'h2t_ratio' in stage2:   # runs saved before the ratio had one name: None meant "no second stream"
-        old = stage2.pop('h2t_ratio'); stage2.update(second_stream=old is not None, ratio=old or 0.0)
-    d['stage1'], d['stage2'] = Stage1Config(**d['stage1']), Stage2Config(**stage2)
-    return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-def train_seed(cfg:TrainConfig, seed_dir:Path, rt:Runtime, data:LTData|None=None, stage1_ckpt:str|Path|None=None,
-               stop_after:dict|None=None)->dict|None:
-    "Both configured stages for one seed, in `seed_dir`; returns `{'stage1': report, 'stage2': report}`."
-    data = data or build_data(cfg)
-    stop_after, results = stop_after or {}, {}
-    if 1 in cfg.stages:
-        results['stage1'] = train_stage1(cfg, data, rt, seed_dir / 'stage1', stop_after=stop_after.get(1))
-        if results['stage1'] is None: return None
-        stage1_ckpt = seed_dir / 'stage1' / 'final.pt'
-    if 2 in cfg.stages:
-        if stage1_ckpt is None: raise ValueError("stage 2 needs a stage-1 checkpoint: pass --stage1-ckpt PATH (a stage1/final.pt).")
-        init = load_checkpoint(stage1_ckpt, stage=1)
-        results['stage2'] = train_stage2(cfg, data, rt, seed_dir / 'stage2', init, stop_after=stop_after.get(2))
-        if results['stage2'] is None: return None
-    return results
-
-# %% ../nbs/06_train.ipynb #c042
-SELECTIONS = {'last': 'last epoch', 'best_val': 'best epoch on validation',
-              'best_test': 'paper protocol (selected on test: optimistic)'}
-
-def summarize(per_seed:dict)->list[dict]:
-    "Rows of mean ± std over seeds for each stage and model selection (last epoch, best on validation, best on test)."
-    rows = []
-    for stage in ('stage1', 'stage2'):
-        for selection in SELECTIONS:
-            reports = [r[stage][selection] for r in per_seed.values() if stage in r and selection in r[stage]]
-            if not reports: continue
-            row = dict(stage=stage, selection=selection, seeds=len(reports))
-            for k in REPORT_COLUMNS:
-                values = np.array([r[k] for r in reports], dtype=float)
-                row[k], row[f'{k}_std'] = float(np.nanmean(values)), float(np.nanstd(values))
-            rows.append(row)
-    return rows
-
-def format_table(rows:list[dict])->str:
-    "The summary as a fixed-width text table (mean ± std when several seeds)."
-    heads = ['stage', 'selection'] + REPORT_COLUMNS
-    cell = lambda r, k: r[k] if k in ('stage', 'selection') else (f"{r[k]:.2f}" + (f"±{r[k + '_std']:.2f}" if r['seeds'] > 1 else ''))
-    table = [heads] + [[str(cell(r, k)) for k in heads] for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(heads))]
-    lines = ['  '.join(v.rjust(w) for v, w in zip(row, widths)) for row in table]
-    return '\n'.join(lines + [f"{k}: {v}" for k, v in SELECTIONS.items() if any(r['selection'] == k for r in rows)])
-
-# %% ../nbs/06_train.ipynb #c043
-def plot_run(per_seed:dict, counts, path:Path):
-    "Training curves (loss, validation accuracy) and per-class test accuracy of stage 1 vs stage 2, saved to `path`."
-    from matplotlib.figure import Figure   # draws and saves without pyplot: no backend change, nothing shown
-    from h2t_nb.metrics import plot_per_class_accuracy
-    fig = Figure(figsize=(14, 3.5))
-    axs = fig.subplots(1, 3)
-    for seed, res in per_seed.items():
-        offset = 0   # stage 2's epochs continue stage 1's on the x axis
-        for stage, style in (('stage1', '-'), ('stage2', '--')):
-            if stage not in res: continue
-            h = res[stage]['history']
-            axs[0].plot([offset + e['epoch'] for e in h], [e['loss'] for e in h], style, label=f'{stage} seed {seed}')
-            axs[1].plot([offset + e['epoch'] for e in h], [e.get('val_balanced', np.nan) for e in h], style, label=f'{stage} seed {seed}')
-            offset += len(h)
-    axs[0].set(xlabel='epoch', ylabel='training loss', title='training loss'); axs[1].set(xlabel='epoch', ylabel='%', title='balanced validation accuracy')
-    axs[0].legend(fontsize=7)
-    first = next(iter(per_seed.values()))
-    for stage in ('stage1', 'stage2'):
-        if stage in first: plot_per_class_accuracy(first[stage]['per_class_last'], counts, ax=axs[2], label=stage)
-    axs[2].set_title('per-class test accuracy (first seed, last epoch)')
-    fig.tight_layout(); fig.savefig(path, dpi=110)
-
-# %% ../nbs/06_train.ipynb #c044
-class RunFolderBusy(RuntimeError):
-    "Another process holds the run folder's lock."
-
-@contextlib.contextmanager
-def run_lock(run_dir:Path, rt:Runtime):
-    "Hold `run_dir/.lock` while training (rank 0 only): a second writer is refused with the holder's process id."
-    if not rt.main: yield; return
-    path = Path(run_dir) / '.lock'
-    lock = FileLock(path, timeout=0)
-    try: lock.acquire()
-    except Timeout: raise RunFolderBusy(f"{run_dir} is being written by another process ({path.read_text().strip() or 'unknown'}): "
-                                        "wait for it to finish or stop it, then --resume.") from None
-    try:
-        path.write_text(f"pid {os.getpid()} on {os.uname().nodename}")
-        yield
-    finally: lock.release()
-
-def _more_epochs(cfg:TrainConfig, run_dir:Path, epochs:dict)->TrainConfig:
-    "The saved configuration with more epochs for a stage, where continuing is safe; anything else is refused."
-    if epochs.get(1, cfg.stage1.epochs) > cfg.stage1.epochs and any(run_dir.glob('seed*/stage2')): raise ValueError(
-        "--epochs1: stage 2 already started from this stage 1; more stage-1 epochs would leave it stale. Start a new run instead.")
-    for stage, n in epochs.items():
-        sc = getattr(cfg, f'stage{stage}')
-        if n < sc.epochs: raise ValueError(f"--epochs{stage} {n}: the run was saved with {sc.epochs}; a run can be extended, not shortened.")
-        if n != sc.epochs: print(f"resume: stage-{stage} epochs {sc.epochs} -> {n} (applied)")
-        cfg = replace(cfg, **{f'stage{stage}': replace(sc, epochs=n)})
-    return cfg
-
-# %% ../nbs/06_train.ipynb #nb757007
-def run(cfg:TrainConfig, # what to train
-        out:str|Path='runs', # parent folder: the run goes to out/cfg.name (numbered if taken)
-        seeds:list[int]|None=None, # one run per seed (default: cfg.seed)
-        stage1_ckpt:str|Path|None=None, # start stage 2 from this checkpoint (for stages=(2,))
-        resume:str|Path|None=None, # an interrupted run's folder to continue (its saved config is used)
-        more_epochs:dict|None=None, # with `resume`: {stage: epochs} to train a stage for longer than saved
-        stop_after:dict|None=None, # {stage: epochs}: end early, as if interrupted
-        quiet:bool=False)->dict:
-    "Train, evaluate and report a configuration over seeds; returns the summary rows and where the files went."
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / 'config.json').is_file(): raise FileNotFoundError(f"{run_dir} holds no config.json: it is not an h2t-train run folder.")
-        saved = json.loads((run_dir / 'config.json').read_text())
-        saved_cfg, seeds, stage1_ckpt = _config_from_dict(saved['config']), saved['seeds'], saved['stage1_ckpt']
-        cfg = _more_epochs(saved_cfg, run_dir, more_epochs or {})
-        if (run_dir / 'results.json').is_file() and cfg == saved_cfg: raise ValueError(
-            f"{run_dir} is finished (it has results.json): --resume continues interrupted runs. Start a new run, or train on with more epochs.")
-    elif Path(out).exists() and not Path(out).is_dir(): raise NotADirectoryError(f"--out {out} is a file: pass a folder (it is created if missing).")
-    seeds = list(seeds) if seeds else [cfg.seed]
-    if 2 in cfg.stages and 1 not in cfg.stages:
-        if stage1_ckpt is None: raise ValueError("stage 2 alone needs a stage-1 checkpoint: pass --stage1-ckpt PATH (a stage1/final.pt).")
-        load_checkpoint(stage1_ckpt, stage=1)   # fail now on a missing or corrupt file, before any work
-    data = build_data(cfg)                      # fail now on missing data, before creating any folder
-    rt = setup_runtime(cfg)                     # ... and on a device that is not there
-    fast = fast_dev_batches(cfg)
-    if rt.main and not quiet:
-        print(f"{cfg.name}: {rt.why}")
-        if fast: print(f"fast dev run: every stage trains {fast} batches, then validates and tests on {fast}; the files are real, the numbers mean nothing")
-    if resume is None:
-        run_dir = free_path(Path(out) / cfg.name)
-        if rt.world > 1:   # every process must agree on the folder rank 0 picked
-            names = [str(run_dir)]; dist.broadcast_object_list(names, src=0); run_dir = Path(names[0])
-        if rt.main: run_dir.mkdir(parents=True)
-        rt.barrier()
-    with run_lock(run_dir, rt):
-        if rt.main: (run_dir / 'config.json').write_text(json.dumps(dict(config=asdict(cfg), seeds=seeds,
-                                                                          stage1_ckpt=str(stage1_ckpt) if stage1_ckpt else None), indent=1))
-        per_seed = {}
-        for seed in seeds:
-            res = train_seed(replace(cfg, seed=seed), run_dir / f'seed{seed}', rt, data, stage1_ckpt, stop_after)
-            if res is None: return dict(run_dir=run_dir, interrupted=True)
-            per_seed[seed] = res
-        rows = summarize(per_seed)
-        if rt.main:
-            (run_dir / 'results.json').write_text(json.dumps(dict(summary=rows, per_seed=per_seed, counts=data.counts,
-                                                                     config=asdict(cfg), fast_dev_run=fast), indent=1))
-            with open(run_dir / 'results.csv', 'w', newline='') as f:
-                w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
-            plot_run(per_seed, data.counts, run_dir / 'curves_and_per_class.png')
-            if not quiet:
-                print(f"{cfg.name}: {cfg.dataset} IF={cfg.imb_factor:g}, model {cfg.model}, seeds {seeds}, test accuracy in %"
-                      + (f" (FAST DEV RUN of {fast} batches: the numbers mean nothing)" if fast else ''))
-                print(format_table(rows))
-                print(f"results, checkpoints and plots: {run_dir}")
-    return dict(run_dir=run_dir, summary=rows, per_seed=per_seed)
-
-def continue_or_run(cfg:TrainConfig, # what to train
-                    out:str|Path='runs', # parent folder: the run lives in out/cfg.name
-                    seeds:list[int]|None=None, # one run per seed (default: cfg.seed)
-                    quiet:bool=False)->dict:
-    "The run of `cfg` in `out/cfg.name`: read back if it finished, continued if it was interrupted, else started there (a notebook re-run after a disconnect)."
-    run_dir = Path(out) / cfg.name
-    if (run_dir / 'config.json').is_file():
-        saved = json.loads((run_dir / 'config.json').read_text())
-        if _config_from_dict(saved['config']) == cfg and saved['seeds'] == list(seeds or [cfg.seed]):
-            if (run_dir / 'results.json').is_file(): return dict(run_dir=run_dir, **json.loads((run_dir / 'results.json').read_text()))
-            return run(None, resume=run_dir, quiet=quiet)
-    return run(cfg, out, seeds, quiet=quiet)
-
-# %% ../nbs/06_train.ipynb #c046
-DEFAULT_PRESET = 'digits100_lt_if100_dr_h2t'   # README's main job: DR + H2T on the offline Digits-100-LT, ~2 min on 2 CPU cores
-EXPECTED_ERRORS = (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError, FloatingPointError, RunFolderBusy)
-
-def h2t_train(preset:Annotated[str, {'choices': list(PRESETS), 'metavar': 'NAME'}]=None, # what to train: a row of the paper (default: digits100_lt_if100_dr_h2t, offline)
-              data_dir:str=None, # dataset root: torchvision's CIFAR folder, or the image root holding ImageNet-LT/Places-LT/iNat list files
-              out:str='runs', # results go to OUT/PRESET (a new numbered folder if that one exists)
-              seeds:Annotated[int, {'nargs': '+'}]=None, # one run per seed; several give mean ± std
-              stages:Annotated[int, {'nargs': '+', 'choices': [1, 2]}]=None, # stages to run (default: the preset's)
-              stage1_ckpt:str=None, # stage-1 checkpoint to start stage 2 from, with --stages 2: a stage1/final.pt, or an official MiSLAS / H2T ResNet-32 .pth.tar
-              resume:str=None, # folder of an interrupted run to continue with its saved settings (--epochs1/--epochs2 may extend it)
-              download:bool=False, # let torchvision download CIFAR (needs internet)
-              device:str=None, # 'cuda' or 'cpu' (default: CUDA when present)
-              amp:Annotated[str, {'choices': ['auto', 'bf16', 'fp16', 'off']}]=None, # mixed precision (default: the preset's, auto: bf16 on 8.0+ GPUs, fp16 on 7.x, off on a CPU)
-              channels_last:bool=False, # channels-last memory format (default: auto, on tensor-core GPUs with mixed precision)
-              compile:bool=False, # torch.compile the backbone
-              compile_mode:Annotated[str, {'choices': list(COMPILE_MODES)}]=None, # torch.compile mode, e.g. reduce-overhead (CUDA graphs)
-              epochs1:int=None, # stage-1 epochs instead of the preset's
-              epochs2:int=None, # stage-2 epochs instead of the preset's
-              ratio:float=None, # the fusing ratio ρ instead of the preset's
-              synthetic:bool=False, # CIFAR-shaped random images with the preset's class counts (speed checks; accuracy is meaningless)
-              fast_dev_run:int=None, # N: every stage trains N batches, then validates and tests on N (checks a preset, data and GPU in a minute; the numbers mean nothing)
-             ):
-    "Two-stage long-tailed training with H2T: train, evaluate on the balanced test set, and write results to OUT."
-    given = {k: v for k, v in dict(preset=preset, data_dir=data_dir, seeds=seeds, stages=stages, stage1_ckpt=stage1_ckpt, download=download,
-                                   device=device, amp=amp, channels_last=channels_last, compile=compile, compile_mode=compile_mode,
-                                   ratio=ratio, synthetic=synthetic, fast_dev_run=fast_dev_run).items() if v not in (None, False)}
-    if resume is not None:
-        if given: raise ValueError(f"--resume continues with the run's saved settings: drop {' '.join('--' + k.replace('_', '-') for k in given)} "
-                                   "(only --epochs1 / --epochs2 may extend it).")
-        return run(None, resume=resume, more_epochs={s: n for s, n in ((1, epochs1), (2, epochs2)) if n is not None})
-    preset = preset or DEFAULT_PRESET
-    cfg = PRESETS[preset]
-    if synthetic:
-        if not cfg.dataset.startswith('cifar'): raise ValueError(f'--synthetic mimics CIFAR-LT; {preset} uses {cfg.dataset}.')
-        cfg = replace(cfg, dataset='synthetic_' + cfg.dataset)
-    stage2 = replace(cfg.stage2, **{k: v for k, v in dict(epochs=epochs2, ratio=ratio).items() if v is not None})
-    cfg = replace(cfg, data_dir=data_dir or cfg.data_dir, download=download, device=device,
-                  amp=cfg.amp if amp is None else None if amp == 'off' else amp, channels_last=channels_last or cfg.channels_last,
-                  fast_dev_run=fast_dev_run or cfg.fast_dev_run, compile=compile, compile_mode=compile_mode or cfg.compile_mode,
-                  stages=tuple(stages or cfg.stages), stage2=stage2,
-                  stage1=replace(cfg.stage1, epochs=cfg.stage1.epochs if epochs1 is None else epochs1))
-    return run(cfg, out, seeds, stage1_ckpt)
-
-h2t_train.__doc__ += ' Presets: ' + ', '.join(PRESETS) + '.'
+    return train_epochs(2, sc, cfg, data, rt, stage_dir, model, opt, sampler, step, lambda e: stage2_lr(sc, e), set_mode,
+                        track_test=True, stop_after=stop_after)

@@ -135,12 +135,13 @@ def test_class_aware_visits(counts, k, seed):
     "MiSLAS's sampler: runs of k draws from one class; every class once per cycle of visits; each class's images in turn."
     labels = labels_of(counts)
     C = len(counts)
-    s = ClassAwareSampler(labels, num_samples=k * C * 3, seed=seed, samples_per_class=k)
+    cycles = max(math.ceil(n / k) for n in counts)   # enough visits for every class to go through all its images
+    s = ClassAwareSampler(labels, num_samples=k * C * cycles, seed=seed, samples_per_class=k)
     drawn = s.indices()
     classes = labels[drawn].view(-1, k)
     assert (classes == classes[:, :1]).all()
-    for cycle in classes[:, 0].view(3, C): assert sorted(cycle.tolist()) == list(range(C))
-    for c in range(C):   # within a class, the first n_c draws are a permutation of its images
+    for cycle in classes[:, 0].view(cycles, C): assert sorted(cycle.tolist()) == list(range(C))
+    for c in range(C):   # within every class, its first n_c draws are a permutation of its images
         mine = drawn[labels[drawn] == c][:counts[c]]
-        if len(mine) == counts[c]: assert sorted(mine.tolist()) == sorted(torch.where(labels == c)[0].tolist())
+        assert sorted(mine.tolist()) == sorted(torch.where(labels == c)[0].tolist())
     assert len(ClassAwareSampler(labels, seed=seed)) == max(counts) * C

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from h2t_nb.table import paired_interval
+from h2t_nb.reports import paired_interval
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, 'OMP_NUM_THREADS': '2', 'PYTHONWARNINGS': 'ignore'}
@@ -24,10 +24,10 @@ def test_table_on_digits100_prints_paired_rows_and_writes_files(tmp_path):
               '--out', 'res', cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     table_dir = tmp_path / 'res' / 'digits100_lt_if100-table'
-    assert {'table.csv', 'paired.csv', 'table.json', 'table.png', 'table_config.json'} <= {p.name for p in table_dir.iterdir()}
+    assert {'table.csv', 'paired.csv', 'table.json', 'table.png', 'plan.json'} <= {p.name for p in table_dir.iterdir()}
     lines = out.stdout.splitlines()
     assert any(l.startswith('DR + H2T ρ=0.25') and '47.80' in l for l in lines)   # this run beside the paper's number
-    assert 'Δtop1 vs DR [95% CI]' in out.stdout and 'paper protocol (selected on test: optimistic)' in out.stdout
+    assert 'Δtop1 vs DR [95% CI]' in out.stdout and 'Δtop1 vs no fusion [95% CI]' in out.stdout and 'paper protocol (selected on test: optimistic)' in out.stdout
     saved = json.loads((table_dir / 'table.json').read_text())
     diffs = {d['row']: d for d in saved['paired']['last']}
     per_seed = saved['per_seed']
@@ -39,6 +39,8 @@ def test_table_on_digits100_prints_paired_rows_and_writes_files(tmp_path):
         assert sorted(p.name for p in (table_dir / s).iterdir()) == ['dr', 'dr_h2t', 'stage1', 'whole_swap']
     csv_rows = (table_dir / 'table.csv').read_text().splitlines()
     assert csv_rows[0].startswith('row,seeds,top1') and len(csv_rows) == 1 + 4 + 4 + 3   # last, best_val: 4 rows; best_test: 3
+    paired = (table_dir / 'paired.csv').read_text().splitlines()
+    assert paired[0].startswith('row,baseline,seeds,top1') and len(paired) == 1 + 3 * 2   # dr_h2t and whole_swap vs DR, per selection (no control row)
 
 
 def test_resume_finishes_an_interrupted_table_without_retraining(tmp_path):
@@ -47,7 +49,7 @@ def test_resume_finishes_an_interrupted_table_without_retraining(tmp_path):
     table_dir = tmp_path / 'res' / 'digits100_lt_if100-table'
     stage1 = (table_dir / 'seed0' / 'stage1' / 'final.pt').stat().st_mtime_ns
     shutil.rmtree(table_dir / 'seed0' / 'dr')   # as if killed before the row was trained
-    again = cli('--resume', str(table_dir), 'digits100_lt_if100', cwd=tmp_path)
+    again = cli('--resume', str(table_dir), cwd=tmp_path)   # no family needed: the folder's plan names it
     assert again.returncode == 0, again.stderr[-2000:]
     assert (table_dir / 'seed0' / 'dr' / 'report.json').is_file()
     assert (table_dir / 'seed0' / 'stage1' / 'final.pt').stat().st_mtime_ns == stage1   # stage 1 was not trained again
@@ -94,3 +96,63 @@ def test_a_copied_half_finished_table_resumes_to_the_same_numbers(tmp_path):
     whole = json.loads((tmp_path / 'whole' / 'digits100_lt_if100-table' / 'table.json').read_text())
     resumed = json.loads((moved / 'table.json').read_text())
     assert resumed['summary'] == whole['summary'] and resumed['paired'] == whole['paired']
+
+
+def test_resume_with_more_seeds_trains_only_the_new_ones(tmp_path):
+    "h2t-table --resume DIR --seeds 0 1 2 on a one-seed table trains seeds 1 and 2 and reads seed 0 back."
+    assert cli('digits100_lt_if100', '--rows', 'dr', '--epochs1', '1', '--epochs2', '1', '--out', 'res', cwd=tmp_path).returncode == 0
+    table_dir = tmp_path / 'res' / 'digits100_lt_if100-table'
+    seed0 = {p: p.stat().st_mtime_ns for p in (table_dir / 'seed0').rglob('*') if p.is_file()}
+    out = cli('--resume', str(table_dir), '--seeds', '0', '1', '2', cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 'resume: seeds [1, 2] added to [0]' in out.stdout
+    assert {p: p.stat().st_mtime_ns for p in (table_dir / 'seed0').rglob('*') if p.is_file()} == seed0   # not trained again
+    saved = json.loads((table_dir / 'table.json').read_text())
+    assert sorted(saved['per_seed']) == ['0', '1', '2'] and json.loads((table_dir / 'plan.json').read_text())['seeds'] == [0, 1, 2]
+    one_line_failure(cli('--resume', str(table_dir), '--seeds', '1', '2', cwd=tmp_path), 'seeds can be added, not dropped')
+    one_line_failure(cli('--resume', str(table_dir), '--fast-dev-run', '1', cwd=tmp_path), '--fast-dev-run would change what it trains')
+    one_line_failure(cli('cifar100_lt_if100', '--resume', str(table_dir), cwd=tmp_path), 'holds a digits100_lt_if100 table, not cifar100_lt_if100')
+
+
+def test_a_second_writer_on_a_table_folder_is_refused(tmp_path):
+    "The table takes its folder's lock like a run: a second h2t-table on the same folder is refused and touches nothing."
+    from filelock import FileLock
+    assert cli('digits100_lt_if100', '--rows', 'dr', '--fast-dev-run', '1', '--out', 'res', cwd=tmp_path).returncode == 0
+    table_dir = tmp_path / 'res' / 'digits100_lt_if100-table'
+    with FileLock(table_dir / '.lock'):
+        (table_dir / '.lock').write_text('pid 4242 on another-host')
+        before = {p: p.read_bytes() for p in table_dir.rglob('*') if p.is_file() and p.name != '.lock'}
+        one_line_failure(cli('--resume', str(table_dir), '--seeds', '0', '1', cwd=tmp_path), 'is being written by another process (pid 4242 on another-host)')
+        assert {p: p.read_bytes() for p in table_dir.rglob('*') if p.is_file() and p.name != '.lock'} == before
+
+
+def test_a_cached_row_trained_with_another_configuration_is_refused(tmp_path):
+    "A stage's report.json carries what it trained; the same row name asked with another ratio is refused by field, not read back."
+    from dataclasses import replace
+    from h2t_nb.presets import PRESETS
+    from h2t_nb.table import train_table
+    base = replace(PRESETS['offline'], fast_dev_run=1)
+    row = base.stage2
+    train_table(base, {'h2t': row}, [0], tmp_path / 't', quiet=True)
+    with pytest.raises(ValueError, match=r"was trained with another configuration \(stage2.ratio 0.3 -> 0.5\)"):
+        train_table(base, {'h2t': replace(row, ratio=0.5)}, [0], tmp_path / 't', quiet=True)
+
+
+def test_no_validation_split_gives_a_table_without_best_val(tmp_path):
+    "Bug 1: with val_per_class=0 (as iNaturalist has no validation split) the table was trained, then died with KeyError 'best_val'."
+    from dataclasses import replace
+    from h2t_nb.presets import PAPER, PRESETS
+    from h2t_nb.table import train_table, write_table
+    base = replace(PRESETS['digits100_lt_if100_stage1'], val_per_class=0, fast_dev_run=1)
+    rows = {r: PRESETS[f'digits100_lt_if100_{r}'].stage2 for r in ('dr', 'no_fusion', 'dr_h2t')}
+    results = train_table(base, rows, [0, 1], tmp_path, quiet=True)
+    text = write_table(results, PAPER['cifar100_lt_if100'], tmp_path, 'no validation split')
+    saved = json.loads((tmp_path / 'table.json').read_text())
+    assert saved['summary']['best_val'] == [] and saved['paired']['best_val'] == [] and len(saved['paired']['last']) == 2
+    assert 'DR + H2T ρ=0.25' in text
+
+
+def one_line_failure(out, message):
+    "A refusal as a user sees it: non-zero exit, the message, one line, no traceback."
+    assert out.returncode != 0 and message in out.stderr, out.stderr[-2000:]
+    assert 'Traceback' not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr[-2000:]

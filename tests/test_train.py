@@ -1,4 +1,4 @@
-"The trainer end to end on the offline data: files, CLI, exact resume, DDP agreement, and every user-facing failure."
+"The trainer and the run orchestrator end to end on the offline data: files, CLI, exact resume, DDP agreement, official checkpoints, and every user-facing failure."
 import hashlib
 import json
 import math
@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from h2t_nb.train import PRESETS, load_checkpoint, run, save_atomic
+from h2t_nb.checkpoints import load_checkpoint, save_atomic
+from h2t_nb.presets import PRESETS
+from h2t_nb.runs import resume_run, train_run
 
 BIN = Path(sys.executable).parent
 TINY = replace(PRESETS['offline'], stage1=replace(PRESETS['offline'].stage1, epochs=4, warmup_epochs=1, milestones=(3,)),
@@ -35,7 +39,7 @@ def weights(path):
 
 
 def test_end_to_end_offline_with_h2t(tmp_path):
-    res = run(TINY, tmp_path, quiet=True)
+    res = train_run(TINY, tmp_path, quiet=True)
     run_dir = res['run_dir']
     assert run_dir == tmp_path / 'offline'
     results = json.loads((run_dir / 'results.json').read_text())
@@ -57,19 +61,20 @@ def test_end_to_end_offline_with_h2t(tmp_path):
 
 def test_several_seeds_give_mean_and_std(tmp_path):
     cfg = replace(TINY, stage1=replace(TINY.stage1, epochs=2), stage2=replace(TINY.stage2, epochs=1))
-    res = run(cfg, tmp_path, seeds=[0, 1], quiet=True)
+    res = train_run(cfg, tmp_path, seeds=[0, 1], quiet=True)
     row = next(r for r in res['summary'] if (r['stage'], r['selection']) == ('stage2', 'last'))
     tops = [res['per_seed'][s]['stage2']['last']['top1'] for s in (0, 1)]
-    assert row['seeds'] == 2 and row['top1'] == pytest.approx(sum(tops) / 2) and row['top1_std'] == pytest.approx(abs(tops[0] - tops[1]) / 2)
+    # the sample standard deviation (ddof 1), as the paired intervals use: |a - b| / sqrt(2) for two seeds (ddof 0 gave |a - b| / 2)
+    assert row['seeds'] == 2 and row['top1'] == pytest.approx(sum(tops) / 2) and row['top1_std'] == pytest.approx(abs(tops[0] - tops[1]) / math.sqrt(2))
 
 
 def test_resume_is_bit_identical(tmp_path):
-    whole = run(TINY, tmp_path / 'a', quiet=True)['run_dir']
-    first = run(TINY, tmp_path / 'b', stop_after={1: 2}, quiet=True)
+    whole = train_run(TINY, tmp_path / 'a', quiet=True)['run_dir']
+    first = train_run(TINY, tmp_path / 'b', stop_after={1: 2}, quiet=True)
     assert first['interrupted'] and not (first['run_dir'] / 'seed0' / 'stage1' / 'final.pt').exists()
-    second = run(TINY, resume=first['run_dir'], stop_after={2: 1}, quiet=True)   # finish stage 1, stop inside stage 2
+    second = resume_run(first['run_dir'], stop_after={2: 1}, quiet=True)   # finish stage 1, stop inside stage 2
     assert second['interrupted']
-    run(TINY, resume=first['run_dir'], quiet=True)
+    resume_run(first['run_dir'], quiet=True)
     for stage in ('stage1', 'stage2'):
         a, b = weights(whole / 'seed0' / stage / 'final.pt'), weights(first['run_dir'] / 'seed0' / stage / 'final.pt')
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f'{stage} differs after resume'
@@ -93,10 +98,11 @@ def test_cli_help_lists_presets(tmp_path):
     assert out.returncode == 0 and 'cifar100_lt_if100_dr_h2t' in out.stdout and 'offline' in out.stdout
 
 
-def test_unknown_preset_is_refused(tmp_path):
-    out = cli('--preset', 'cifar1000_lt', cwd=tmp_path)
-    assert out.returncode == 2 and "invalid choice: 'cifar1000_lt'" in out.stderr
-    assert not any(tmp_path.iterdir())
+def test_unknown_preset_is_refused_in_one_line_with_the_closest_names(tmp_path):
+    "Bug 5: argparse's choices printed all presets in one line; now one short line names the closest ones."
+    out = cli('--preset', 'cifar100_lt_if100_dr_h2', '--out', 'res', cwd=tmp_path)
+    one_line_failure(out, "unknown preset 'cifar100_lt_if100_dr_h2': did you mean cifar100_lt_if100_dr_h2t")
+    assert len(out.stderr) < 300 and not any(tmp_path.iterdir())
 
 
 def test_missing_data_dir(tmp_path):
@@ -112,28 +118,29 @@ def test_stage2_needs_a_stage1_checkpoint(tmp_path):
     assert out.returncode == 1 and '--stage1-ckpt' in out.stderr and not (tmp_path / 'res').exists()
 
 
-@pytest.mark.parametrize('damage', ['truncated', 'garbage', 'foreign', 'stage2'])
+@pytest.mark.parametrize('damage', ['truncated', 'garbage', 'foreign', 'stage2', 'objects'])
 def test_bad_stage1_checkpoint(tmp_path, damage):
-    good = run(TINY, tmp_path / 'good', quiet=True)['run_dir']
+    good = train_run(TINY, tmp_path / 'good', quiet=True)['run_dir']
     before = tree_digest(good)
     ckpt, bad = good / 'seed0' / 'stage1' / 'final.pt', tmp_path / 'bad.pt'
     if damage == 'truncated': bad.write_bytes(ckpt.read_bytes()[:5000])
     elif damage == 'garbage': bad.write_bytes(b'not a checkpoint at all')
     elif damage == 'foreign': torch.save({'state_dict': {}}, bad)
+    elif damage == 'objects': torch.save({'format': 'h2t_nb', 'stage': 1, 'model': {}, 'note': Path('x')}, bad)   # weights_only refuses it
     else: shutil.copy(good / 'seed0' / 'stage2' / 'final.pt', bad)
     out = cli('--preset', 'offline', '--stages', '2', '--stage1-ckpt', str(bad), '--out', str(tmp_path / 'res'), cwd=tmp_path)
     expected = {'truncated': 'corrupt or truncated', 'garbage': 'corrupt or truncated', 'foreign': 'not an h2t_nb checkpoint',
-                'stage2': 'stage-2 checkpoint'}[damage]
+                'stage2': 'stage-2 checkpoint', 'objects': 'holds Python objects besides tensors'}[damage]
     assert out.returncode == 1 and expected in out.stderr, out.stderr
     assert not (tmp_path / 'res').exists() and tree_digest(good) == before
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_earlier_outputs(tmp_path):
-    good = run(TINY, tmp_path, quiet=True)['run_dir']
+    good = train_run(TINY, tmp_path, quiet=True)['run_dir']
     before = tree_digest(good)
     exploding = replace(TINY, stage1=replace(TINY.stage1, lr=1e12, warmup_epochs=0, milestones=()))
     with pytest.raises(FloatingPointError, match='not finite'):
-        run(exploding, tmp_path, quiet=True)
+        train_run(exploding, tmp_path, quiet=True)
     assert tree_digest(good) == before
     assert not (tmp_path / 'offline-1' / 'seed0' / 'stage1' / 'last.pt').exists()   # no NaN checkpoint was written
 
@@ -152,7 +159,7 @@ DDP_SCRIPT = '''
 import json, sys
 from h2t_nb.train import _config_from_dict, run
 args = json.loads(sys.argv[1])
-run(_config_from_dict(args['config']), args['out'], stage1_ckpt=args.get('stage1_ckpt'), quiet=True)
+train_run(_config_from_dict(args['config']), args['out'], stage1_ckpt=args.get('stage1_ckpt'), quiet=True)
 '''
 
 
@@ -166,7 +173,7 @@ def test_ddp_two_processes_on_cpu_agree_with_one(tmp_path):
     ddp_dir = tmp_path / 'ddp' / 'offline'
     assert sorted(p.name for p in (tmp_path / 'ddp').iterdir()) == ['offline']   # rank 1 wrote no run folder of its own
     stage1 = ddp_dir / 'seed0' / 'stage1' / 'final.pt'
-    single = run(replace(cfg, stages=(2,)), tmp_path / 'single', stage1_ckpt=stage1, quiet=True)['run_dir']
+    single = train_run(replace(cfg, stages=(2,)), tmp_path / 'single', stage1_ckpt=stage1, quiet=True)['run_dir']
     out = subprocess.run(launch + [json.dumps(dict(config=asdict(replace(cfg, stages=(2,))), out=str(tmp_path / 'ddp2'), stage1_ckpt=str(stage1)))],
                          capture_output=True, text=True, env=ENV, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -183,7 +190,7 @@ def test_compiled_backbone_trains_both_stages(tmp_path):
     from torch._dynamo.utils import counters
     torch._dynamo.reset(); counters.clear()
     cfg = replace(TINY, compile=True, stage1=replace(TINY.stage1, epochs=1), stage2=replace(TINY.stage2, epochs=1))
-    res = run(cfg, tmp_path, quiet=True)
+    res = train_run(cfg, tmp_path, quiet=True)
     assert counters['stats']['unique_graphs'] >= 2   # forward_features compiled (train and eval modes at least)
     assert [(r['stage'], r['selection']) for r in res['summary']][0] == ('stage1', 'last')
     assert load_checkpoint(res['run_dir'] / 'seed0' / 'stage2' / 'final.pt', stage=2)['config']['compile'] is True
@@ -191,7 +198,8 @@ def test_compiled_backbone_trains_both_stages(tmp_path):
 
 @pytest.mark.parametrize('dataset, classes, images', [('synthetic_cifar100', 100, 10847), ('synthetic_cifar10', 10, 12406)])
 def test_synthetic_cifar_has_the_real_class_counts(dataset, classes, images):
-    from h2t_nb.train import TrainConfig, build_data
+    from h2t_nb.config import TrainConfig
+    from h2t_nb.datasets import build_data
     data = build_data(TrainConfig(dataset=dataset, imb_factor=100))
     assert (data.num_classes, len(data.train), data.train.images.shape[1:]) == (classes, images, (3, 32, 32))
     assert data.val.counts == [10] * classes and data.test.counts == [100] * classes and data.augment.padding == 4
@@ -201,76 +209,130 @@ def test_synthetic_cifar_has_the_real_class_counts(dataset, classes, images):
 
 def test_best_test_is_the_best_epoch_on_test_and_labelled(tmp_path):
     "The paper-protocol row: the stage-2 epoch with the best test accuracy, recorded every epoch, never the headline."
-    res = run(TINY, tmp_path, quiet=True)
+    res = train_run(TINY, tmp_path, quiet=True)
     report = res['per_seed'][0]['stage2']
     per_epoch = [h['test_top1'] for h in report['history']]
     assert len(per_epoch) == TINY.stage2.epochs and report['best_test']['top1'] == max(per_epoch)
     assert report['best_test']['epoch'] == per_epoch.index(max(per_epoch)) + 1
     assert report['last']['top1'] == per_epoch[-1]   # the last epoch's test accuracy is the headline
-    assert 'best_test: paper protocol (selected on test: optimistic)' in __import__('h2t_nb.train', fromlist=['x']).format_table(res['summary'])
+    assert 'best_test: paper protocol (selected on test: optimistic)' in __import__('h2t_nb.reports', fromlist=['x']).run_summary_text(res['summary'])
 
 
-def _official_checkpoint(model, path):
-    "Save our ResNet-32's weights the way MiSLAS's / H2T's train_stage1.py does: their names, DataParallel's prefix."
-    named = {}
-    for k, v in model.state_dict().items():
-        if k.startswith('layers.'):
-            _, i, rest = k.split('.', 2); k = f"layer{int(i) // 5 + 1}.{int(i) % 5}.{rest}"
-        named[k] = v
-    torch.save({'epoch': 200, 'best_acc1': torch.tensor(39.55), 'its_ece': 21.3,
-                'state_dict_model': {'module.' + k: v for k, v in named.items() if not k.startswith('fc.')},
-                'state_dict_classifier': {'module.' + k: v for k, v in named.items() if k.startswith('fc.')}}, path)
 
 
-def test_official_stage1_checkpoint_starts_stage2(tmp_path):
-    "An official-format ResNet-32 checkpoint (digits100 on the 32x32 canvas) is converted and stage 2 trains from it."
+class OfficialBlock(nn.Module):
+    "The LDAM-DRW / MiSLAS / H2T CIFAR BasicBlock, written from its published description: option-A shortcut, no parameters."
+    def __init__(self, in_planes, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False); self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False); self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = stride != 1 or in_planes != planes
+        self.extra = planes // 4   # zero channels added on each side when the width doubles
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.extra, self.extra)) if self.downsample else x
+        return F.relu(out + shortcut)
+
+
+class OfficialResNet32(nn.Module):
+    "ResNet-32 as the official code lays it out: conv1/bn1, layer1..layer3 of 5 blocks (16/32/64), average pool; the classifier is a separate `fc`."
+    def __init__(self, num_classes=100):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False); self.bn1 = nn.BatchNorm2d(16)
+        widths, in_planes = (16, 32, 64), 16
+        for i, planes in enumerate(widths, 1):
+            blocks = []
+            for b in range(5):
+                blocks.append(OfficialBlock(in_planes, planes, 2 if i > 1 and b == 0 else 1)); in_planes = planes
+            setattr(self, f'layer{i}', nn.Sequential(*blocks))
+        self.fc = nn.Linear(64, num_classes)
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def official_checkpoint(path, num_classes=100, lws=False, classifier=True):
+    "A stage-1 (or, with `lws`, a MiSLAS stage-2) checkpoint in the official layout: DataParallel's `module.` prefix, model and classifier apart."
+    torch.manual_seed(1)
+    net = OfficialResNet32(num_classes)
+    with torch.no_grad():   # non-trivial BatchNorm statistics and affine parameters, so that a mismatch shows in the logits
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-.5, .5); m.running_var.uniform_(.5, 2); m.weight.uniform_(.5, 1.5); m.bias.uniform_(-.2, .2)
+    state = net.state_dict()
+    ckpt = {'epoch': 200, 'best_acc1': torch.tensor(39.55),
+            'state_dict_model': {f'module.{k}': v for k, v in state.items() if not k.startswith('fc.')}}
+    if classifier: ckpt['state_dict_classifier'] = {f'module.{k}': v for k, v in state.items() if k.startswith('fc.')}
+    if lws: ckpt['state_dict_lws_model'] = {'module.learned_norm': torch.ones(1, num_classes)}
+    torch.save(ckpt, path)
+    return net.eval()
+
+
+def small_digits100(cfg):
+    "Digits-100-LT on the 32×32 canvas, cut to a few images per class: a fast stage 2 that keeps all 100 classes."
     from h2t_nb.data import LTImageDataset
-    from h2t_nb.models import resnet32
-    from h2t_nb.train import PRESETS, build_data, setup_runtime, stage2_model, train_stage2
-    cfg = replace(PRESETS['digits100_lt_if100_r32_mislas_h2t'], stage2=replace(PRESETS['digits100_lt_if100_r32_mislas_h2t'].stage2, epochs=1))
-    torch.manual_seed(0); official = resnet32(100)
-    _official_checkpoint(official, tmp_path / 'model_best.pth.tar')
-    init = load_checkpoint(tmp_path / 'model_best.pth.tar', stage=1)
-    assert (init['model_name'], init['num_classes']) == ('resnet32', 100)
+    from h2t_nb.datasets import build_data
     data = build_data(cfg)
-    def small(ds, per_class):   # the first images of every class: a fast stage 2 that keeps all 100 classes
+    def small(ds, per_class):
         keep = torch.cat([torch.where(ds.targets == c)[0][:per_class] for c in range(100)])
         return LTImageDataset(ds.images[keep], ds.targets[keep], ds.classes)
     data.train, data.val, data.test = small(data.train, 5), small(data.val, 2), small(data.test, 2)
     data.counts = data.train.counts
-    rt = setup_runtime(cfg)
-    model = stage2_model(cfg, data, rt, init).eval()
-    x = torch.randn(2, 3, 32, 32)
-    assert torch.allclose(model(x), official.eval()(x), atol=1e-5)   # same network, and LWS starts at 1
+    return data
+
+
+def test_official_stage1_checkpoint_starts_stage2(tmp_path):
+    "A release written by an independent ResNet-32 of the official architecture (non-trivial BN statistics) gives the same logits here, and stage 2 trains from it."
+    from h2t_nb.train import setup_runtime, stage2_model, train_stage2
+    cfg = replace(PRESETS['digits100_lt_if100_r32_mislas_h2t'], stage2=replace(PRESETS['digits100_lt_if100_r32_mislas_h2t'].stage2, epochs=1))
+    official = official_checkpoint(tmp_path / 'model_best.pth.tar')
+    init = load_checkpoint(tmp_path / 'model_best.pth.tar', stage=1)
+    assert (init['model_name'], init['num_classes']) == ('resnet32', 100)
+    data, rt = small_digits100(cfg), setup_runtime(cfg)
+    model, _ = stage2_model(cfg, data, rt, init)
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad(): assert torch.allclose(model.eval()(x), official(x), atol=1e-5)   # same network, and MiSLAS's LWS starts at 1
     report = train_stage2(cfg, data, rt, tmp_path / 'stage2', init)
     trained = load_checkpoint(tmp_path / 'stage2' / 'final.pt', stage=2)['model']
     assert not torch.equal(trained['logit_scale.scale'], torch.ones(100))   # MiSLAS's LWS was trained
-    assert torch.equal(trained['layers.7.conv1.weight'], official.state_dict()['layers.7.conv1.weight'])   # backbone frozen
-    assert not torch.equal(trained['fc.weight'], official.state_dict()['fc.weight']) and {'last', 'best_test'} <= set(report)
+    assert torch.equal(trained['layers.7.conv1.weight'], init['model']['layers.7.conv1.weight'])   # backbone frozen
+    assert not torch.equal(trained['fc.weight'], init['model']['fc.weight']) and {'last', 'best_test'} <= set(report)
 
 
-def test_unmapped_official_keys_are_refused(tmp_path):
-    from h2t_nb.models import resnet32
-    _official_checkpoint(resnet32(100), tmp_path / 'ok.pth.tar')
-    ckpt = torch.load(tmp_path / 'ok.pth.tar')
-    ckpt['state_dict_model']['module.layer4.0.conv1.weight'] = torch.zeros(1)
-    torch.save(ckpt, tmp_path / 'wide.pth.tar')
-    with pytest.raises(ValueError, match='no ResNet-32 counterpart'):
-        load_checkpoint(tmp_path / 'wide.pth.tar', stage=1)
-    with pytest.raises(ValueError, match='official stage-1 checkpoint'):
-        load_checkpoint(tmp_path / 'ok.pth.tar', stage=2)
+@pytest.mark.parametrize('case, message', [('lws', 'official MiSLAS stage-2 checkpoint'), ('headless', 'has no classifier'),
+                                           ('wider', 'no ResNet-32 counterpart')])
+def test_official_checkpoints_that_cannot_start_stage2_are_refused(tmp_path, case, message):
+    "Bug 7: a MiSLAS stage-2 release (its LWS would be dropped) and a file without a classifier are refused in one line, like unmapped keys."
+    path = tmp_path / 'release.pth.tar'
+    official_checkpoint(path, lws=case == 'lws', classifier=case != 'headless')
+    if case == 'wider':
+        ckpt = torch.load(path); ckpt['state_dict_model']['module.layer4.0.conv1.weight'] = torch.zeros(1); torch.save(ckpt, path)
+    out = cli('--preset', 'digits100_lt_if100_r32_dr_h2t', '--stages', '2', '--stage1-ckpt', str(path), '--out', 'res', cwd=tmp_path)
+    one_line_failure(out, message)
+    assert not (tmp_path / 'res').exists()
+    official_checkpoint(tmp_path / 'ok.pth.tar')
+    with pytest.raises(ValueError, match='official stage-1 checkpoint'): load_checkpoint(tmp_path / 'ok.pth.tar', stage=2)
 
 
-def test_mislas_stage2_uses_the_class_aware_stream_and_two_lr_groups(tmp_path):
-    "MiSLAS: 4 consecutive images per visited class, ceil(N/B)+1 batches an epoch, LWS at the full lr, classifier at 0.2x."
-    from h2t_nb.train import PRESETS, build_data, setup_runtime, stage2_sampler
+def test_mislas_stage2_trains_lws_in_its_own_parameter_group(tmp_path):
+    "MiSLAS: 4 consecutive images per visited class, ceil(N/B)+1 batches an epoch, and the optimiser's groups: classifier at 0.2x, LWS at the full lr."
+    from h2t_nb.datasets import build_data
+    from h2t_nb.methods import stage2_sampler
+    from h2t_nb.train import setup_runtime, stage2_model, stage_optimizer
     cfg = PRESETS['digits100_lt_if100_mislas']
     data, rt = build_data(cfg), setup_runtime(cfg)
-    sampler = stage2_sampler(cfg, data, rt)
+    sampler = stage2_sampler(cfg.stage2, data.train.targets)
     labels = data.train.targets[sampler.indices()]
     assert len(sampler) == (-(-len(data.train) // 128) + 1) * 128
     assert (labels.view(-1, 4) == labels.view(-1, 4)[:, :1]).all()
-    assert cfg.stage2.lr == pytest.approx(0.2 * cfg.stage2.lws_lr)
+    init = dict(format='h2t_nb', stage=1, model=__import__('h2t_nb.models', fromlist=['x']).SmallCNN(100).state_dict(), model_name='small_cnn', num_classes=100)
+    model, groups = stage2_model(cfg, data, rt, init)
+    opt = stage_optimizer(groups, cfg.stage2, rt)
+    assert [g['peak_lr'] for g in opt.param_groups] == [0.02, 0.1]
+    assert [p for p in opt.param_groups[0]['params']] == [model.fc.weight, model.fc.bias]
+    assert opt.param_groups[1]['params'] == [model.logit_scale.scale]
 
 
 def one_line_failure(out, message):
@@ -283,7 +345,8 @@ def one_line_failure(out, message):
     (['--ratio', '1.5'], 'Stage2Config.ratio=1.5 must be a real number in [0, 1]'),
     (['--epochs1', '0'], 'Stage1Config.epochs=0 is not accepted: use an integer >= 1'),
     (['--epochs1', '-3'], 'Stage1Config.epochs=-3 is not accepted'),
-    (['--preset', 'digits100_lt_if100_dr', '--ratio', '0.3'], 'need a second stream'),   # DR has no partner batch to fuse from
+    (['--preset', 'digits100_lt_if100_dr', '--ratio', '0.3'], "fusion='none' fuses nothing"),   # DR has no partner batch to fuse from
+    (['--seeds', '0', '-1'], 'TrainConfig.seed=-1 is not accepted'),   # bug 4: refused before any folder (config.json and .lock were left)
     (['--device', 'cuda'], 'torch sees no CUDA GPU here'),
     (['--amp', 'fp16'], "amp='fp16' on a CPU"),
 ])
@@ -301,14 +364,14 @@ def test_out_pointing_at_a_file(tmp_path):
 
 @pytest.fixture(scope='module')
 def finished_run(tmp_path_factory):
-    return run(TINY, tmp_path_factory.mktemp('finished'), quiet=True)['run_dir']
+    return train_run(TINY, tmp_path_factory.mktemp('finished'), quiet=True)['run_dir']
 
 
 def test_unknown_schedule_in_a_saved_config_is_refused_on_resume(tmp_path, finished_run):
     folder = tmp_path / 'edited'; shutil.copytree(finished_run, folder)
     (folder / 'results.json').unlink()
-    saved = json.loads((folder / 'config.json').read_text()); saved['config']['stage1']['schedule'] = 'cosin'
-    (folder / 'config.json').write_text(json.dumps(saved))
+    saved = json.loads((folder / 'plan.json').read_text()); saved['base']['stage1']['schedule'] = 'cosin'
+    (folder / 'plan.json').write_text(json.dumps(saved))
     before = tree_digest(folder)
     one_line_failure(cli('--resume', str(folder), cwd=tmp_path), "Stage1Config.schedule='cosin' is not accepted: use one of 'step', 'cosine'")
     assert tree_digest(folder) == before
@@ -317,7 +380,8 @@ def test_unknown_schedule_in_a_saved_config_is_refused_on_resume(tmp_path, finis
 def test_resuming_a_finished_run_is_refused_and_changes_nothing(tmp_path, finished_run):
     before = tree_digest(finished_run)
     one_line_failure(cli('--resume', str(finished_run), cwd=tmp_path), 'is finished (it has results.json)')
-    one_line_failure(cli('--resume', str(finished_run), '--ratio', '0.5', cwd=tmp_path), 'drop --ratio')
+    one_line_failure(cli('--resume', str(finished_run), '--ratio', '0.5', cwd=tmp_path), '--ratio would change what it trains')
+    one_line_failure(cli('--resume', str(finished_run), '--ratio', '0', cwd=tmp_path), '--ratio would change what it trains')   # bug 3: 0 was dropped
     one_line_failure(cli('--resume', str(finished_run), '--epochs2', '1', cwd=tmp_path), 'a run can be extended, not shortened')
     assert tree_digest(finished_run) == before
 
@@ -326,12 +390,14 @@ def test_resume_with_more_stage2_epochs_trains_on(tmp_path, finished_run):
     folder = tmp_path / 'longer'; shutil.copytree(finished_run, folder)
     out = cli('--resume', str(folder), '--epochs2', str(TINY.stage2.epochs + 1), cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert f'stage-2 epochs {TINY.stage2.epochs} -> {TINY.stage2.epochs + 1} (applied)' in out.stdout
+    assert f"resume: stage-2 epochs -> {TINY.stage2.epochs + 1} for ['stage2']" in out.stdout
     assert load_checkpoint(folder / 'seed0' / 'stage2' / 'final.pt', stage=2)['epoch'] == TINY.stage2.epochs
+    report = json.loads((folder / 'seed0' / 'stage2' / 'report.json').read_text())
+    assert len(report['history']) == TINY.stage2.epochs + 1 and report['trained']['stage2']['epochs'] == TINY.stage2.epochs + 1
 
 
 def test_truncated_best_checkpoint_is_refused_before_training(tmp_path):
-    first = run(TINY, tmp_path, stop_after={1: 2}, quiet=True)['run_dir']
+    first = train_run(TINY, tmp_path, stop_after={1: 2}, quiet=True)['run_dir']
     best = first / 'seed0' / 'stage1' / 'best.pt'
     best.write_bytes(best.read_bytes()[:3000])
     before = tree_digest(first)
@@ -341,7 +407,7 @@ def test_truncated_best_checkpoint_is_refused_before_training(tmp_path):
 
 def test_a_second_writer_is_refused(tmp_path):
     from filelock import FileLock
-    first = run(TINY, tmp_path, stop_after={1: 1}, quiet=True)['run_dir']
+    first = train_run(TINY, tmp_path, stop_after={1: 1}, quiet=True)['run_dir']
     with FileLock(first / '.lock'):
         (first / '.lock').write_text('pid 4242 on another-host')
         before = tree_digest(first)
@@ -361,41 +427,44 @@ def test_log_to_a_file_has_one_line_per_epoch(tmp_path):
 def test_loader_pipeline_trains_like_the_device_pipeline(tmp_path):
     "pipeline='loader' in training: without augmentation both pipelines feed identical batches, so identical weights."
     cfg = replace(TINY, augment=False, stage1=replace(TINY.stage1, epochs=2), stage2=replace(TINY.stage2, epochs=1))
-    a = run(replace(cfg, pipeline='device'), tmp_path / 'device', quiet=True)['run_dir']
-    b = run(replace(cfg, pipeline='loader'), tmp_path / 'loader', quiet=True)['run_dir']
+    a = train_run(replace(cfg, pipeline='device'), tmp_path / 'device', quiet=True)['run_dir']
+    b = train_run(replace(cfg, pipeline='loader'), tmp_path / 'loader', quiet=True)['run_dir']
     for stage in ('stage1', 'stage2'):
         wa, wb = weights(a / 'seed0' / stage / 'final.pt'), weights(b / 'seed0' / stage / 'final.pt')
-        assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-5) for k in wa), stage
+        # the same batches in the same order; the sums inside the convolutions may run in another order (memory layout): float noise only
+        assert all(torch.allclose(wa[k].float(), wb[k].float(), rtol=1e-4, atol=1e-4) for k in wa), stage
 
 
 @pytest.fixture(scope='module')
 def stage1_ckpt(tmp_path_factory):
     d = tmp_path_factory.mktemp('s1')
-    return run(replace(TINY, stages=(1,)), d, quiet=True)['run_dir'] / 'seed0' / 'stage1' / 'final.pt'
+    return train_run(replace(TINY, stages=(1,)), d, quiet=True)['run_dir'] / 'seed0' / 'stage1' / 'final.pt'
 
 
 @pytest.mark.parametrize('option', ['per_sample', 'fusing_reverse', 'fusing_balanced', 'logit_adjusted', 'reinit_classifier'])
 def test_stage2_options_take_effect(tmp_path, stage1_ckpt, option):
     "Each stage-2 option changes what stage 2 does, and a run with it trains."
-    from h2t_nb.train import Stage2Forward, build_data, setup_runtime, stage2_loss, stage2_model, stage2_sampler
+    from h2t_nb.datasets import build_data
     from h2t_nb.losses import LogitAdjustedLoss
+    from h2t_nb.methods import fusion_module, stage2_loss, stage2_sampler
+    from h2t_nb.train import Stage2Forward, setup_runtime, stage2_model
     overrides = {'per_sample': dict(per_sample=True), 'fusing_reverse': dict(fusing='reverse'), 'fusing_balanced': dict(fusing='balanced'),
                  'logit_adjusted': dict(method='logit_adjusted', tau=1.0), 'reinit_classifier': dict(reinit_classifier=True)}[option]
     cfg = replace(TINY, stages=(2,), stage2=replace(TINY.stage2, epochs=1, **overrides))
     data, rt, init = build_data(cfg), setup_runtime(cfg), load_checkpoint(stage1_ckpt, stage=1)
-    if option == 'per_sample': assert Stage2Forward(stage2_model(cfg, data, rt, init), cfg.stage2).fuse.per_sample
+    if option == 'per_sample': assert Stage2Forward(stage2_model(cfg, data, rt, init)[0], fusion_module(cfg.stage2)).fuse.per_sample
     if option.startswith('fusing'):
-        sampler = stage2_sampler(cfg, data, rt)
+        sampler = stage2_sampler(cfg.stage2, data.train.targets)
         partners = torch.bincount(data.train.targets[sampler.indices()[:, 1]], minlength=10).float()
         counts = torch.tensor(data.counts, dtype=torch.float)
         target = 1 / counts if option == 'fusing_reverse' else torch.ones(10)
         assert torch.allclose(partners / partners.sum(), target / target.sum(), atol=0.06)
-    if option == 'logit_adjusted': assert isinstance(stage2_loss(cfg.stage2, data.counts, rt), LogitAdjustedLoss)
+    if option == 'logit_adjusted': assert isinstance(stage2_loss(cfg.stage2, data.counts), LogitAdjustedLoss)
     if option == 'reinit_classifier':
-        model = stage2_model(cfg, data, rt, init)
+        model, _ = stage2_model(cfg, data, rt, init)
         assert not torch.equal(model.fc.weight.cpu(), init['model']['fc.weight'])
         assert torch.equal(model.state_dict()['features.0.weight'].cpu(), init['model']['features.0.weight'])
-    res = run(cfg, tmp_path, stage1_ckpt=stage1_ckpt, quiet=True)
+    res = train_run(cfg, tmp_path, stage1_ckpt=stage1_ckpt, quiet=True)
     assert res['per_seed'][0]['stage2']['last']['top1'] > 20   # still learns the 10 digits well above chance
 
 
@@ -419,13 +488,13 @@ def test_fast_dev_run_from_the_environment_evaluates_a_spread_of_each_split(tmp_
     "H2T_FAST_DEV_RUN forces it on every run of the process; evaluations read N batches spread over the split."
     monkeypatch.setenv('H2T_FAST_DEV_RUN', '1')
     cfg = replace(TINY, eval_batch_size=100)
-    res = run(cfg, tmp_path, quiet=True)
+    res = train_run(cfg, tmp_path, quiet=True)
     stage2 = res['per_seed'][0]['stage2']
     assert [(h['epoch'], h['steps']) for h in stage2['history']] == [(1, 1)]
     assert len(stage2['per_class_last']) == 10 and not any(math.isnan(a) for a in stage2['per_class_last'])   # 100 of 500 test images, every class
     monkeypatch.setenv('H2T_FAST_DEV_RUN', 'two')
     with pytest.raises(ValueError, match="H2T_FAST_DEV_RUN='two': use a whole number of batches"):
-        run(cfg, tmp_path / 'x', quiet=True)
+        train_run(cfg, tmp_path / 'x', quiet=True)
 
 
 def test_amp_auto_follows_the_gpu_capability(monkeypatch):
@@ -444,14 +513,14 @@ def test_amp_auto_follows_the_gpu_capability(monkeypatch):
 
 def test_a_copied_half_finished_run_resumes_to_the_same_numbers(tmp_path):
     "A run folder holds no absolute paths: moved elsewhere mid-run (the original deleted), it resumes to the uninterrupted run's weights and report."
-    whole = run(TINY, tmp_path / 'a', quiet=True)['run_dir']
-    first = run(TINY, tmp_path / 'b', stop_after={1: 2}, quiet=True)['run_dir']
+    whole = train_run(TINY, tmp_path / 'a', quiet=True)['run_dir']
+    first = train_run(TINY, tmp_path / 'b', stop_after={1: 2}, quiet=True)['run_dir']
     moved = tmp_path / 'elsewhere' / 'copy'
     shutil.copytree(first, moved); shutil.rmtree(tmp_path / 'b')
-    run(None, resume=moved, stop_after={2: 1}, quiet=True)        # stopped again, inside stage 2
+    resume_run(moved, stop_after={2: 1}, quiet=True)        # stopped again, inside stage 2
     again = tmp_path / 'third' / 'place'
     shutil.copytree(moved, again); shutil.rmtree(moved)
-    run(None, resume=again, quiet=True)
+    resume_run(again, quiet=True)
     for stage in ('stage1', 'stage2'):
         a, b = weights(whole / 'seed0' / stage / 'final.pt'), weights(again / 'seed0' / stage / 'final.pt')
         assert all(torch.equal(a[k], b[k]) for k in a), stage
