@@ -14,7 +14,8 @@ from fastcore.docments import docments
 
 from .config import COMPILE_MODES
 from .data import h2t_profile
-from .presets import DEFAULT_PRESET, PAPER, PRESETS, TABLE_FAMILIES, family_rows, get_preset
+from .datasets import DATASET_BUILDERS
+from .presets import DEFAULT_PRESET, PAPER, PRESETS, TABLE_FAMILIES, family_rows, family_table, get_preset
 from .runs import RunFolder, RunFolderBusy, RunPlan, execute, extend_plan, resume_run, train_run
 from .table import table_title, write_table
 from .train import fast_dev_batches
@@ -57,7 +58,7 @@ def h2t_train(preset:Annotated[str, {'metavar': 'NAME'}]=None, # what to train: 
               epochs1:int=None, # stage-1 epochs instead of the preset's
               epochs2:int=None, # stage-2 epochs instead of the preset's
               ratio:float=None, # the fusing ratio ρ instead of the preset's
-              synthetic:bool=False, # CIFAR-shaped random images with the preset's class counts (speed checks; accuracy is meaningless)
+              synthetic:bool=False, # random images standing in for the preset's data: CIFAR-LT's shapes and counts, or a list benchmark's classes (checks; accuracy is meaningless)
               fast_dev_run:int=None, # N: every stage trains N batches, then validates and tests on N (checks a preset, data and GPU in a minute; the numbers mean nothing)
              ):
     "Two-stage long-tailed training with H2T: train, evaluate on the balanced test set, and write results to OUT."
@@ -67,8 +68,8 @@ def h2t_train(preset:Annotated[str, {'metavar': 'NAME'}]=None, # what to train: 
         return resume_run(resume, seeds=seeds, epochs1=epochs1, epochs2=epochs2, runtime=runtime)
     cfg = get_preset(preset or DEFAULT_PRESET)
     if synthetic:
-        if not cfg.dataset.startswith('cifar'): raise ValueError(f'--synthetic mimics CIFAR-LT; {cfg.name} uses {cfg.dataset}.')
-        cfg = replace(cfg, dataset='synthetic_' + cfg.dataset)
+        if 'synthetic_' + cfg.dataset not in DATASET_BUILDERS: raise ValueError(f'--synthetic mimics CIFAR-LT and the list benchmarks; {cfg.name} uses {cfg.dataset}.')
+        cfg = replace(cfg, dataset='synthetic_' + cfg.dataset, pipeline='auto')
     stage2 = replace(cfg.stage2, **{k: v for k, v in dict(epochs=epochs2, ratio=ratio).items() if v is not None})
     stage1 = replace(cfg.stage1, **({} if epochs1 is None else dict(epochs=epochs1)))
     cfg = replace(cfg, **runtime, stages=tuple(stages or cfg.stages), stage1=stage1, stage2=stage2, fast_dev_run=fast_dev_run or cfg.fast_dev_run)
@@ -95,7 +96,7 @@ def table_plan(family:str, seeds:list[int], rows:list[str]|None=None, epochs1:in
     base = replace(base, **(runtime or {}), fast_dev_run=fast_dev_run or 0, stage1=replace(base.stage1, epochs=epochs1 or base.stage1.epochs))
     return RunPlan(base, {r: replace(s, epochs=epochs2 or s.epochs) for r, s in stage2.items()}, list(seeds), kind='table', family=family)
 
-def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family: cifar100_lt_if50/100/200, digits100_lt_if100 (CPU, offline), digits100_lt_if100_r32 (GPU, offline), places_lt_r152, inat2018_r50 (not needed with --resume)
+def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family (listed below), e.g. cifar100_lt_if100, digits100_lt_if100 (CPU, offline), cifar100_lt_if100_ride (not needed with --resume)
               seeds:Annotated[int, {'nargs': '+'}]=None, # one stage 1 per seed (default: 0); at least 5 before claiming an effect (with --resume: more seeds extend the table)
               rows:Annotated[str, {'nargs': '+'}]=None, # stage-2 rows to train (default: the family's), e.g. dr dr_h2t (with --resume: more rows extend the table)
               data_dir:str=None, # dataset root (CIFAR, ImageNet-LT, Places-LT, iNat); Digits-100-LT needs none
@@ -126,9 +127,12 @@ def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family: cifa
     if outcome['interrupted']: return outcome['run_dir']
     title = table_title(plan.family, plan.base, plan.seeds, fast_dev_batches(plan.base))
     if outcome['runtime'].main:
-        print(write_table(outcome['results'], PAPER[TABLE_FAMILIES[plan.family]['paper']], outcome['run_dir'], title))
+        look = family_table(plan.family)
+        print(write_table(outcome['results'], PAPER[TABLE_FAMILIES[plan.family]['paper']], outcome['run_dir'], title, look['controls'], look['baseline'], look['names']))
         print(f"table, per-seed reports, checkpoints and plot: {outcome['run_dir']}")
     return outcome['run_dir']
+
+h2t_table.__doc__ += '\n\nfamilies (their rows):\n' + '\n'.join(f"  {f}: {' '.join(spec['rows']) or 'stage 1 only'}" for f, spec in TABLE_FAMILIES.items())
 
 # %% ../nbs/10_cli.ipynb #n_parser
 def _option_type(hint)->tuple[type, dict]:

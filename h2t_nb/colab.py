@@ -53,7 +53,7 @@ def check_result(ok:bool, # the claim holds
                  claim:str, # what it says, in words
                 ):
     "Assert `claim` about trained numbers; in a fast dev run (`H2T_FAST_DEV_RUN` set), whose numbers mean nothing, print that it was skipped."
-    from h2t_nb.train import fast_dev_run_from_env
+    from h2t_nb.config import fast_dev_run_from_env
     if fast_dev_run_from_env(): print(f"skipped in a fast dev run (its numbers mean nothing): {claim}")
     else: assert ok, claim
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field, fields
 
 from .datasets import DATASET_BUILDERS, FILE_DATASETS
 from .fusion import check_ratio
-from .methods import FUSIONS, STAGE2_METHODS
-from .models import MODELS
+import h2t_nb.hosts   # registers the hosts' models, losses and methods (GCL, LDAM-DRW, RIDE, ResLT) before any check
+from .methods import FUSIONS, STAGE1_LOSSES, STAGE2_METHODS, check_loss_args
+from .models import MODEL_HEADS, MODELS
 from .samplers import FUSED_STREAMS, FUSING_STREAMS
 
 # %% auto #0
@@ -54,17 +55,22 @@ class Stage1Config:
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 2e-4
-    warmup_epochs: int = 5 # linear warm-up: lr·(e+1)/warmup_epochs
+    warmup_epochs: int = 5 # linear warm-up over these epochs, from lr·(start + (1-start)/W) to lr
+    warmup_start: float = 0.0 # where the warm-up starts, as a fraction of lr (ResLT: 1/3)
+    nesterov: bool = False # Nesterov momentum (RIDE, ResLT)
     schedule: str = 'step' # 'step' (×gamma at each milestone) or 'cosine'
     milestones: tuple = (160, 180) # epochs after which the lr drops (step schedule)
     gamma: float = 0.1
     mixup_alpha: float = 1.0 # Beta(α, α) input mixup; 0 switches it off
+    loss: str = 'ce' # a key of `STAGE1_LOSSES`: 'ce', or a host's: 'gcl', 'ldam_drw', 'ride', 'reslt'
+    loss_args: dict = field(default_factory=dict) # the loss's own settings (e.g. GCL's s, noise_mul; ResLT's beta), checked by the loss
 
     def __post_init__(self):
         for name in ('epochs', 'batch_size'): _number(self, name, 1, integer=True)
         _number(self, 'warmup_epochs', 0, integer=True); _number(self, 'lr', 0, above=True); _number(self, 'momentum', 0, 1)
         _number(self, 'weight_decay', 0); _number(self, 'gamma', 0, 1, above=True); _number(self, 'mixup_alpha', 0)
-        _one_of(self, 'schedule', SCHEDULES)
+        _one_of(self, 'schedule', SCHEDULES); _number(self, 'warmup_start', 0, 1); _one_of(self, 'loss', tuple(STAGE1_LOSSES))
+        check_loss_args('Stage1Config', self.loss, self.loss_args, STAGE1_LOSSES[self.loss].args)
         self.milestones = tuple(self.milestones)
         if not all(isinstance(m, int) and m >= 1 for m in self.milestones): _refuse(self, 'milestones', 'epochs (integers >= 1)')
 
@@ -89,6 +95,8 @@ class Stage2Config:
     smooth_head: float = 0.4 # label-aware smoothing of the largest class (mislas)
     smooth_tail: float = 0.1 # ... and of the smallest (mislas)
     tau: float = 1.0 # logit-adjustment strength (logit_adjusted)
+    loss_args: dict = field(default_factory=dict) # the method's own settings (the hosts': GCL's s, m, gamma; ResLT's beta; RIDE's expert_loss)
+    mixup_alpha: float = 0.0 # input mixup on the training (fused) images only, before any fusion (GCL's stage 2); 0: off
 
     def __post_init__(self):
         _one_of(self, 'method', tuple(STAGE2_METHODS)); _one_of(self, 'fusion', FUSIONS); _one_of(self, 'fusing', tuple(FUSING_STREAMS))
@@ -96,7 +104,8 @@ class Stage2Config:
         for name in ('epochs', 'batch_size'): _number(self, name, 1, integer=True)
         for name in ('lr', 'lws_lr'): _number(self, name, 0, above=True)
         for name in ('momentum', 'smooth_head', 'smooth_tail'): _number(self, name, 0, 1)
-        _number(self, 'weight_decay', 0); _number(self, 'tau', 0)
+        _number(self, 'weight_decay', 0); _number(self, 'tau', 0); _number(self, 'mixup_alpha', 0)
+        check_loss_args('Stage2Config', self.method, self.loss_args, STAGE2_METHODS[self.method].args)
         self.ratio = check_ratio(self.ratio, 'Stage2Config.ratio')
         if self.fusion in ('none', 'two_streams') and self.ratio: raise ValueError(
             f"Stage2Config: ratio={self.ratio} with fusion={self.fusion!r} fuses nothing: use fusion='channels' (H2T) or 'whole_swap', or ratio=0.")
@@ -120,6 +129,7 @@ class TrainConfig:
     val_per_class: int = 10 # validation images per class, from the training data (never the test set); 0: no validation split
     data_seed: int|None = None # seed of the dataset draw; None: the run's seed for Digits-100-LT, the literature's fixed draw elsewhere
     augment: bool = True # random crop (and flip where it makes sense) in training
+    rotation: float = 0. # with `augment`: a random rotation by up to ± this many degrees (RIDE's CIFAR recipe: 15)
     model: str = 'small_cnn' # a key of `h2t_nb.models.MODELS`
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
@@ -138,7 +148,7 @@ class TrainConfig:
     def __post_init__(self):
         _one_of(self, 'dataset', tuple(DATASET_BUILDERS)); _one_of(self, 'model', tuple(MODELS)); _one_of(self, 'amp', AMP_MODES)
         _one_of(self, 'compile_mode', COMPILE_MODES); _one_of(self, 'pipeline', PIPELINES); _one_of(self, 'channels_last', CHANNELS_LAST_MODES)
-        _number(self, 'imb_factor', 1); _number(self, 'seed', 0, integer=True)
+        _number(self, 'imb_factor', 1); _number(self, 'seed', 0, integer=True); _number(self, 'rotation', 0, 180)
         if self.data_seed is not None: _number(self, 'data_seed', 0, integer=True)
         for name in ('val_per_class', 'num_workers', 'fast_dev_run'): _number(self, name, 0, integer=True)
         _number(self, 'eval_batch_size', 1, integer=True)
@@ -149,6 +159,12 @@ class TrainConfig:
             f"TrainConfig: pipeline='device' needs an in-memory dataset, but {self.dataset} is read from image files: use 'auto' or 'loader'.")
         for name, cls in (('stage1', Stage1Config), ('stage2', Stage2Config)):
             if not isinstance(getattr(self, name), cls): _refuse(self, name, f'a {cls.__name__}')
+        needs = [(f'Stage1Config.loss={self.stage1.loss!r}', STAGE1_LOSSES[self.stage1.loss].head)]
+        if 2 in self.stages: needs.append((f'Stage2Config.method={self.stage2.method!r}', STAGE2_METHODS[self.stage2.method].head))
+        for what, head in needs:
+            if head and MODEL_HEADS.get(self.model) != head: raise ValueError(
+                f"TrainConfig: {what} needs a model with a {head} head, and model={self.model!r} has "
+                f"{MODEL_HEADS.get(self.model, 'a linear one')}: use one of {', '.join(m for m, h in MODEL_HEADS.items() if h == head)}.")
 
 # %% ../nbs/05d_config.ipynb #n571f444
 def _stage2_from_old(d:dict)->dict:

@@ -15,8 +15,9 @@ from .data import (CIFAR10LT, CIFAR100LT, LTImageDataset, digits_lt, digits100_l
 from .pipeline import CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD, IMAGENET_MEAN, IMAGENET_STD, Augment
 
 # %% auto #0
-__all__ = ['LIST_INDEX_BOUNDS', 'INAT_MEAN', 'INAT_STD', 'DATASET_BUILDERS', 'FILE_DATASETS', 'LTData', 'data_seed',
-           'build_digits', 'build_digits100', 'synthetic_cifar', 'build_cifar', 'build_list_benchmark', 'build_data']
+__all__ = ['LIST_INDEX_BOUNDS', 'INAT_MEAN', 'INAT_STD', 'LIST_CLASSES', 'DATASET_BUILDERS', 'FILE_DATASETS', 'LTData',
+           'data_seed', 'build_digits', 'build_digits100', 'synthetic_cifar', 'build_cifar', 'synthetic_list_benchmark',
+           'build_list_benchmark', 'build_data']
 
 # %% ../nbs/05b_datasets.ipynb #nd70d4ce
 @dataclass
@@ -84,7 +85,7 @@ def build_cifar(cfg, num_classes:int=100, synthetic:bool=False)->LTData:
         val = cls(cfg.data_dir, 'val', **kw) if cfg.val_per_class else None
         test = cls(cfg.data_dir, 'test', **kw)
     return LTData(train, _val_or_none(cfg, val), test, train.counts, 3, (100, 20), scaled_index_bounds(num_classes),
-                  augment=Augment(padding=cfg.augment * 4, flip=cfg.augment, mean=CIFAR_MEAN, std=CIFAR_STD))
+                  augment=Augment(padding=cfg.augment * 4, flip=cfg.augment, mean=CIFAR_MEAN, std=CIFAR_STD, rotation=cfg.augment * cfg.rotation))
 
 # %% ../nbs/05b_datasets.ipynb #ncbf3c19
 def _imagenet_transforms(mean, std):
@@ -96,6 +97,19 @@ def _imagenet_transforms(mean, std):
 # MiSLAS's head / medium / tail index ranges (config/*/*.yaml: head_class_idx, med_class_idx, tail_class_idx)
 LIST_INDEX_BOUNDS = {'imagenet_lt': (390, 835), 'places_lt': (131, 288), 'inat2018': (842, 4543)}
 INAT_MEAN, INAT_STD = (0.466, 0.471, 0.380), (0.195, 0.194, 0.192)
+
+LIST_CLASSES = {'imagenet_lt': 1000, 'places_lt': 365, 'inat2018': 8142}
+
+def synthetic_list_benchmark(cfg)->LTData:
+    "A stand-in for ImageNet-LT, Places-LT or iNat 2018 (random 32×32 images, the benchmark's classes, 4 to 1 per class) to check a preset runs."
+    name = cfg.dataset.removeprefix('synthetic_')
+    g, C = torch.Generator().manual_seed(0), LIST_CLASSES[name]
+    def make(counts, split):
+        targets = torch.repeat_interleave(torch.arange(C), torch.as_tensor(counts))
+        return LTImageDataset(torch.randint(0, 256, (len(targets), 3, 32, 32), generator=g, dtype=torch.uint8), targets, name=f'synthetic {name} {split}')
+    train = make(lt_counts(4, C, 4), 'train')
+    return LTData(train, make([1] * C, 'val'), make([1] * C, 'test'), train.counts, 3, (100, 20), LIST_INDEX_BOUNDS[name],
+                  augment=Augment(padding=cfg.augment * 4, flip=cfg.augment, mean=IMAGENET_MEAN, std=IMAGENET_STD))
 
 def build_list_benchmark(cfg)->LTData:
     "ImageNet-LT, Places-LT or iNaturalist 2018 from the list files under `cfg.data_dir`."
@@ -115,7 +129,8 @@ DATASET_BUILDERS = {
     'cifar10': lambda cfg: build_cifar(cfg, 10), 'cifar100': lambda cfg: build_cifar(cfg, 100),
     'synthetic_cifar10': lambda cfg: build_cifar(cfg, 10, synthetic=True),        # random pixels, CIFAR-LT's counts
     'synthetic_cifar100': lambda cfg: build_cifar(cfg, 100, synthetic=True),
-    'imagenet_lt': build_list_benchmark, 'places_lt': build_list_benchmark, 'inat2018': build_list_benchmark}
+    'imagenet_lt': build_list_benchmark, 'places_lt': build_list_benchmark, 'inat2018': build_list_benchmark,
+    **{f'synthetic_{name}': synthetic_list_benchmark for name in ('imagenet_lt', 'places_lt', 'inat2018')}}   # random pixels: does a preset run
 FILE_DATASETS = ('imagenet_lt', 'places_lt', 'inat2018')   # read from image files: the DataLoader pipeline
 
 def build_data(cfg)->LTData:

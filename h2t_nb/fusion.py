@@ -89,12 +89,17 @@ class H2T(nn.Module):
         return f"ratio={self.ratio}, per_sample={self.per_sample}"
 
 # %% ../nbs/02_fusion.ipynb #c034
-def whole_sample_swap(fused:torch.Tensor, # class-balanced features, B×C(×H×W)
+def whole_sample_swap(fused:torch.Tensor|list, # class-balanced features, B×C(×H×W) (or a list, one per expert)
                       fusing:torch.Tensor, # instance-sampled features, same shape
                       rate:float, # probability that a sample is replaced whole
                       generator:torch.Generator|None=None)->torch.Tensor:
-    "Control for H2T: replace each fused sample entirely by its fusing partner with probability `rate`."
-    rate = check_ratio(rate, 'rate'); _check_streams(fused, fusing)
+    "Control for H2T: replace each fused sample entirely by its fusing partner with probability `rate` (in every expert's map alike)."
+    rate = check_ratio(rate, 'rate')
+    if isinstance(fused, (list, tuple)):   # multi-expert maps: a whole sample is swapped in all of them
+        draw_device = generator.device if generator is not None else fused[0].device
+        swap = torch.rand(len(fused[0]), generator=generator, device=draw_device) < rate
+        return [torch.where(swap.to(f.device).view(-1, *[1] * (f.ndim - 1)), g, f) for f, g in zip(fused, fusing)]
+    _check_streams(fused, fusing)
     draw_device = generator.device if generator is not None else fused.device
     swap = (torch.rand(len(fused), generator=generator, device=draw_device) < rate).to(fused.device)
     return torch.where(swap.view(-1, *[1] * (fused.ndim - 1)), fusing, fused)

@@ -18,8 +18,9 @@ from .losses import LabelAwareSmoothing, LogitAdjustedLoss
 from .samplers import FUSED_STREAMS, DualStreamSampler
 
 # %% auto #0
-__all__ = ['FUSIONS', 'STAGE2_METHODS', 'Stage2Method', 'register_stage2_method', 'stage2_method', 'stage2_sampler',
-           'stage2_loss', 'fusion_module', 'stage2_parameter_groups']
+__all__ = ['FUSIONS', 'STAGE1_LOSSES', 'STAGE2_METHODS', 'Stage2Method', 'Stage1Loss', 'register_stage1_loss', 'check_loss_args',
+           'register_stage2_method', 'stage2_method', 'stage2_sampler', 'stage2_loss', 'stage1_loss', 'fusion_module',
+           'stage2_parameter_groups']
 
 # %% ../nbs/05c_methods.ipynb #nfc59a4d
 FUSIONS = ('none', 'two_streams', 'channels', 'whole_swap')
@@ -27,11 +28,35 @@ FUSIONS = ('none', 'two_streams', 'channels', 'whole_swap')
 @dataclass(frozen=True)
 class Stage2Method:
     "A stage-2 method as its parts; the trainer builds each from the stage-2 configuration `sc`."
-    loss: Callable # (training counts, sc) -> loss(logits, labels)
+    loss: Callable # (training counts, sc) -> loss(output, labels); output is `(logits, parts)` when `parts` is set
     fused: str = 'balanced' # its own training (fused) stream: a key of `FUSED_STREAMS`
     epoch_samples: Callable|None = None # (training images, batch size) -> samples per epoch; None: one per training image
     adapt: Callable|None = None # (model, sc) -> extra parameter groups, added after loading stage 1 (e.g. a logit scale)
+    parts: str|None = None # the model's per-part logits the loss reads: 'experts' (RIDE) or 'branches' (ResLT); None: logits only
+    head: str|None = None # the head the model must have: 'cosine', 'experts', 'branches' (None: any)
+    args: tuple = () # the keys `sc.loss_args` may set (each method documents its own)
     summary: str = '' # one line for tables and --help
+
+@dataclass(frozen=True)
+class Stage1Loss:
+    "A stage-1 loss, as the trainer builds it: `build(counts, args)` returns `loss(output, labels)`, with `set_epoch` for epoch-dependent ones."
+    build: Callable # (training counts, the stage's `loss_args`) -> loss(output, labels)
+    parts: str|None = None # the model's per-part logits it reads ('experts', 'branches'), or None
+    head: str|None = None # the head the model must have ('cosine', 'experts', 'branches'), or None
+    args: tuple = () # the keys `loss_args` may set
+    summary: str = ''
+
+STAGE1_LOSSES = {'ce': Stage1Loss(build=lambda counts, args: F.cross_entropy, summary='cross-entropy (with input mixup when mixup_alpha > 0)')}
+
+def register_stage1_loss(name:str, loss:Stage1Loss):
+    "Add a stage-1 loss; configurations may name it at once (`Stage1Config(loss=name)`)."
+    if not isinstance(loss, Stage1Loss): raise TypeError(f"register_stage1_loss takes a Stage1Loss, got {type(loss).__name__}.")
+    STAGE1_LOSSES[name] = loss
+
+def check_loss_args(owner:str, name:str, args:dict, known:tuple):
+    "Refuse `loss_args` keys that the loss `name` does not read, by name."
+    unknown = sorted(set(args) - set(known))
+    if unknown: raise ValueError(f"{owner}.loss_args {unknown} mean nothing to {name!r}: it reads {list(known) or 'none'}.")
 
 # %% ../nbs/05c_methods.ipynb #n41f29ca
 def _learned_logit_scale(model, sc)->list[dict]:
@@ -71,6 +96,10 @@ def stage2_loss(sc, counts)->Callable:
     "The method's loss for the training counts `counts`."
     return stage2_method(sc).loss(counts, sc)
 
+def stage1_loss(sc, counts)->Callable:
+    "The stage-1 loss `sc.loss` for the training counts, built with `sc.loss_args`."
+    return STAGE1_LOSSES[sc.loss].build(counts, dict(sc.loss_args))
+
 def fusion_module(sc)->nn.Module|None:
     "What happens between the backbone and the head: H2T (`'channels'`), the whole-sample swap, or nothing."
     if sc.fusion == 'channels': return H2T(sc.ratio, sc.per_sample)
@@ -78,7 +107,7 @@ def fusion_module(sc)->nn.Module|None:
     return None
 
 def stage2_parameter_groups(model, sc)->list[dict]:
-    "The optimiser's groups: the classifier at the peak `sc.lr`, then whatever the method's adaptation adds."
-    groups = [dict(params=list(model.get_classifier().parameters()), peak_lr=sc.lr)]
+    "The optimiser's groups: the head (`head_modules`: the classifier, and a head's own layers) at the peak `sc.lr`, then what the method's adaptation adds."
+    groups = [dict(params=[p for m in model.head_modules() for p in m.parameters()], peak_lr=sc.lr)]
     method = stage2_method(sc)
     return groups + (method.adapt(model, sc) if method.adapt else [])

@@ -12,8 +12,9 @@ import torchvision
 from torch import nn
 
 # %% auto #0
-__all__ = ['MODELS', 'LogitScale', 'FeatureHeadModel', 'BasicBlock', 'CIFARResNet', 'resnet32', 'official_resnet32_state_dict',
-           'TorchvisionResNet', 'resnet50', 'resnext50', 'resnet152', 'SmallCNN', 'freeze_backbone']
+__all__ = ['MODEL_HEADS', 'MODELS', 'LogitScale', 'FeatureHeadModel', 'BasicBlock', 'CIFARResNet', 'resnet32',
+           'official_resnet32_state_dict', 'TorchvisionResNet', 'resnet50', 'resnext50', 'resnet152', 'SmallCNN',
+           'freeze_backbone']
 
 # %% ../nbs/03_models.ipynb #c009
 class LogitScale(nn.Module):
@@ -26,7 +27,7 @@ class LogitScale(nn.Module):
         return logits * self.scale
 
 class FeatureHeadModel(nn.Module):
-    "Base class: subclasses define `forward_features` and set `num_features` and a linear `fc`."
+    "Base class: subclasses define `forward_features` and set `num_features` and a classifier `fc` (linear or cosine)."
     num_features: int
     def __init__(self):
         super().__init__()
@@ -35,24 +36,33 @@ class FeatureHeadModel(nn.Module):
         "The backbone: images to a B×C×H×W feature map (or B×C features), before pooling. Subclasses define it."
         raise NotImplementedError
     def forward_head(self, features:torch.Tensor, # B×C×H×W map or B×C pooled features
-                     pre_logits:bool=False): # return the pooled features instead of logits
-        "Global average pooling (for maps), then the linear classifier."
+                     pre_logits:bool=False, # return the pooled features instead of logits
+                     parts:bool=False): # return `(logits, parts)`: a multi-head model's per-expert or per-branch logits (None here)
+        "Global average pooling (for maps), then the classifier."
         pooled = features.mean((2, 3)) if features.ndim == 4 else features
         if pre_logits: return pooled
         logits = self.fc(pooled)
-        return logits if self.logit_scale is None else self.logit_scale(logits)
-    def forward(self, x):
-        "Logits: `forward_head(forward_features(x))`."
-        return self.forward_head(self.forward_features(x))
-    def get_classifier(self)->nn.Linear:
-        "The linear classifier `fc` (timm's name for it)."
+        logits = logits if self.logit_scale is None else self.logit_scale(logits)
+        return (logits, None) if parts else logits
+    def forward(self, x, parts:bool=False):
+        "Logits: `forward_head(forward_features(x))` (with `parts`: and the per-expert or per-branch logits)."
+        return self.forward_head(self.forward_features(x), parts=parts)
+    def get_classifier(self)->nn.Module:
+        "The classifier `fc` (timm's name for it)."
         return self.fc
+    def head_modules(self)->list[nn.Module]:
+        "Everything `forward_head` applies after the features: what stage 2 re-trains (here the classifier)."
+        return [self.get_classifier()]
+    @property
+    def num_classes(self)->int:
+        "Number of classes the head predicts."
+        return self.fc.out_features
     def reset_classifier(self, num_classes:int):
-        "A freshly initialised classifier (cRT-style re-training)."
-        self.fc = nn.Linear(self.num_features, num_classes).to(self.fc.weight.device)
+        "A freshly initialised classifier of the same kind (cRT-style re-training)."
+        self.fc = type(self.fc)(self.num_features, num_classes).to(next(self.fc.parameters()).device)
     def add_logit_scale(self):
         "Multiply the logits by a learnable per-class factor, initialised to 1 (MiSLAS's learnable weight scaling)."
-        self.logit_scale = LogitScale(self.fc.out_features).to(self.fc.weight.device)
+        self.logit_scale = LogitScale(self.num_classes).to(next(self.get_classifier().parameters()).device)
 
 # %% ../nbs/03_models.ipynb #c011
 class BasicBlock(nn.Module):
@@ -168,17 +178,18 @@ class SmallCNN(FeatureHeadModel):
         "The three conv-BN-ReLU layers: a B×(4·width)×H/2×W/2 map."
         return self.features(x)
 
-# %% ../nbs/03_models.ipynb #c022
-def freeze_backbone(model:FeatureHeadModel, # a model with a `fc` classifier
-                    shift_bn:bool=True, # keep BatchNorm in train mode so its running statistics re-adapt
+# %% ../nbs/03_models.ipynb #c023
+def freeze_backbone(model:FeatureHeadModel, # a model with a head (`head_modules`)
+                    shift_bn:bool=True, # keep the backbone's BatchNorm in train mode so its running statistics re-adapt
                    )->list[nn.Parameter]:
-    "Freeze everything but the classifier, set BatchNorm modes, and return the classifier's parameters to optimise."
-    head = set(map(id, model.get_classifier().parameters()))
-    if model.logit_scale is not None: head |= set(map(id, model.logit_scale.parameters()))   # LWS trains beside the classifier
+    "Freeze everything but the head (the classifier, a head's own BatchNorms, a logit scale), set BatchNorm modes, return the head's parameters."
+    head_modules = model.head_modules() + ([model.logit_scale] if model.logit_scale is not None else [])   # LWS trains beside the classifier
+    head = {id(p) for m in head_modules for p in m.parameters()}
     for p in model.parameters(): p.requires_grad_(id(p) in head)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm): m.train(shift_bn and model.training)
-    return list(model.get_classifier().parameters())
+    in_head = {id(m) for h in head_modules for m in h.modules()}
+    for m in model.modules():   # a head's BatchNorm always learns its statistics in training; the backbone's only with shift-BN
+        if isinstance(m, nn.modules.batchnorm._BatchNorm): m.train(model.training and (shift_bn or id(m) in in_head))
+    return [p for m in head_modules for p in m.parameters()]
 
 # %% ../nbs/03_models.ipynb #nf0e5fb8
 def _rgb_only(make, **kwargs):
@@ -187,6 +198,7 @@ def _rgb_only(make, **kwargs):
         return make(num_classes, **kwargs)
     return build
 
+MODEL_HEADS = {}   # model name -> its head when not a plain linear one: 'cosine', 'experts' (RIDE) or 'branches' (ResLT); `06d_hosts` adds them
 MODELS = {'small_cnn': SmallCNN, 'resnet32': resnet32, 'resnet50': _rgb_only(resnet50), 'resnext50': _rgb_only(resnext50),
           'resnet152': _rgb_only(resnet152),
           'resnet152_imagenet': _rgb_only(resnet152, weights='IMAGENET1K_V1')}   # torchvision downloads the weights on first use

@@ -17,7 +17,7 @@ from .samplers import DualStreamDataset
 
 # %% auto #0
 __all__ = ['CIFAR_MEAN', 'CIFAR_STD', 'DIGITS_MEAN', 'DIGITS_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'Augment', 'batch_crop',
-           'batch_flip', 'DevicePipeline', 'Transformed', 'LoaderPipeline']
+           'batch_flip', 'batch_rotate', 'DevicePipeline', 'Transformed', 'LoaderPipeline']
 
 # %% ../nbs/05a_pipeline.ipynb #c009
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)   # the H2T / MiSLAS CIFAR values
@@ -31,12 +31,14 @@ class Augment:
     flip: bool = True # random horizontal flip with probability 1/2
     mean: tuple = CIFAR_MEAN # per-channel mean of images scaled to [0, 1]
     std: tuple = CIFAR_STD # per-channel standard deviation
+    rotation: float = 0. # random rotation by up to ± this many degrees, after crop and flip (RIDE: 15); 0: none
 
     def transform(self, size:tuple[int, int], # image height and width
                   train:bool=True)->v2.Compose:
         "The equivalent per-image torchvision transform, used by the reference DataLoader pipeline."
         steps = [v2.RandomCrop(size, padding=self.padding)] if train and self.padding else []
         if train and self.flip: steps.append(v2.RandomHorizontalFlip())
+        if train and self.rotation: steps.append(v2.RandomRotation(self.rotation))
         return v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)])
 
 # %% ../nbs/05a_pipeline.ipynb #c011
@@ -55,6 +57,16 @@ def batch_flip(images:torch.Tensor, flip:torch.Tensor)->torch.Tensor:
     "Mirror the images whose `flip` entry is True."
     return torch.where(flip[:, None, None, None], images.flip(3), images)
 
+def batch_rotate(images:torch.Tensor, # B×C×H×W float images
+                 degrees:torch.Tensor, # B angles
+                )->torch.Tensor:
+    "Rotate each image by its own angle (degrees) about its centre: nearest pixel, zeros outside, as torchvision's RandomRotation."
+    a = torch.deg2rad(degrees.to(images.device, torch.float32))
+    cos, sin, zero = a.cos(), a.sin(), torch.zeros_like(a)
+    theta = torch.stack([torch.stack([cos, sin, zero], 1), torch.stack([-sin, cos, zero], 1)], 1)   # B×2×3, output -> input coordinates
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode='nearest', padding_mode='zeros', align_corners=False)
+
 # %% ../nbs/05a_pipeline.ipynb #c015
 class DevicePipeline:
     "An in-memory dataset held on `device` as uint8; batches are slices of sampler indices, augmented with batched ops."
@@ -71,7 +83,7 @@ class DevicePipeline:
 
     def load(self, idx:torch.Tensor, train:bool, generator:torch.Generator|None)->tuple[torch.Tensor, torch.Tensor]:
         "Normalised float images and labels for `idx`, augmented when `train`."
-        if train and (self.augment.padding or self.augment.flip):
+        if train and (self.augment.padding or self.augment.flip or self.augment.rotation):
             draw_device = generator.device if generator is not None else self.device
             if self.augment.padding:   # crop straight from the padded copy: one gather per image, not two
                 offsets = torch.randint(0, 2 * self.augment.padding + 1, (len(idx), 2), generator=generator, device=draw_device)
@@ -79,6 +91,9 @@ class DevicePipeline:
             else: x = self.images[idx]
             if self.augment.flip:
                 x = batch_flip(x, (torch.rand(len(idx), generator=generator, device=draw_device) < .5).to(self.device))
+            if self.augment.rotation:
+                angles = (torch.rand(len(idx), generator=generator, device=draw_device) * 2 - 1) * self.augment.rotation
+                return batch_rotate(x.float(), angles) * self.scale - self.shift, self.targets[idx]
         else: x = self.images[idx]
         return x.float() * self.scale - self.shift, self.targets[idx]
 

@@ -13,7 +13,8 @@ from .config import Stage1Config, Stage2Config, TrainConfig
 
 # %% auto #0
 __all__ = ['RATIO_RELEASED', 'RATIO_PAPER', 'NO_FUSION_CONTROL', 'PRESETS', 'DIGITS100_CPU_EPOCHS', 'DEFAULT_PRESET', 'PAPER',
-           'ALL_ROWS', 'TABLE_FAMILIES', 'stage2_rows', 'get_preset', 'family_rows']
+           'ALL_ROWS', 'TABLE_FAMILIES', 'HOSTS', 'HOST_MODELS', 'RESLT_BETA', 'stage2_rows', 'get_preset',
+           'family_table', 'family_rows', 'host_stage1', 'host_rows']
 
 # %% ../nbs/06b_presets.ipynb #nf8d5f3f
 RATIO_RELEASED, RATIO_PAPER = 0.25, 0.3   # rho of the released configs (README re-run: 47.80) / of the paper's ablation peak (47.73)
@@ -129,16 +130,38 @@ PAPER = {   # top-1 % as printed in the paper (Li et al., AAAI 2024), ResNet-32 
                      'mislas_h2t': _acc(72.05, 69.68, 72.49, 72.15)},
 }
 
+# The hosts (06d_hosts): the paper's CIFAR-100-LT rows (IF 200 / 100 / 50) and its large-dataset rows (head / medium / tail / all);
+# GCL's ImageNet-LT tail exceeds its medium, as printed (a typo or a column swap in the paper, kept as is)
+_HOSTS_CIFAR = {'gcl': {'host': (44.76, 48.61, 53.55), 'h2t': (45.24, 48.88, 53.76)},
+                'ride': {'stage1': (45.84, 50.37, 54.99), 'h2t': (46.64, 51.38, 55.54)},
+                'reslt': {'stage1': (44.26, 48.73, 53.81), 'h2t': (46.18, 49.60, 54.39)},
+                'ldam_drw': {'stage1': (38.91, 42.04, 47.62)}}
+for _host, _rows in _HOSTS_CIFAR.items():
+    for _i, _imb in enumerate((200, 100, 50)): PAPER[f'cifar100_lt_if{_imb}_{_host}'] = {row: _acc(v[_i]) for row, v in _rows.items()}
+PAPER.update({
+    'imagenet_lt_r50_gcl': {'host': _acc(54.51, 62.24, 48.62, 52.12), 'h2t': _acc(54.62, 62.36, 48.75, 52.15)},
+    'inat2018_r50_gcl': {'host': _acc(71.47, 66.43, 71.66, 72.47), 'h2t': _acc(71.62, 67.74, 71.92, 72.22)},
+    'places_lt_r152_gcl': {'host': _acc(40.30, 38.64, 42.59, 38.44), 'h2t': _acc(40.73, 39.34, 42.50, 39.46)},
+    'imagenet_lt_r50_ride': {'stage1': _acc(55.72, 69.59, 53.06, 30.09), 'h2t': _acc(56.92, 67.55, 54.95, 37.08)},
+    'inat2018_r50_ride': {'stage1': _acc(72.80, 76.52, 74.23, 70.45), 'h2t': _acc(73.11, 75.69, 74.22, 71.36)},
+    'places_lt_r152_ride': {'stage1': _acc(40.32, 44.79, 40.69, 31.97), 'h2t': _acc(41.38, 42.99, 42.55, 36.25)},   # the linear-classifier (LC) rows
+})
+
 # %% ../nbs/06b_presets.ipynb #nb2321e3
 _PAPER_ROWS = ('dr', 'dr_h2t', 'dr_h2t_rho03', 'mislas', 'mislas_h2t', 'no_fusion')
 ALL_ROWS = tuple(stage2_rows(Stage2Config(), Stage2Config()))
-TABLE_FAMILIES = {
+TABLE_FAMILIES = {   # each family: its paper numbers, its rows, the row each is paired against (`baseline`), fusion rows' controls, row names
     **{f'cifar100_lt_if{imb}': dict(paper=f'cifar100_lt_if{imb}', rows=_PAPER_ROWS) for imb in (50, 100, 200)},
     'digits100_lt_if100': dict(paper='cifar100_lt_if100', rows=ALL_ROWS),       # CPU recipe, offline
     'digits100_lt_if100_r32': dict(paper='cifar100_lt_if100', rows=ALL_ROWS),   # GPU recipe, offline
     'places_lt_r152': dict(paper='places_lt_r152', rows=('dr', 'dr_h2t', 'mislas', 'mislas_h2t')),
     'inat2018_r50': dict(paper='inat2018_r50', rows=('dr', 'dr_h2t', 'mislas', 'mislas_h2t')),
 }
+
+def family_table(family:str)->dict:
+    "How a family's table reads: `baseline` (the row every other is paired against), `controls` (a fusion row's no-fusion control) and `names`."
+    f = TABLE_FAMILIES[family]
+    return dict(baseline=f.get('baseline', 'dr'), controls=f.get('controls', NO_FUSION_CONTROL), names=f.get('names', {}))
 
 def family_rows(family:str, rows:list[str]|None=None)->tuple[TrainConfig, dict[str, Stage2Config]]:
     "The stage-1 preset of `family` and its stage-2 rows (default: the family's); unknown names fail with the choices."
@@ -147,3 +170,74 @@ def family_rows(family:str, rows:list[str]|None=None)->tuple[TrainConfig, dict[s
     unknown = [r for r in rows if f'{family}_{r}' not in PRESETS]
     if unknown: raise ValueError(f"unknown rows {unknown} for {family}: use some of {', '.join(r for r in ALL_ROWS if f'{family}_{r}' in PRESETS)}.")
     return PRESETS[f'{family}_stage1'], {r: PRESETS[f'{family}_{r}'].stage2 for r in rows}
+
+# %% ../nbs/06b_presets.ipynb #n5d95919
+HOSTS = {'gcl': 'GCL', 'ldam_drw': 'LDAM-DRW', 'ride': 'RIDE', 'reslt': 'ResLT'}
+HOST_MODELS = {'gcl': ('resnet32_cosine', 'small_cnn_cosine'), 'ldam_drw': ('resnet32_cosine', 'small_cnn_cosine'),
+               'ride': ('ride_resnet32', 'ride_small_cnn'), 'reslt': ('reslt_resnet32', 'reslt_small_cnn')}   # (CIFAR, Digits-100-LT CPU)
+RESLT_BETA = {50: 0.99, 100: 0.995, 200: 0.995}   # ResLT's CIFAR-100 scripts; no IF=200 one: IF=100's
+
+def host_stage1(host:str, imb:float)->Stage1Config:
+    "The host's own stage-1 recipe on CIFAR-100-LT (200 epochs, warm-up 5, decays at 160 and 180)."
+    if host == 'gcl': return Stage1Config(batch_size=64, weight_decay=2e-4, loss='gcl')   # mixup 1, x0.1 at 160 and 180
+    if host == 'ldam_drw': return Stage1Config(weight_decay=2e-4, gamma=0.01, mixup_alpha=0., loss='ldam_drw')   # x0.01, x1e-4
+    if host == 'ride': return Stage1Config(weight_decay=5e-4, nesterov=True, gamma=0.01, mixup_alpha=0., loss='ride')
+    return Stage1Config(weight_decay=5e-4, nesterov=True, warmup_start=1 / 3, mixup_alpha=0., loss='reslt', loss_args={'beta': RESLT_BETA.get(imb, 0.995)})
+
+def host_rows(host:str, imb:float)->dict[str, Stage2Config]:
+    "The host's stage-2 rows: its own stage 2 or a re-training with its loss, the same with two streams, and with H2T."
+    if host == 'gcl': own = Stage2Config(method='gcl', epochs=30, batch_size=64, lr=0.002, weight_decay=2e-4, fusion='none', ratio=0., shift_bn=False, mixup_alpha=1.)
+    elif host == 'ride': own = replace(_dr(imb), method='ride', fusion='none', ratio=0.)
+    elif host == 'reslt': own = Stage2Config(method='reslt', epochs=10, batch_size=512, lr=0.05, weight_decay=5e-4, fusion='none', ratio=0., shift_bn=False)
+    else: return {}
+    ratio = 0.4 if host == 'reslt' else RATIO_RELEASED
+    return {'host' if host == 'gcl' else 'dr': own, 'no_fusion': replace(own, fusion='two_streams'), 'h2t': replace(own, fusion='channels', ratio=ratio)}
+
+def _cpu_stage1(host:str)->Stage1Config:
+    "The host's stage 1 in the Digits-100-LT CPU recipe's 20 epochs (warm-up 2, decays at 16 and 18, re-weighting from 16)."
+    s1 = host_stage1(host, 100)
+    drw = {'drw_epoch': 16} if host in ('ldam_drw', 'ride') else {}
+    return replace(s1, epochs=DIGITS100_CPU_EPOCHS, warmup_epochs=2, milestones=(16, 18), loss_args={**s1.loss_args, **drw})
+
+def _host_family(prefix:str, base:TrainConfig, rows:dict):
+    "A host family's presets: stage 1, and one per row."
+    PRESETS[f'{prefix}_stage1'] = replace(base, name=f'{prefix}_stage1', stages=(1,))
+    for row, stage2 in rows.items(): PRESETS[f'{prefix}_{row}'] = replace(base, name=f'{prefix}_{row}', stage2=stage2)
+
+for host in HOSTS:
+    for imb in (50, 100, 200):
+        _host_family(f'cifar100_lt_if{imb}_{host}', TrainConfig(name='', dataset='cifar100', imb_factor=imb, model=HOST_MODELS[host][0], val_per_class=10,
+                     rotation=15. if host == 'ride' else 0., stage1=host_stage1(host, imb)), host_rows(host, imb))
+    _host_family(f'digits100_lt_if100_{host}', TrainConfig(name='', dataset='digits100', imb_factor=100, model=HOST_MODELS[host][1], val_per_class=10,
+                 stage1=_cpu_stage1(host)), host_rows(host, 100))
+
+def _host_names(host:str)->dict:
+    "How a host family's rows read in its table."
+    h = HOSTS[host]
+    return {'stage1': h if host in ('ride', 'reslt', 'ldam_drw') else f'{h} stage 1', 'host': h, 'dr': f'{h} + DR (head re-trained)',
+            'no_fusion': f'{h}, two streams, no fusion', 'h2t': f'{h} + H2T'}
+
+for host in HOSTS:
+    for imb, prefix in ((50, 'cifar100_lt_if50'), (100, 'cifar100_lt_if100'), (200, 'cifar100_lt_if200'), (100, 'digits100_lt_if100')):
+        TABLE_FAMILIES[f'{prefix}_{host}'] = dict(paper=f'cifar100_lt_if{imb}_{host}', rows=tuple(host_rows(host, imb)),
+                                                  baseline='host' if host == 'gcl' else 'stage1', controls={'h2t': 'no_fusion'}, names=_host_names(host))
+
+# %% ../nbs/06b_presets.ipynb #n84a2cb9
+# The large datasets (GPU only; recipes assumed where the hosts published none for H2T): GCL and RIDE on the DR families'
+# data and stage-1 schedules, with the host's loss, model and stage 2
+for prefix, dataset, cosine, experts, epochs, wd in (('imagenet_lt_r50', 'imagenet_lt', 'resnet50_cosine', 'ride_resnet50', 180, 5e-4),
+                                                     ('inat2018_r50', 'inat2018', 'resnet50_cosine', 'ride_resnet50', 200, 1e-4),
+                                                     ('places_lt_r152', 'places_lt', 'resnet152_imagenet_cosine', 'ride_resnet152_imagenet', 30, 5e-4)):
+    schedule = dict(epochs=epochs, batch_size=256, lr=0.1, weight_decay=wd, schedule='cosine', warmup_epochs=5 if dataset == 'imagenet_lt' else 0)
+    drw = {'drw_epoch': int(0.8 * epochs)}
+    gcl = Stage2Config(method='gcl', epochs=30, batch_size=256, lr=0.005, weight_decay=wd, fusion='none', ratio=0., shift_bn=False, mixup_alpha=1.)
+    _host_family(f'{prefix}_gcl', TrainConfig(name='', dataset=dataset, model=cosine, val_per_class=0, num_workers=8,
+                 stage1=Stage1Config(**schedule, mixup_alpha=0.2, loss='gcl')),
+                 {'host': gcl, 'no_fusion': replace(gcl, fusion='two_streams'), 'h2t': replace(gcl, fusion='channels', ratio=RATIO_RELEASED)})
+    ride = Stage2Config(method='ride', epochs=10, batch_size=256, lr=0.005, weight_decay=wd, fusion='none', ratio=0.)
+    _host_family(f'{prefix}_ride', TrainConfig(name='', dataset=dataset, model=experts, val_per_class=0, num_workers=8,
+                 stage1=Stage1Config(**schedule, mixup_alpha=0., nesterov=True, loss='ride', loss_args={**drw, 'diversity': -0.2})),
+                 {'dr': ride, 'no_fusion': replace(ride, fusion='two_streams'), 'h2t': replace(ride, fusion='channels', ratio=RATIO_RELEASED)})
+    for host, rows in (('gcl', ('host', 'no_fusion', 'h2t')), ('ride', ('dr', 'no_fusion', 'h2t'))):
+        TABLE_FAMILIES[f'{prefix}_{host}'] = dict(paper=f'{prefix}_{host}', rows=rows, baseline='host' if host == 'gcl' else 'stage1',
+                                                  controls={'h2t': 'no_fusion'}, names=_host_names(host))

@@ -101,41 +101,44 @@ def _ci(d, m)->str:
     if d is None: return '–'
     return f"{d[m]:+.2f}" if math.isnan(d[m + '_low']) else f"{d[m]:+.2f} [{d[m + '_low']:+.2f}, {d[m + '_high']:+.2f}]"
 
-def _cells(r, vs_dr, vs_control)->list[str]:
-    "A row's name, mean ± std per metric, and its paired intervals (overall, few) against DR and (overall) against its no-fusion control."
+def _cells(r, vs_dr, vs_control, names)->list[str]:
+    "A row's name, mean ± std per metric, and its paired intervals (overall, few) against the baseline and (overall) against its no-fusion control."
     a, b = vs_dr.get(r['row']), vs_control.get(r['row'])
-    return ([ROW_NAMES.get(r['row'], r['row'])] + [_pm(r[m], r[m + '_std']) for m in METRICS] + [_ci(a, 'top1'), _ci(a, 'paper_few'), _ci(b, 'top1')])
+    return ([names.get(r['row'], r['row'])] + [_pm(r[m], r[m + '_std']) for m in METRICS] + [_ci(a, 'top1'), _ci(a, 'paper_few'), _ci(b, 'top1')])
 
-def table_text(summary:list[dict], diffs:list[dict], paper:dict, title:str='', control_diffs:list[dict]=())->str:
-    "This run next to the paper, with paired differences to DR (and of fusion rows to their no-fusion control), as fixed-width text."
-    vs_dr, vs_control = {d['row']: d for d in diffs}, {d['row']: d for d in control_diffs}
-    heads = ['row', 'top1', 'many', 'medium', 'few', 'Δtop1 vs DR [95% CI]', 'Δfew vs DR [95% CI]', 'Δtop1 vs no fusion [95% CI]', 'paper top1/many/med/few', 'seeds']
+def table_text(summary:list[dict], diffs:list[dict], paper:dict, title:str='', control_diffs:list[dict]=(), names:dict|None=None,
+               baseline:str='DR')->str:
+    "This run next to the paper, with paired differences to the baseline (and of fusion rows to their no-fusion control), as fixed-width text."
+    vs_dr, vs_control, names = {d['row']: d for d in diffs}, {d['row']: d for d in control_diffs}, names or ROW_NAMES
+    heads = ['row', 'top1', 'many', 'medium', 'few', f'Δtop1 vs {baseline} [95% CI]', f'Δfew vs {baseline} [95% CI]', 'Δtop1 vs no fusion [95% CI]',
+             'paper top1/many/med/few', 'seeds']
     lines = [heads]
     for r in summary:
         p = paper.get(r['row'], {})
-        lines.append(_cells(r, vs_dr, vs_control) + ['/'.join(f"{p[m]:.2f}" if m in p else '–' for m in METRICS), str(r['seeds'])])
+        lines.append(_cells(r, vs_dr, vs_control, names) + ['/'.join(f"{p[m]:.2f}" if m in p else '–' for m in METRICS), str(r['seeds'])])
     widths = [max(len(l[i]) for l in lines) for i in range(len(heads))]
     text = ['  '.join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(l, widths))) for l in lines]
     return '\n'.join(([title] if title else []) + text)
 
-def markdown_table(summary:list[dict], diffs:list[dict], paper:dict, control_diffs:list[dict]=())->str:
-    "The rows of `table_text` as Markdown: mean ± std per metric, the paper's top-1, Δ to DR and Δ to the no-fusion control with 95 % intervals."
-    vs_dr, vs_control = {d['row']: d for d in diffs}, {d['row']: d for d in control_diffs}
-    lines = ['| stage 2 | overall | many | medium | few | paper (top-1) | Δ overall vs DR [95% CI] | Δ few vs DR [95% CI] | Δ overall vs no fusion [95% CI] |',
+def markdown_table(summary:list[dict], diffs:list[dict], paper:dict, control_diffs:list[dict]=(), names:dict|None=None, baseline:str='DR')->str:
+    "The rows of `table_text` as Markdown: mean ± std per metric, the paper's top-1, Δ to the baseline and to the no-fusion control with 95 % intervals."
+    vs_dr, vs_control, names = {d['row']: d for d in diffs}, {d['row']: d for d in control_diffs}, names or ROW_NAMES
+    lines = [f'| row | overall | many | medium | few | paper (top-1) | Δ overall vs {baseline} [95% CI] | Δ few vs {baseline} [95% CI] | Δ overall vs no fusion [95% CI] |',
              '|---|---|---|---|---|---|---|---|---|']
     for r in summary:
-        cells = _cells(r, vs_dr, vs_control)
+        cells = _cells(r, vs_dr, vs_control, names)
         paper_top1 = f"{paper[r['row']]['top1']:.2f}" if 'top1' in paper.get(r['row'], {}) else '–'
         lines.append('| ' + ' | '.join(cells[:5] + [paper_top1] + cells[5:]) + ' |')
     return '\n'.join(lines)
 
 # %% ../nbs/06c_reports.ipynb #nfef5e90
-def plot_table(summary:list[dict], diffs:list[dict], paper:dict, title:str='', path:str|Path|None=None):
+def plot_table(summary:list[dict], diffs:list[dict], paper:dict, title:str='', path:str|Path|None=None, names:dict|None=None, baseline:str='DR'):
     "Accuracy per row (this run's mean ± std, the paper's as markers) and paired differences to DR with their intervals."
     from matplotlib.figure import Figure   # draws without pyplot: no backend change
     fig = Figure(figsize=(15, 4.2), layout='constrained')
     axs = fig.subplots(1, 3, width_ratios=[3, 3, 2.4])
-    names = [ROW_NAMES.get(r['row'], r['row']) for r in summary]
+    row_names = names or ROW_NAMES
+    names = [row_names.get(r['row'], r['row']) for r in summary]
     for ax, m, label in ((axs[0], 'top1', 'overall'), (axs[1], 'paper_few', 'few (paper split)')):
         x = np.arange(len(summary))
         ax.bar(x, [r[m] for r in summary], yerr=[r[m + '_std'] for r in summary], color='tab:blue', alpha=.75, capsize=3, label='this run')
@@ -154,8 +157,8 @@ def plot_table(summary:list[dict], diffs:list[dict], paper:dict, title:str='', p
         if abs(d['top1']) > lim: axs[2].annotate(f"{d['top1']:+.1f} ►" if d['top1'] > 0 else f"◄ {d['top1']:+.1f}", (np.sign(d['top1']) * lim, i),
                                                   ha='right' if d['top1'] > 0 else 'left', va='center', fontsize=8, color='tab:blue')
     axs[2].set_xlim(-lim, lim)
-    axs[2].axvline(0, color='k', lw=1); axs[2].set_yticks(y, [ROW_NAMES.get(d['row'], d['row']) for d in diffs], fontsize=8)
-    axs[2].invert_yaxis(); axs[2].set(xlabel='paired difference to DR (points, 95 % CI)', title='vs DR, same seed and stage 1')
+    axs[2].axvline(0, color='k', lw=1); axs[2].set_yticks(y, [row_names.get(d['row'], d['row']) for d in diffs], fontsize=8)
+    axs[2].invert_yaxis(); axs[2].set(xlabel=f'paired difference to {baseline} (points, 95 % CI)', title=f'vs {baseline}, same seed and stage 1')
     axs[2].legend(fontsize=8); axs[2].grid(axis='x', alpha=.3)
     if title: fig.suptitle(title)
     if path is not None: fig.savefig(path, dpi=110)

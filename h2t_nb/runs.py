@@ -19,12 +19,12 @@ from .config import Stage2Config, TrainConfig, config_from_dict
 from .data import free_path
 from .datasets import LTData, build_data, data_seed
 from .reports import plot_run, run_summary, run_summary_text, write_csv
-from .train import Runtime, fast_dev_batches, interactive, setup_runtime, train_stage1, train_stage2
+from .train import Runtime, check_stage1_fits, fast_dev_batches, interactive, setup_runtime, train_stage1, train_stage2
 
 # %% auto #0
 __all__ = ['PLAN_FILE', 'RESULTS_FILE', 'TRAINED_FIELDS', 'RUNTIME_OVERRIDES', 'RunPlan', 'RunFolderBusy', 'RunFolder',
-           'trained_fields', 'fingerprint', 'cached_or_trained', 'train_plan', 'execute', 'extend_plan', 'run_plan',
-           'write_run_files', 'train_run', 'resume_run', 'continue_or_run']
+           'trained_fields', 'fingerprint', 'cached_report', 'store_report', 'cached_or_trained', 'train_plan',
+           'execute', 'extend_plan', 'run_plan', 'write_run_files', 'train_run', 'resume_run', 'continue_or_run']
 
 # %% ../nbs/06a_runs.ipynb #nb18f946
 PLAN_FILE = 'plan.json'
@@ -144,22 +144,31 @@ def _differences(saved:dict, asked:dict, prefix='')->list[tuple[str, object, obj
     return out
 
 # %% ../nbs/06a_runs.ipynb #n692396a
+def cached_report(stage_dir:Path, asked:dict)->dict|None:
+    "The stage's `report.json` when it trained what is `asked`; None when it must (still, or longer) train; refused when it trained something else."
+    done = Path(stage_dir) / 'report.json'
+    if not done.is_file(): return None
+    report = json.loads(done.read_text())
+    if report.get('trained') == asked: return report
+    changes = _differences(report.get('trained', {}), asked)
+    longer = all(name.endswith('.epochs') and old is not None and new >= old for name, old, new in changes)
+    if not longer: raise ValueError(
+        f"{stage_dir} was trained with another configuration ({', '.join(f'{n} {o!r} -> {w!r}' for n, o, w in changes[:4])}): "
+        "resume the folder with its own settings, or train this one in a new folder.")
+    return None
+
+def store_report(stage_dir:Path, asked:dict, report:dict, rt:Runtime)->dict:
+    "Book what a stage trained in its report and write `report.json` atomically (rank 0)."
+    report.update(trained=asked, fingerprint=fingerprint(asked))
+    if rt.main: write_text_atomic(Path(stage_dir) / 'report.json', json.dumps(report))
+    return report
+
 def cached_or_trained(stage_dir:Path, asked:dict, train, rt:Runtime)->dict|None:
     "The stage's `report.json` when it trained what is `asked`; else train (continuing from `last.pt`) and write it. None if stopped."
-    done = Path(stage_dir) / 'report.json'
-    if done.is_file():
-        report = json.loads(done.read_text())
-        if report.get('trained') == asked: return report
-        changes = _differences(report.get('trained', {}), asked)
-        longer = all(name.endswith('.epochs') and old is not None and new >= old for name, old, new in changes)
-        if not longer: raise ValueError(
-            f"{stage_dir} was trained with another configuration ({', '.join(f'{n} {o!r} -> {w!r}' for n, o, w in changes[:4])}): "
-            "resume the folder with its own settings, or train this one in a new folder.")
+    report = cached_report(stage_dir, asked)
+    if report is not None: return report
     report = train()
-    if report is None: return None
-    report.update(trained=asked, fingerprint=fingerprint(asked))
-    if rt.main: write_text_atomic(done, json.dumps(report))
-    return report
+    return None if report is None else store_report(stage_dir, asked, report, rt)
 
 # %% ../nbs/06a_runs.ipynb #ne9ba7b9
 def train_plan(plan:RunPlan, folder:RunFolder, rt:Runtime, data:LTData|None=None, stop_after:dict|None=None,
@@ -188,8 +197,8 @@ def train_plan(plan:RunPlan, folder:RunFolder, rt:Runtime, data:LTData|None=None
 def execute(plan:RunPlan, folder:RunFolder|None=None, out:str|Path='runs', name:str|None=None, notes=(),
             stop_after:dict|None=None, quiet:bool=False)->dict:
     "Check the plan, its data and device, then train it in `folder` (default: a new `out/name`) under the folder's lock."
-    if plan.stage1_ckpt: load_checkpoint(plan.stage1_ckpt, stage=1)   # a missing or foreign file fails now, before any work
-    data = build_data(plan.config(plan.seeds[0]))                       # ... and missing data
+    data = build_data(plan.config(plan.seeds[0]))                       # missing data fails now, before any work
+    if plan.stage1_ckpt: check_stage1_fits(load_checkpoint(plan.stage1_ckpt, stage=1), plan.base, data)   # ... and a missing, foreign or unfitting file
     rt = setup_runtime(plan.base)                                       # ... and a device that is not there
     folder = folder or RunFolder.create(out, name or plan.base.name, rt)
     if rt.main: folder.path.mkdir(parents=True, exist_ok=True)

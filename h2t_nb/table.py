@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.resources, json
 from pathlib import Path
 
-from .presets import NO_FUSION_CONTROL, PAPER, TABLE_FAMILIES
+from .presets import NO_FUSION_CONTROL, PAPER, TABLE_FAMILIES, family_table
 from .reports import METRICS, SELECTIONS, ROW_NAMES, markdown_table, paired_differences, plot_table, table_summary, table_text, write_csv
 from .checkpoints import write_text_atomic
 from .config import Stage2Config, TrainConfig
@@ -37,23 +37,25 @@ def table_title(family:str, base:TrainConfig, seeds:list[int], fast:int=0)->str:
     return (f"{family}: {base.dataset} IF={base.imb_factor:g}, {base.model}, seeds {seeds}, test accuracy in %; paper = {TABLE_FAMILIES[family]['paper']}"
             + (" (FAST DEV RUN: the numbers mean nothing)" if fast else ''))
 
-def write_table(results:dict, paper:dict, table_dir:str|Path, title:str='', control_of:dict=NO_FUSION_CONTROL)->str:
-    "Save the table's CSVs, JSON and plot in `table_dir`; return the text table of last-epoch results."
+def write_table(results:dict, paper:dict, table_dir:str|Path, title:str='', control_of:dict=NO_FUSION_CONTROL, baseline:str='dr',
+                names:dict|None=None)->str:
+    "Save the table's CSVs, JSON and plot in `table_dir`; return the text table of last-epoch results (rows paired against `baseline`)."
     table_dir = Path(table_dir)
     present = set(next(iter(results.values())))
     summaries = {sel: table_summary(results, sel) for sel in SELECTIONS}
-    vs_dr = {sel: paired_differences(results, 'dr', sel) if 'dr' in present else [] for sel in SELECTIONS}
+    vs_dr = {sel: paired_differences(results, baseline, sel) if baseline in present else [] for sel in SELECTIONS}
     vs_control = {sel: [d for row, control in control_of.items() if row in present and control in present
                         for d in paired_differences(results, control, sel, rows=[row])] for sel in SELECTIONS}
     write_csv(table_dir / 'table.csv', [dict(r, selection=sel, **{f'paper_{m}': paper.get(r['row'], {}).get(m, '') for m in METRICS})
                                         for sel, rows in summaries.items() for r in rows])
     paired = [dict(d, selection=sel) for diffs in (vs_dr, vs_control) for sel, ds in diffs.items() for d in ds]
     if paired: write_csv(table_dir / 'paired.csv', paired)
-    write_text_atomic(table_dir / 'table.json', json.dumps(dict(title=title, summary=summaries, paired=vs_dr, paired_control=vs_control, paper=paper,
+    write_text_atomic(table_dir / 'table.json', json.dumps(dict(title=title, summary=summaries, paired=vs_dr, paired_control=vs_control, paper=paper, baseline=baseline,
                                                               per_seed={str(s): r for s, r in results.items()}), indent=1))
-    plot_table(summaries['last'], vs_dr['last'], paper, title, table_dir / 'table.png')
-    text = table_text(summaries['last'], vs_dr['last'], paper, title + ' (last epoch)', vs_control['last'])
-    protocol = ', '.join(f"{ROW_NAMES.get(r['row'], r['row'])} {r['top1']:.2f}" for r in summaries['best_test'])
+    names = {**ROW_NAMES, **(names or {})}
+    plot_table(summaries['last'], vs_dr['last'], paper, title, table_dir / 'table.png', names=names, baseline=names.get(baseline, baseline))
+    text = table_text(summaries['last'], vs_dr['last'], paper, title + ' (last epoch)', vs_control['last'], names=names, baseline=names.get(baseline, baseline))
+    protocol = ', '.join(f"{names.get(r['row'], r['row'])} {r['top1']:.2f}" for r in summaries['best_test'])
     return text + (f"\n{SELECTIONS['best_test']}, top1: {protocol}" if protocol else '')
 
 # %% ../nbs/08_table.ipynb #n4e25bfc

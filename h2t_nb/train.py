@@ -20,8 +20,8 @@ from .checkpoints import load_checkpoint, save_atomic
 from .config import Stage1Config, Stage2Config, TrainConfig, fast_dev_run_from_env
 from .data import LTImageDataset
 from .datasets import LTData
-from .losses import mixup, mixup_loss
-from .methods import fusion_module, stage2_loss, stage2_parameter_groups, stage2_sampler
+from .losses import mixup
+from .methods import STAGE1_LOSSES, fusion_module, stage1_loss, stage2_loss, stage2_method, stage2_parameter_groups, stage2_sampler
 from .metrics import lt_report, per_class_accuracy
 from .models import MODELS, freeze_backbone
 from .pipeline import DevicePipeline, LoaderPipeline
@@ -29,9 +29,11 @@ from .samplers import InstanceSampler, _generator
 
 # %% auto #0
 __all__ = ['build_model', 'choose_amp', 'choose_channels_last', 'Runtime', 'setup_runtime', 'make_pipeline', 'predict',
-           'stage1_lr', 'stage2_lr', 'Stage2Forward', 'interactive', 'epoch_line', 'run_epoch', 'fast_dev_batches',
-           'evaluation_indices', 'stage_optimizer', 'place_model', 'stage2_model', 'EpochDraws', 'epoch_generators',
-           'final_report', 'resume_state', 'score_epoch', 'save_last', 'train_epochs', 'train_stage1', 'train_stage2']
+           'stage1_lr', 'stage2_lr', 'copy_features', 'Stage2Forward', 'interactive', 'epoch_line', 'run_epoch',
+           'fast_dev_batches', 'evaluation_indices', 'stage_optimizer', 'place_model', 'check_stage1_fits',
+           'stage2_model', 'EpochDraws', 'epoch_generators', 'final_report', 'resume_state', 'record_validation',
+           'record_test', 'score_epoch', 'save_last', 'train_epochs', 'set_loss_epoch', 'mixed_loss', 'train_stage1',
+           'train_stage2']
 
 # %% ../nbs/06_train.ipynb #c015
 def build_model(cfg:TrainConfig, num_classes:int, in_chans:int)->nn.Module:
@@ -132,8 +134,8 @@ def predict(model:nn.Module, pipeline,
 
 # %% ../nbs/06_train.ipynb #c023
 def stage1_lr(c:Stage1Config, epoch:int)->float:
-    "Linear warm-up over `warmup_epochs`, then step decay at the milestones (or cosine); `epoch` counts from 0."
-    if epoch < c.warmup_epochs: return c.lr * (epoch + 1) / c.warmup_epochs
+    "Linear warm-up over `warmup_epochs` (from `warmup_start`·lr), then step decay at the milestones (or cosine); `epoch` counts from 0."
+    if epoch < c.warmup_epochs: return c.lr * (c.warmup_start + (1 - c.warmup_start) * (epoch + 1) / c.warmup_epochs)
     if c.schedule == 'cosine': return c.lr * 0.5 * (1 + math.cos(math.pi * (epoch - c.warmup_epochs) / max(c.epochs - c.warmup_epochs, 1)))
     return c.lr * c.gamma ** sum(epoch >= m for m in c.milestones)
 
@@ -142,20 +144,24 @@ def stage2_lr(c:Stage2Config, epoch:int)->float:
     return c.lr * 0.5 * (1 + math.cos(math.pi * epoch / c.epochs))
 
 # %% ../nbs/06_train.ipynb #c026
+def copy_features(f):
+    "A copy of a feature map (or of each expert's), so that the fusion never writes into what the backbone returned."
+    return [m.clone() for m in f] if isinstance(f, (list, tuple)) else f.clone()
+
 class Stage2Forward(nn.Module):
     "Frozen backbone on both streams, the fusion (`H2T`, the `WholeSampleSwap` control, or none) on the maps, then the head."
     def __init__(self, model:nn.Module, fuse:nn.Module|None=None):
         super().__init__()
         self.model, self.fuse = model, fuse
-    def forward(self, x_fused, x_fusing=None, generator=None):
-        "Logits of the training stream, fused with the partner stream's maps when there is one; no gradient reaches the backbone."
+    def forward(self, x_fused, x_fusing=None, generator=None, parts:bool=False):
+        "Logits of the training stream (with `parts`: and the head's per-part logits), fused with the partner's maps when there is one."
         with torch.no_grad():   # the backbone is frozen: no activations kept for backward
             f = self.model.forward_features(x_fused)
             if x_fusing is not None:
-                f = f.clone()   # under torch.compile's CUDA graphs the next call would reuse this output's memory
+                f = copy_features(f)   # under torch.compile's CUDA graphs the next call would reuse this output's memory
                 f_i = self.model.forward_features(x_fusing)
-                if self.fuse is not None: f = self.fuse(f, f_i, generator=generator)
-        return self.model.forward_head(f)
+                if self.fuse is not None: f = self.fuse(f, f_i, generator=generator)   # a list of expert maps: one subset per expert
+        return self.model.forward_head(f, parts=parts)
 
 # %% ../nbs/06_train.ipynb #c027
 def _check_finite(loss_sum, steps, stage, epoch):
@@ -174,18 +180,24 @@ def epoch_line(stage:int, epoch:int, epochs:int, stats:dict)->str:
     val = f"  val {stats['val_balanced']:.2f}%" if 'val_balanced' in stats else ''
     return f"stage {stage} epoch {epoch + 1}/{epochs}  loss {stats['loss']:.4f}  lr {stats['lr']:.4g}{val}  {stats['images_per_s']:,.0f} img/s"
 
-def run_epoch(step, batches, n_steps:int, desc:str, rt:Runtime, stage:int, epoch:int, lr:float)->dict:
-    "Drive `step(batch) -> loss` over the batches with a tqdm bar (loss, lr, images/s); stop on a non-finite loss."
-    total, steps, images, start = torch.zeros((), device=rt.device), 0, 0, time.perf_counter()
+def run_epoch(step, batches, n_steps:int, desc:str, rt:Runtime, stage:int, epoch:int, lr:float|list[float])->dict|list[dict]:
+    "Drive `step(batch) -> loss` (or a list of losses, one per row of a shared pass) with a tqdm bar; stop on a non-finite loss."
+    totals, steps, images, start = None, 0, 0, time.perf_counter()
     bar = tqdm(batches, total=n_steps, desc=desc, disable=not rt.main or not interactive(), leave=False, mininterval=1)
     for batch in bar:
-        loss = step(batch)
-        total += loss.detach().float(); steps += 1; images += len(batch[0]) * rt.world
+        losses = step(batch)
+        many = isinstance(losses, list)
+        values = torch.stack([l.detach().float() for l in losses]) if many else losses.detach().float()[None]
+        totals = values if totals is None else totals + values
+        steps += 1; images += len(batch[0]) * rt.world
         if steps % 20 == 0:   # .item() waits for the device: only every 20 steps
-            _check_finite(total.item(), steps, stage, epoch)
-            bar.set_postfix(loss=f'{total.item() / steps:.3f}', lr=f'{lr:.4g}', img_s=f'{images / (time.perf_counter() - start):.0f}')
-    _check_finite(total.item(), steps, stage, epoch)
-    return dict(loss=total.item() / max(steps, 1), lr=lr, steps=steps, images_per_s=images / (time.perf_counter() - start))
+            _check_finite(totals.sum().item(), steps, stage, epoch)
+            bar.set_postfix(loss=f'{totals[0].item() / steps:.3f}', img_s=f'{images / (time.perf_counter() - start):.0f}')
+    if totals is None: totals = torch.zeros(1)
+    _check_finite(totals.sum().item(), steps, stage, epoch)
+    rate, lrs = images / (time.perf_counter() - start), lr if isinstance(lr, list) else [lr]
+    stats = [dict(loss=t / max(steps, 1), lr=l, steps=steps, images_per_s=rate) for t, l in zip(totals.tolist(), lrs)]
+    return stats if isinstance(lr, list) else stats[0]
 
 # %% ../nbs/06_train.ipynb #c029
 def _ddp(module, rt):
@@ -211,8 +223,8 @@ def _evaluate(model, pipe, dataset, batch_size, rt, data, cfg):
     return lt_report(logits, dataset.targets[idx], data.counts, data.thresholds, data.index_bounds), logits, idx
 
 def stage_optimizer(groups:list[dict], sc, rt:Runtime)->torch.optim.SGD:
-    "SGD with momentum over parameter groups that each carry their own `peak_lr`."
-    return torch.optim.SGD(groups, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay,
+    "SGD with momentum (Nesterov's when the stage asks) over parameter groups that each carry their own `peak_lr`."
+    return torch.optim.SGD(groups, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay, nesterov=getattr(sc, 'nesterov', False),
                            fused=rt.device.type == 'cuda')   # one kernel for the whole update on a GPU
 
 # %% ../nbs/06_train.ipynb #c031
@@ -221,16 +233,21 @@ def place_model(model:nn.Module, rt:Runtime)->nn.Module:
     model.to(rt.device)
     return model.to(memory_format=torch.channels_last) if rt.channels_last else model
 
-def stage2_model(cfg:TrainConfig, data:LTData, rt:Runtime, init:dict)->tuple[nn.Module, list[dict]]:
-    "Stage 2's starting model (the stage-1 checkpoint `init`, a fresh classifier when asked, the method's adaptation) and its parameter groups."
+def check_stage1_fits(init:dict|None, cfg:TrainConfig, data:LTData):
+    "Refuse a stage-1 checkpoint that is missing, or of another model or number of classes than this stage 2's."
     if init is None: raise ValueError("stage 2 needs a stage-1 checkpoint: pass --stage1-ckpt PATH (a stage1/final.pt).")
     if init['num_classes'] != data.num_classes or init['model_name'] != cfg.model: raise ValueError(
         f"the stage-1 checkpoint is a {init['model_name']} for {init['num_classes']} classes, not a {cfg.model} for {data.num_classes}: "
         "start stage 2 from a stage 1 of the same model and dataset.")
+
+def stage2_model(cfg:TrainConfig, data:LTData, rt:Runtime, init:dict)->tuple[nn.Module, list[dict]]:
+    "Stage 2's starting model (the stage-1 checkpoint `init`, a fresh classifier when asked, the method's adaptation) and its parameter groups."
+    check_stage1_fits(init, cfg, data)
     model = build_model(cfg, data.num_classes, data.in_chans)
     model.load_state_dict(init['model'])
     if cfg.stage2.reinit_classifier: torch.manual_seed(cfg.seed + 1); model.reset_classifier(data.num_classes)
     groups = stage2_parameter_groups(model, cfg.stage2)   # after loading: stage-1 checkpoints hold no adaptation
+    freeze_backbone(model, cfg.stage2.shift_bn)   # before DDP wraps it: DDP syncs the gradients of what requires them when it is built
     return place_model(model, rt), groups
 
 # %% ../nbs/06_train.ipynb #c035
@@ -240,6 +257,7 @@ class EpochDraws:
     aug: torch.Generator # crops and flips of the training (fused) stream
     aug_fusing: torch.Generator # ... and of the partner stream
     mask: torch.Generator # H2T channel subsets and swap draws (shared by all processes)
+    loss: torch.Generator # a stochastic loss's draws (GCL's Gaussian clouds), per process
     mix: np.random.Generator # mixup's Beta draw
     perm: torch.Generator|None # mixup partners, on the GPU (None: drawn from `mix`)
 
@@ -248,7 +266,7 @@ def epoch_generators(cfg:TrainConfig, epoch:int, rt:Runtime, device_pipeline:boo
     on_gpu = rt.device.type == 'cuda'
     aug_device = rt.device if on_gpu and device_pipeline else 'cpu'
     return EpochDraws(aug=_generator(cfg.seed, epoch, 100 + rt.rank, aug_device), aug_fusing=_generator(cfg.seed, epoch, 400 + rt.rank, aug_device),
-                      mask=_generator(cfg.seed, epoch, 200, rt.device), mix=np.random.default_rng([cfg.seed, epoch, rt.rank, 300]),
+                      mask=_generator(cfg.seed, epoch, 200, rt.device), loss=_generator(cfg.seed, epoch, 500 + rt.rank, rt.device), mix=np.random.default_rng([cfg.seed, epoch, rt.rank, 300]),
                       perm=_generator(cfg.seed, epoch, 300 + rt.rank, rt.device) if on_gpu else None)
 
 # %% ../nbs/06_train.ipynb #c037
@@ -275,19 +293,23 @@ def resume_state(stage_dir:Path, stage:int, model, opt, scaler)->dict:
     return {k: ckpt.get(k, v) for k, v in state.items()}
 
 # %% ../nbs/06_train.ipynb #nde395fc
+def record_validation(stage:int, model, rt:Runtime, stage_dir:Path, state:dict, stats:dict, epoch:int, report:dict):
+    "Book an epoch's validation report: its balanced accuracy in `stats`, and `best.pt` when it is the best so far."
+    stats['val_balanced'] = report['balanced']
+    if report['balanced'] > state['best_val']:
+        state.update(best_val=report['balanced'], best_epoch=epoch)
+        if rt.main: save_atomic(dict(format='h2t_nb', stage=stage, model=model.state_dict(), epoch=epoch), stage_dir / 'best.pt')
+
+def record_test(state:dict, stats:dict, epoch:int, report:dict):
+    "Book an epoch's test report, for the labelled paper-protocol row only (never used to select anything else)."
+    stats['test_top1'] = report['top1']
+    if state['best_test'] is None or report['top1'] > state['best_test']['top1']: state['best_test'] = dict(report, epoch=epoch + 1)
+
 def score_epoch(stage:int, model, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict, stats:dict,
                 epoch:int, val_pipe, test_pipe):
     "Validate (keeping `best.pt`) and, when `test_pipe` is given, track the best test epoch of the paper's protocol."
-    if val_pipe is not None:
-        val_report, *_ = _evaluate(model, val_pipe, data.val, cfg.eval_batch_size, rt, data, cfg)
-        stats['val_balanced'] = val_report['balanced']
-        if val_report['balanced'] > state['best_val']:
-            state.update(best_val=val_report['balanced'], best_epoch=epoch)
-            if rt.main: save_atomic(dict(format='h2t_nb', stage=stage, model=model.state_dict(), epoch=epoch), stage_dir / 'best.pt')
-    if test_pipe is not None:   # recorded for the paper-protocol row only; never used to select anything else
-        test_epoch, *_ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data, cfg)
-        stats['test_top1'] = test_epoch['top1']
-        if state['best_test'] is None or test_epoch['top1'] > state['best_test']['top1']: state['best_test'] = dict(test_epoch, epoch=epoch + 1)
+    if val_pipe is not None: record_validation(stage, model, rt, stage_dir, state, stats, epoch, _evaluate(model, val_pipe, data.val, cfg.eval_batch_size, rt, data, cfg)[0])
+    if test_pipe is not None: record_test(state, stats, epoch, _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data, cfg)[0])
 
 def save_last(stage:int, model, opt, scaler, cfg:TrainConfig, data:LTData, state:dict, stage_dir:Path):
     "Write `last.pt`: weights, optimiser, scaler, configuration and bookkeeping."
@@ -299,7 +321,7 @@ def train_epochs(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
         stage_dir:str|Path, # folder of this stage's checkpoints
         model:nn.Module, opt:torch.optim.Optimizer, sampler, step, # step(batch, draws) -> loss
         schedule, # epoch -> learning rate of the group whose peak is `sc.lr`
-        set_mode, # puts the model in training mode at the start of each epoch
+        start_epoch, # (epoch, draws): the model in training mode (and an epoch-dependent loss set) at the start of each epoch
         track_test:bool=False, # evaluate on the test set every epoch (for the labelled paper-protocol row)
         stop_after:int|None=None)->dict|None:
     "Resume, then per epoch: lr, draws, train, score, checkpoint; finally `final.pt` and the test report (None if stopped)."
@@ -317,7 +339,7 @@ def train_epochs(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
         for group in opt.param_groups: group['lr'] = lr * group['peak_lr'] / sc.lr
         sampler.set_epoch(epoch)
         draws = epoch_generators(cfg, epoch, rt, isinstance(train_pipe, DevicePipeline))
-        set_mode()
+        start_epoch(epoch, draws)
         def train_step(batch):
             with rt.autocast(): loss = step(batch, draws)
             opt.zero_grad(set_to_none=True)
@@ -338,16 +360,28 @@ def train_epochs(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
     return report
 
 # %% ../nbs/06_train.ipynb #n8aac29a
+def set_loss_epoch(loss_fn, epoch:int, draws:EpochDraws):
+    "Tell an epoch-dependent loss its epoch (deferred re-weighting) and a stochastic one its generator (GCL's clouds)."
+    if hasattr(loss_fn, 'set_epoch'): loss_fn.set_epoch(epoch)
+    if hasattr(loss_fn, 'generator'): loss_fn.generator = draws.loss
+
+def mixed_loss(loss_fn, out, y_a, y_b, lam:float):
+    "The mixup loss for any loss: lam·L(out, y_a) + (1 − lam)·L(out, y_b) (one term when nothing was mixed)."
+    return loss_fn(out, y_a) if lam == 1.0 else lam * loss_fn(out, y_a) + (1 - lam) * loss_fn(out, y_b)
+
 def train_stage1(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, stop_after:int|None=None)->dict|None:
     "Stage 1 (representation learning) in `stage_dir`, resuming from its `last.pt`; the report, or None if stopped early."
     sc = cfg.stage1
     model = place_model(build_model(cfg, data.num_classes, data.in_chans), rt)
     opt = stage_optimizer([dict(params=list(model.parameters()), peak_lr=sc.lr)], sc, rt)
     net, sampler = _ddp(model, rt), InstanceSampler(data.train.targets, **_shard(cfg, rt))
+    loss_fn, parts = stage1_loss(sc, data.counts), STAGE1_LOSSES[sc.loss].parts is not None
+    if isinstance(loss_fn, nn.Module): loss_fn = loss_fn.to(rt.device)
     def step(batch, draws):
         x, y_a, y_b, lam = mixup(batch[0], batch[1], sc.mixup_alpha, draws.mix, draws.perm)
-        return mixup_loss(net(x), y_a, y_b, lam)
-    return train_epochs(1, sc, cfg, data, rt, stage_dir, model, opt, sampler, step, lambda e: stage1_lr(sc, e), model.train, stop_after=stop_after)
+        return mixed_loss(loss_fn, net(x, parts=True) if parts else net(x), y_a, y_b, lam)
+    def start_epoch(epoch, draws): model.train(); set_loss_epoch(loss_fn, epoch, draws)
+    return train_epochs(1, sc, cfg, data, rt, stage_dir, model, opt, sampler, step, lambda e: stage1_lr(sc, e), start_epoch, stop_after=stop_after)
 
 # %% ../nbs/06_train.ipynb #na4cd68f
 def train_stage2(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, init:dict,
@@ -357,11 +391,12 @@ def train_stage2(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, i
     model, groups = stage2_model(cfg, data, rt, init)
     opt = stage_optimizer(groups, sc, rt)
     net, sampler = _ddp(Stage2Forward(model, fusion_module(sc)), rt), stage2_sampler(sc, data.train.targets, **_shard(cfg, rt))
-    loss_fn = stage2_loss(sc, data.counts)
+    loss_fn, parts = stage2_loss(sc, data.counts), stage2_method(sc).parts is not None
     if isinstance(loss_fn, nn.Module): loss_fn = loss_fn.to(rt.device)
     def step(batch, draws):
         x_fused, y_fused, *partner = batch   # (x, y), or (x, y, x_partner, y_partner) from a two-stream sampler
-        return loss_fn(net(x_fused, *partner[:1], generator=draws.mask), y_fused)
-    def set_mode(): model.train(); freeze_backbone(model, sc.shift_bn)   # train() also reset BatchNorm's modes
-    return train_epochs(2, sc, cfg, data, rt, stage_dir, model, opt, sampler, step, lambda e: stage2_lr(sc, e), set_mode,
+        x_fused, y_a, y_b, lam = mixup(x_fused, y_fused, sc.mixup_alpha, draws.mix, draws.perm)   # the training images only, before the fusion
+        return mixed_loss(loss_fn, net(x_fused, *partner[:1], generator=draws.mask, parts=parts), y_a, y_b, lam)
+    def start_epoch(epoch, draws): model.train(); freeze_backbone(model, sc.shift_bn); set_loss_epoch(loss_fn, epoch, draws)   # train() also reset BatchNorm's modes
+    return train_epochs(2, sc, cfg, data, rt, stage_dir, model, opt, sampler, step, lambda e: stage2_lr(sc, e), start_epoch,
                         track_test=True, stop_after=stop_after)

@@ -157,9 +157,10 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
 
 DDP_SCRIPT = '''
 import json, sys
-from h2t_nb.train import _config_from_dict, run
+from h2t_nb.config import config_from_dict
+from h2t_nb.runs import train_run
 args = json.loads(sys.argv[1])
-train_run(_config_from_dict(args['config']), args['out'], stage1_ckpt=args.get('stage1_ckpt'), quiet=True)
+train_run(config_from_dict(args['config']), args['out'], stage1_ckpt=args.get('stage1_ckpt'), quiet=True)
 '''
 
 
