@@ -4,17 +4,26 @@ import torch
 
 from h2t_nb.fusion import h2t_fuse
 from h2t_nb.models import MODELS, freeze_backbone, resnet32
+import h2t_nb.hosts  # noqa: F401  registers the hosts' models in MODELS
 
 # input and feature-map shapes per registry entry; resnet152_imagenet is resnet152 with downloaded weights (no network here)
 SHAPES = {'resnet32': (100, (2, 3, 32, 32), (64, 8, 8)),
           'small_cnn': (10, (2, 1, 8, 8), (128, 4, 4)),
           'resnet50': (7, (2, 3, 64, 64), (2048, 2, 2)),
           'resnext50': (7, (2, 3, 64, 64), (2048, 2, 2)),
-          'resnet152': (7, (2, 3, 32, 32), (2048, 1, 1))}
+          'resnet152': (7, (2, 3, 32, 32), (2048, 1, 1)),
+          # the hosts' cosine-head models (06d_hosts)
+          'resnet32_cosine': (100, (2, 3, 32, 32), (64, 8, 8)),
+          'small_cnn_cosine': (10, (2, 1, 8, 8), (128, 4, 4)),
+          'resnet50_cosine': (7, (2, 3, 64, 64), (2048, 2, 2)),
+}
+DOWNLOADS = {'resnet152_imagenet', 'resnet152_imagenet_cosine', 'ride_resnet152_imagenet'}   # need ImageNet weights (no network here)
+EXPERTS = {'ride_resnet32', 'ride_resnet32_reduced', 'ride_small_cnn', 'ride_resnet50'}   # one map per expert: tests/test_hosts.py
+BRANCHES = {'reslt_resnet32', 'reslt_small_cnn'}   # a head of three branches (pre-logits per branch): tests/test_hosts.py
 
 
 def test_every_registered_model_has_a_contract_case():
-    assert set(MODELS) == set(SHAPES) | {'resnet152_imagenet'}
+    assert set(MODELS) == set(SHAPES) | DOWNLOADS | EXPERTS | BRANCHES
 
 
 @pytest.mark.parametrize('name', SHAPES)

@@ -118,11 +118,11 @@ def api_directive(full, objtype):
     return f'```{{api-object}} {full}\n:type: {objtype}\n```\n'
 
 
-def local_links(text, doc_url):
-    "nbdev's symbol links point at the published site: make them relative, anchors as Sphinx writes them."
+def local_links(text, doc_url, depth=0):
+    "nbdev's symbol links point at the published site: make them relative (from a page `depth` folders down), anchors as Sphinx writes them."
     def fix(m):
         page, anchor = m.group(1), m.group(2)
-        return f'({page}' + (f'#{make_id(anchor)}' if anchor else '') + ')'
+        return f"({'../' * depth}{page}" + (f'#{make_id(anchor)}' if anchor else '') + ')'
     return re.sub(r'\(' + re.escape(doc_url.rstrip('/')) + r'/([\w./-]+\.html)(?:#([\w.-]+))?\)', fix, text)
 
 
@@ -153,7 +153,7 @@ def stage_notebook(src, doc_url, depth=0, api=None):
             cells.append(nbformat.v4.new_markdown_cell(text)); continue
         if cell.cell_type == 'markdown':
             # the badge image comes from Google; the site ships its own copy so that it works offline
-            cell.source = local_links(cell.source.replace(COLAB_BADGE, '../' * depth + 'colab-badge.svg'), doc_url)
+            cell.source = local_links(cell.source.replace(COLAB_BADGE, '../' * depth + 'colab-badge.svg'), doc_url, depth)
             cell.source = re.sub(r'::: \{\.callout-(\w+)\}', r':::{\1}', cell.source)
             cells.append(cell); continue
         if cell.cell_type != 'code': continue
@@ -168,7 +168,7 @@ def stage_notebook(src, doc_url, depth=0, api=None):
             known = api.get(out_name, {}).get('symbols', {})
             md = re.sub(r'^(#+ (\S+)\n)', lambda m: m.group(1) + ('\n' + api_directive(*known[m.group(2)]) if m.group(2) in known else ''),
                         md, count=1, flags=re.M)
-            cells.append(nbformat.v4.new_markdown_cell(local_links(md, doc_url))); continue
+            cells.append(nbformat.v4.new_markdown_cell(local_links(md, doc_url, depth))); continue
         cell.source = '\n'.join(lines)
         tags = cell.metadata.setdefault('tags', [])
         if options.get('echo') == 'false': tags.append('remove-input')
