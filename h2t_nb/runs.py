@@ -19,12 +19,14 @@ from .config import Stage2Config, TrainConfig, config_from_dict
 from .data import free_path
 from .datasets import LTData, build_data, data_seed
 from .reports import plot_run, run_summary, run_summary_text, write_csv
+from .shared_pass import share_groups, train_stage2_rows
 from .train import Runtime, check_stage1_fits, fast_dev_batches, interactive, setup_runtime, train_stage1, train_stage2
 
 # %% auto #0
-__all__ = ['PLAN_FILE', 'RESULTS_FILE', 'TRAINED_FIELDS', 'RUNTIME_OVERRIDES', 'RunPlan', 'RunFolderBusy', 'RunFolder',
-           'trained_fields', 'fingerprint', 'cached_report', 'store_report', 'cached_or_trained', 'train_plan',
-           'execute', 'extend_plan', 'run_plan', 'write_run_files', 'train_run', 'resume_run', 'continue_or_run']
+__all__ = ['PLAN_FILE', 'RESULTS_FILE', 'TRAINED_FIELDS', 'SHARED_PASS_ENV', 'RUNTIME_OVERRIDES', 'RunPlan', 'RunFolderBusy',
+           'RunFolder', 'trained_fields', 'fingerprint', 'cached_report', 'store_report', 'cached_or_trained',
+           'shared_pass_on', 'train_plan', 'execute', 'extend_plan', 'run_plan', 'write_run_files', 'train_run',
+           'resume_run', 'continue_or_run']
 
 # %% ../nbs/06a_runs.ipynb #nb18f946
 PLAN_FILE = 'plan.json'
@@ -171,6 +173,14 @@ def cached_or_trained(stage_dir:Path, asked:dict, train, rt:Runtime)->dict|None:
     return None if report is None else store_report(stage_dir, asked, report, rt)
 
 # %% ../nbs/06a_runs.ipynb #ne9ba7b9
+SHARED_PASS_ENV = 'H2T_SHARED_PASS'   # '0': every stage-2 row runs its own backbone pass (the benchmark's "before")
+
+def shared_pass_on()->bool:
+    "Whether stage-2 rows that feed their backbone the same batches share its passes (`06e_shared_pass`); on unless `H2T_SHARED_PASS=0`."
+    value = os.environ.get(SHARED_PASS_ENV, '1').strip()
+    if value not in ('0', '1'): raise ValueError(f"{SHARED_PASS_ENV}={value!r}: use 1 (rows share a backbone pass, the default) or 0 (every row alone).")
+    return value == '1'
+
 def train_plan(plan:RunPlan, folder:RunFolder, rt:Runtime, data:LTData|None=None, stop_after:dict|None=None,
                quiet:bool=False)->dict|None:
     "`{seed: {'stage1': report, row: report, ...}}` for the plan, trained in `folder`; None if `stop_after` interrupted it."
@@ -186,11 +196,21 @@ def train_plan(plan:RunPlan, folder:RunFolder, rt:Runtime, data:LTData|None=None
             res['stage1'] = cached_or_trained(s1_dir, trained_fields(cfg, 1), lambda: train_stage1(cfg, d, rt, s1_dir, stop_after=stop_after.get(1)), rt)
             if res['stage1'] is None: return None
             if plan.rows: init = load_checkpoint(s1_dir / 'final.pt', stage=1)
+        pending = {}
         for row in plan.rows:
             row_cfg, row_dir = plan.config(seed, row), folder.stage_dir(seed, row)
-            res[row] = cached_or_trained(row_dir, trained_fields(row_cfg, 2, plan.stage1_ckpt),
-                                         lambda: train_stage2(row_cfg, d, rt, row_dir, init, stop_after=stop_after.get(2)), rt)
-            if res[row] is None: return None
+            asked = trained_fields(row_cfg, 2, plan.stage1_ckpt)
+            res[row] = cached_report(row_dir, asked)
+            if res[row] is None: pending[row] = (row_cfg, row_dir, asked)
+        share = shared_pass_on() and rt.world == 1 and not plan.base.compile
+        for group in share_groups({row: cfg for row, (cfg, _, _) in pending.items()}, share):
+            cfgs, dirs, asked = zip(*(pending[row] for row in group))
+            if len(group) == 1: reports = [train_stage2(cfgs[0], d, rt, dirs[0], init, stop_after=stop_after.get(2))]
+            else: reports = train_stage2_rows(list(cfgs), d, rt, list(dirs), init, stop_after=stop_after.get(2))
+            if reports is None or reports[0] is None: return None
+            for row, row_dir, row_asked, report in zip(group, dirs, asked, reports):
+                res[row] = store_report(row_dir, row_asked, dict(report, shared_pass=group if len(group) > 1 else []), rt)
+            if len(group) > 1 and rt.main and not quiet: print(f"seed {seed}: one backbone pass for rows {', '.join(group)}")
         results[seed] = res
     return results
 
@@ -198,6 +218,7 @@ def execute(plan:RunPlan, folder:RunFolder|None=None, out:str|Path='runs', name:
             stop_after:dict|None=None, quiet:bool=False)->dict:
     "Check the plan, its data and device, then train it in `folder` (default: a new `out/name`) under the folder's lock."
     data = build_data(plan.config(plan.seeds[0]))                       # missing data fails now, before any work
+    shared_pass_on()                                                    # ... and a bad H2T_SHARED_PASS
     if plan.stage1_ckpt: check_stage1_fits(load_checkpoint(plan.stage1_ckpt, stage=1), plan.base, data)   # ... and a missing, foreign or unfitting file
     rt = setup_runtime(plan.base)                                       # ... and a device that is not there
     folder = folder or RunFolder.create(out, name or plan.base.name, rt)

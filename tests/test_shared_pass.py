@@ -1,0 +1,81 @@
+"The shared backbone pass from the shell: a table's grouped rows equal the same rows trained alone, also after kill -9 inside the group."
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from h2t_nb.shared_pass import same_checkpoint, same_training
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, 'OMP_NUM_THREADS': '2', 'PYTHONWARNINGS': 'ignore'}
+ROWS = ['dr', 'no_fusion', 'dr_h2t', 'whole_swap']   # dr runs alone (one stream); the other three share a pass
+ARGS = ['digits100_lt_if100', '--rows', *ROWS, '--epochs1', '2', '--epochs2', '4']
+TABLE = 'digits100_lt_if100-table'
+
+
+def table(*args, cwd, shared=True, wait=True):
+    exe = shutil.which('h2t-table', path=str(BIN)) or 'h2t-table'
+    env = {**ENV, 'H2T_SHARED_PASS': '1' if shared else '0'}
+    if not wait: return subprocess.Popen([exe, *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def row_report(table_dir, row):
+    return json.loads((table_dir / 'seed0' / row / 'report.json').read_text())
+
+
+def assert_rows_identical(a_dir, b_dir):
+    for row in ROWS:
+        a, b = row_report(a_dir, row), row_report(b_dir, row)
+        assert same_training({**a, 'shared_pass': None}, {**b, 'shared_pass': None}), row
+        for name in ('final.pt', 'best.pt'): assert same_checkpoint(a_dir / 'seed0' / row / name, b_dir / 'seed0' / row / name), (row, name)
+
+
+@pytest.fixture(scope='module')
+def alone(tmp_path_factory):
+    "The reference: the same table with every row in its own backbone pass (H2T_SHARED_PASS=0)."
+    root = tmp_path_factory.mktemp('alone')
+    out = table(*ARGS, '--out', 'alone', cwd=root, shared=False)
+    assert 'one backbone pass' not in out.stdout
+    return root / 'alone' / TABLE
+
+
+def test_grouped_rows_equal_rows_alone(alone, tmp_path):
+    out = table(*ARGS, '--out', 'grouped', cwd=tmp_path)
+    assert 'seed 0: one backbone pass for rows no_fusion, dr_h2t, whole_swap' in out.stdout
+    grouped = tmp_path / 'grouped' / TABLE
+    assert row_report(grouped, 'dr_h2t')['shared_pass'] == ['no_fusion', 'dr_h2t', 'whole_swap'] and row_report(grouped, 'dr')['shared_pass'] == []
+    assert_rows_identical(grouped, alone)
+    a, b = (json.loads((d / 'table.json').read_text()) for d in (grouped, alone))
+    assert a['summary'] == b['summary'] and a['paired'] == b['paired']
+
+
+def test_kill_9_inside_a_grouped_stage_2_resumes_exactly(alone, tmp_path):
+    "kill -9 once a grouped row has saved an epoch of stage 2 and before the group ends; the resumed table equals the uninterrupted one."
+    proc = table(*ARGS, '--out', 'half', cwd=tmp_path, wait=False)
+    half = tmp_path / 'half' / TABLE
+    deadline = time.time() + 600
+    def saved_epochs(row):
+        last = half / 'seed0' / row / 'last.pt'
+        try: return torch.load(last, weights_only=True)['epoch'] + 1 if last.exists() else 0
+        except Exception: return 0   # being renamed into place
+    while saved_epochs('dr_h2t') < 1 and time.time() < deadline and proc.poll() is None: time.sleep(0.05)
+    proc.kill(); proc.wait()
+    assert 1 <= saved_epochs('dr_h2t') < 4 and not (half / 'seed0' / 'whole_swap' / 'final.pt').exists(), 'not killed inside the grouped stage 2'
+    table('digits100_lt_if100', '--resume', str(half), cwd=tmp_path)
+    assert_rows_identical(half, alone)
+
+
+def test_bad_shared_pass_setting_is_refused_before_any_work(tmp_path):
+    exe = shutil.which('h2t-table', path=str(BIN)) or 'h2t-table'
+    out = subprocess.run([exe, *ARGS, '--out', 'bad'], cwd=tmp_path, capture_output=True, text=True, env={**ENV, 'H2T_SHARED_PASS': 'yes'})
+    assert out.returncode != 0 and "H2T_SHARED_PASS='yes'" in out.stderr and 'Traceback' not in out.stderr
+    assert not (tmp_path / 'bad').exists()
