@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib.resources, json
 from pathlib import Path
 
+import numpy as np
+
 from .presets import NO_FUSION_CONTROL, PAPER, TABLE_FAMILIES, family_table
 from .reports import METRICS, SELECTIONS, ROW_NAMES, markdown_table, paired_differences, plot_table, table_summary, table_text, write_csv
 from .checkpoints import write_text_atomic
@@ -16,7 +18,8 @@ from .config import Stage2Config, TrainConfig
 from .runs import RunFolder, RunPlan, execute
 
 # %% auto #0
-__all__ = ['train_table', 'table_title', 'write_table', 'read_table_json', 'load_measured']
+__all__ = ['PAPER_RHO_ABLATION', 'train_table', 'table_title', 'write_table', 'read_table_json', 'load_measured', 'rho_curve',
+           'plot_rho_ablation']
 
 # %% ../nbs/08_table.ipynb #n6b8ccd7
 def train_table(base:TrainConfig, # data, model and stage 1, shared by every row
@@ -80,3 +83,32 @@ def load_measured(family:str='digits100_lt_if100')->dict:
         known = sorted(p.name.removesuffix('-table.json') for p in folder.iterdir() if p.name.endswith('-table.json'))
         raise FileNotFoundError(f"no measured table for {family!r}: the package ships {', '.join(known)}.")
     return read_table_json(path)
+
+# %% ../nbs/08_table.ipynb #n5b40945
+PAPER_RHO_ABLATION = {   # §8.5, CIFAR-100-LT IF=100, DR + H2T, ResNet-32: ρ -> (head, medium, tail, overall) top-1 %
+    0.0: (63.81, 46.37, 22.35, 45.68), 0.1: (63.08, 48.69, 25.38, 47.11), 0.2: (61.86, 50.00, 26.93, 47.58),
+    0.3: (62.00, 50.17, 27.07, 47.73), 0.4: (59.58, 50.74, 28.90, 47.59), 0.5: (56.31, 51.34, 30.79, 47.17),
+    0.6: (53.89, 52.06, 30.62, 46.50), 0.7: (51.92, 50.63, 33.24, 46.05), 0.8: (49.36, 52.91, 31.83, 45.52),
+    0.9: (47.94, 50.46, 32.66, 44.39), 1.0: (44.31, 51.51, 33.07, 43.57)}
+
+def rho_curve(table:dict, selection:str='last')->dict[str, np.ndarray]:
+    "ρ and the mean ± std of overall / many / medium / few per ρ from a ρ-ablation `table.json` (rows rho00 ... rho10)."
+    rows = sorted((r for r in table['summary'][selection] if r['row'].startswith('rho')), key=lambda r: r['row'])
+    curve = {'rho': np.array([int(r['row'][3:]) / 10 for r in rows])}
+    for m in ('top1', 'paper_many', 'paper_medium', 'paper_few'):
+        curve[m], curve[m + '_std'] = np.array([r[m] for r in rows]), np.array([r[m + '_std'] for r in rows])
+    return curve
+
+def plot_rho_ablation(curve:dict, paper:dict=PAPER_RHO_ABLATION, title:str=''):
+    "Overall / head / medium / tail accuracy against ρ: this run (mean ± std over seeds) beside the paper's curve."
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(12, 4), layout='constrained')
+    ours, theirs = fig.subplots(1, 2, sharex=True)
+    for i, (m, label) in enumerate((('top1', 'overall'), ('paper_many', 'head'), ('paper_medium', 'medium'), ('paper_few', 'tail'))):
+        ours.errorbar(curve['rho'], curve[m], yerr=curve[m + '_std'], marker='o', capsize=3, label=label, color=f'C{i}')
+        rhos = sorted(paper)
+        theirs.plot(rhos, [paper[r][(3, 0, 1, 2)[i]] for r in rhos], marker='s', ls='--', label=label, color=f'C{i}')
+    ours.set(title=title or 'this package', xlabel='ρ (fraction of channels from the partner)', ylabel='top-1 %')
+    theirs.set(title="the paper (§8.5, CIFAR-100-LT IF=100)", xlabel='ρ (fraction of channels from the partner)')
+    for ax in (ours, theirs): ax.legend(); ax.grid(alpha=.3)
+    return fig
