@@ -54,7 +54,8 @@ def load_checkpoint(path:str|Path, # a stage's last.pt / best.pt / final.pt, or 
     if not path.is_file(): raise FileNotFoundError(f"checkpoint {path} not found: train stage 1 first (h2t-train --stages 1) or fix the path.")
     try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
-        if 'Weights only load failed' not in str(e): raise ValueError(f"checkpoint {path} is corrupt or truncated: re-run the stage that wrote it.") from e
+        # weights_only names the class it refused ('Unsupported global'); any other unpickling error is a damaged file
+        if 'Unsupported global' not in str(e): raise ValueError(f"checkpoint {path} is corrupt or truncated: re-run the stage that wrote it.") from e
         raise ValueError(f"{path} holds Python objects besides tensors and plain data: it is not a checkpoint of h2t_nb nor an official one, "
                          "so it is not loaded.") from e
     except Exception as e: raise ValueError(

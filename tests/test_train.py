@@ -94,8 +94,17 @@ def test_cli_runs_offline_and_never_overwrites(tmp_path):
 
 
 def test_cli_help_lists_presets(tmp_path):
+    "Every preset can be read off --help: by its own line, or as FAMILY_ROW with its row listed on the family's line."
     out = cli('--help', cwd=tmp_path)
-    assert out.returncode == 0 and 'cifar100_lt_if100_dr_h2t' in out.stdout and 'offline' in out.stdout
+    assert out.returncode == 0, out.stderr
+    section = out.stdout.split('presets:\n')[1].split('\n\n')[0]   # up to the options
+    listed = set()
+    for line in map(str.strip, section.splitlines()):
+        if ', ROW one of: ' in line:
+            family, rows = line.split(', ROW one of: ')
+            listed |= {family.removesuffix('_ROW') + '_' + row for row in rows.split()}
+        else: listed.add(line)
+    assert listed == set(PRESETS), set(PRESETS) ^ listed
 
 
 def test_unknown_preset_is_refused_in_one_line_with_the_closest_names(tmp_path):
@@ -432,8 +441,9 @@ def test_loader_pipeline_trains_like_the_device_pipeline(tmp_path):
     b = train_run(replace(cfg, pipeline='loader'), tmp_path / 'loader', quiet=True)['run_dir']
     for stage in ('stage1', 'stage2'):
         wa, wb = weights(a / 'seed0' / stage / 'final.pt'), weights(b / 'seed0' / stage / 'final.pt')
-        # the same batches in the same order; the sums inside the convolutions may run in another order (memory layout): float noise only
-        assert all(torch.allclose(wa[k].float(), wb[k].float(), rtol=1e-4, atol=1e-4) for k in wa), stage
+        # the same batches in the same order, normalised by different ops ((x/255 - mean)/std against x*scale - shift): ulps apart at the
+        # input, grown to ~1e-4 by stage 1 and to ~7e-4 in stage 2's shifted BN statistics. A different draw of a batch moves weights by ~1e-2.
+        assert all(torch.allclose(wa[k].float(), wb[k].float(), rtol=2e-3, atol=2e-3) for k in wa), stage
 
 
 @pytest.fixture(scope='module')
@@ -475,11 +485,11 @@ def test_fast_dev_run_trains_n_batches_and_writes_every_file(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert 'fast dev run: every stage trains 2 batches' in out.stdout and 'FAST DEV RUN of 2 batches: the numbers mean nothing' in out.stdout
     run_dir = tmp_path / 'res' / 'cifar100_lt_if100_dr_h2t'
-    assert {p.name for p in run_dir.iterdir()} >= {'config.json', 'results.json', 'results.csv', 'curves_and_per_class.png', 'seed0'}
+    assert {p.name for p in run_dir.iterdir()} >= {'plan.json', 'results.json', 'results.csv', 'curves_and_per_class.png', 'seed0'}
     results = json.loads((run_dir / 'results.json').read_text())
     assert results['fast_dev_run'] == 2
     for stage in ('stage1', 'stage2'):
-        assert {p.name for p in (run_dir / 'seed0' / stage).iterdir()} == {'best.pt', 'last.pt', 'final.pt'}
+        assert {p.name for p in (run_dir / 'seed0' / stage).iterdir()} == {'best.pt', 'last.pt', 'final.pt', 'report.json'}
         history = results['per_seed']['0'][stage]['history']
         assert [(h['epoch'], h['steps']) for h in history] == [(1, 2)]   # one epoch of two batches
     assert [l.split('  ')[0] for l in out.stdout.splitlines() if l.startswith('stage ')] == ['stage 1 epoch 1/1', 'stage 2 epoch 1/1']
