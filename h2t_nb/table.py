@@ -18,8 +18,8 @@ from .config import Stage2Config, TrainConfig
 from .runs import RunFolder, RunPlan, execute
 
 # %% auto #0
-__all__ = ['PAPER_RHO_ABLATION', 'train_table', 'table_title', 'write_table', 'read_table_json', 'load_measured', 'rho_curve',
-           'plot_rho_ablation']
+__all__ = ['PAPER_RHO_ABLATION', 'train_table', 'table_title', 'write_table', 'read_table_json', 'load_measured',
+           'measured_markdown', 'rho_curve', 'plot_rho_ablation', 'plot_paired_deltas']
 
 # %% ../nbs/08_table.ipynb #n6b8ccd7
 def train_table(base:TrainConfig, # data, model and stage 1, shared by every row
@@ -84,6 +84,14 @@ def load_measured(family:str='digits100_lt_if100')->dict:
         raise FileNotFoundError(f"no measured table for {family!r}: the package ships {', '.join(known)}.")
     return read_table_json(path)
 
+# %% ../nbs/08_table.ipynb #n6f4ddd7
+def measured_markdown(family:str='digits100_lt_if100')->str:
+    "The measured table of `family` as README and the results page show it: its rows under the family's names, paired against its baseline."
+    table, names = load_measured(family), {**ROW_NAMES, **family_table(family)['names']}
+    baseline = table.get('baseline', family_table(family)['baseline'])
+    return markdown_table(table['summary']['last'], table['paired']['last'], table['paper'], table.get('paired_control', {}).get('last', []),
+                          names=names, baseline=names.get(baseline, baseline))
+
 # %% ../nbs/08_table.ipynb #n5b40945
 PAPER_RHO_ABLATION = {   # §8.5, CIFAR-100-LT IF=100, DR + H2T, ResNet-32: ρ -> (head, medium, tail, overall) top-1 %
     0.0: (63.81, 46.37, 22.35, 45.68), 0.1: (63.08, 48.69, 25.38, 47.11), 0.2: (61.86, 50.00, 26.93, 47.58),
@@ -111,4 +119,22 @@ def plot_rho_ablation(curve:dict, paper:dict=PAPER_RHO_ABLATION, title:str=''):
     ours.set(title=title or 'this package', xlabel='ρ (fraction of channels from the partner)', ylabel='top-1 %')
     theirs.set(title="the paper (§8.5, CIFAR-100-LT IF=100)", xlabel='ρ (fraction of channels from the partner)')
     for ax in (ours, theirs): ax.legend(); ax.grid(alpha=.3)
+    return fig
+
+# %% ../nbs/08_table.ipynb #ne336c5a
+def plot_paired_deltas(comparisons:dict[str, dict], # label -> one entry of a table's `paired` or `paired_control` list
+                       metrics=(('top1', 'overall'), ('paper_few', 'few-shot'), ('paper_many', 'many-shot')), title:str=''):
+    "Paired differences with their 95 % intervals, one line per comparison and one panel per metric; zero marked."
+    from matplotlib.figure import Figure
+    labels = list(comparisons)
+    fig = Figure(figsize=(13, 1.2 + 0.42 * len(labels)), layout='constrained')
+    axs, y = fig.subplots(1, len(metrics), sharey=True), np.arange(len(labels))[::-1]
+    for ax, (m, name) in zip(axs, metrics):
+        mid = np.array([comparisons[l][m] for l in labels])
+        low, high = np.array([comparisons[l][m + '_low'] for l in labels]), np.array([comparisons[l][m + '_high'] for l in labels])
+        ax.errorbar(mid, y, xerr=[mid - low, high - mid], fmt='o', capsize=3, color='tab:blue')
+        ax.axvline(0, color='k', lw=.8); ax.grid(alpha=.3, axis='x')
+        ax.set(title=f'Δ {name} accuracy (points)', xlabel='paired difference, 95 % interval')
+    axs[0].set_yticks(y, labels)
+    if title: fig.suptitle(title)
     return fig

@@ -1,8 +1,8 @@
 """Where users run the notebooks: a fresh environment holding only the package (built from this checkout, no dev
 extra), a kernel and Colab's own versions of the libraries we share, used from folders outside the repository.
 
-Every notebook runs there top to bottom twice: in quick mode, as "Run all" on a CPU runtime does, and through its full
-path (`H2T_NB_QUICK=0`) as a fast dev run (`H2T_FAST_DEV_RUN=2`) against CIFAR-10/100 written in torchvision's exact
+Every notebook runs there top to bottom in quick mode, as "Run all" on a CPU runtime does; every notebook that has a full
+path (it branches on `QUICK`) runs again through it (`H2T_NB_QUICK=0`) as a fast dev run (`H2T_FAST_DEV_RUN=2`) against CIFAR-10/100 written in torchvision's exact
 on-disk layout (random pixels) and ImageNet-LT / Places-LT / iNaturalist list files over tiny JPEGs. Building the
 environment takes about two minutes (torch comes from this machine's disk); the notebooks about twenty more.
 """
@@ -24,6 +24,22 @@ from conftest import write_cifar
 ROOT = Path(__file__).resolve().parents[1]
 NBS = sorted(p for p in (ROOT / 'nbs').rglob('*.ipynb') if not any(s.startswith(('_', '.')) for s in p.relative_to(ROOT / 'nbs').parts))
 GPU_NOTEBOOKS = {'02_fusion.ipynb', '05a_pipeline.ipynb', '06_train.ipynb'}   # their `#| gpu` cells say they skipped on a CPU
+
+
+def has_full_path(nb_path)->bool:
+    """Whether the notebook reads `QUICK` anywhere but the two header lines that set it: only then does its full path run other
+    code than its quick path. Elsewhere the full-path run would repeat the quick run with less (a fast dev run skips the checks)."""
+    import tokenize, io
+    for cell in nbformat.read(nb_path, as_version=4).cells:
+        if cell.cell_type != 'code': continue
+        code = '\n'.join(l for l in cell.source.splitlines() if not l.startswith(('QUICK = ', 'QUICK, RUNS = notebook_mode(')) and not l.startswith(('%', '!')))
+        try: names = [t.string for t in tokenize.generate_tokens(io.StringIO(code).readline) if t.type == tokenize.NAME]
+        except (tokenize.TokenError, IndentationError, SyntaxError): names = code.split()
+        if 'QUICK' in names: return True
+    return False
+
+
+FULL_PATH_NBS = [nb for nb in NBS if has_full_path(nb)]
 
 # Colab's GPU runtime, googlecolab/backend-info pip-freeze.gpu.txt (2026): the versions of the libraries h2t_nb shares
 # with it. The tests install exactly these; pyproject's lower bounds must equal them (they are the versions we ran).
@@ -154,8 +170,15 @@ SKIP_MD5 = ("import os as _os, torchvision.datasets.cifar as _cifar\n"
             "_cifar.check_integrity = lambda path, md5=None: _os.path.isfile(path)")
 
 
+def test_full_path_runs_where_a_notebook_has_one():
+    "The notebooks that branch on QUICK get the full-path run; one that only sets it does not."
+    names = {nb.name for nb in FULL_PATH_NBS}
+    assert {'00_data.ipynb', '06_train.ipynb', '06a_runs.ipynb', '06d_hosts.ipynb', '08_table.ipynb', 'cifar100_lt_h2t.ipynb'} <= names
+    assert not names & {'03_models.ipynb', '07_margin.ipynb', '06e_shared_pass.ipynb', '09_colab.ipynb'}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize('nb', NBS, ids=lambda p: str(p.relative_to(ROOT / 'nbs')))
+@pytest.mark.parametrize('nb', FULL_PATH_NBS, ids=lambda p: str(p.relative_to(ROOT / 'nbs')))
 def test_notebook_full_path_in_colab_env(nb, kernel_env, real_format_data, tmp_path):
     "Every cell a GPU user would run, QUICK forced to False, as a fast dev run on the real-format data: the presets' real models and data code."
     kernel_env.setenv('H2T_NB_QUICK', '0')

