@@ -87,8 +87,9 @@ def load_measured(family:str='digits100_lt_if100')->dict:
 # %% ../nbs/08_table.ipynb #n6f4ddd7
 def measured_markdown(family:str='digits100_lt_if100')->str:
     "The measured table of `family` as README and the results page show it: its rows under the family's names, paired against its baseline."
-    table, names = load_measured(family), {**ROW_NAMES, **family_table(family)['names']}
-    baseline = table.get('baseline', family_table(family)['baseline'])
+    table, spec = load_measured(family), family_table(family)
+    names = {**ROW_NAMES, **spec['names']}
+    baseline = table.get('baseline', spec['baseline'])
     return markdown_table(table['summary']['last'], table['paired']['last'], table['paper'], table.get('paired_control', {}).get('last', []),
                           names=names, baseline=names.get(baseline, baseline))
 
