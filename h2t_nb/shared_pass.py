@@ -121,13 +121,13 @@ def predict_rows(models:list[nn.Module], pipeline, samples:torch.Tensor, batch_s
             for out, m in zip(logits, models): out.append(m.forward_head(maps).float())
     return [torch.cat(out).cpu() for out in logits]
 
-def evaluate_rows(rows:list[Stage2Row], pipe, dataset, data:LTData, rt:Runtime)->list[dict]:
-    "Each row's long-tail report on `dataset` (all of it, or a fast dev run's share)."
+def evaluate_rows(rows:list[Stage2Row], pipe, dataset, data:LTData, rt:Runtime)->list[tuple]:
+    "Each row's evaluation `(report, logits, indices)` on `dataset` (all of it, or a fast dev run's share), as `_evaluate` gives one row's."
     cfg = rows[0].cfg
     n = fast_dev_batches(cfg)
     idx = evaluation_indices(len(dataset), n * cfg.eval_batch_size if n else None)
     targets = dataset.targets[idx]
-    return [lt_report(logits, targets, data.counts, data.thresholds, data.index_bounds)
+    return [(lt_report(logits, targets, data.counts, data.thresholds, data.index_bounds), logits, idx)
             for logits in predict_rows([r.model for r in rows], pipe, idx, cfg.eval_batch_size, rt)]
 
 # %% ../nbs/06e_shared_pass.ipynb #n3f1cb11
@@ -141,6 +141,7 @@ def train_group(rows:list[Stage2Row], data:LTData, rt:Runtime, stop_after:int|No
     test_pipe = make_pipeline(cfg, data, data.test, rt)
     fast = fast_dev_batches(cfg)
     epochs = 1 if fast else sc.epochs
+    test = None   # each row's test evaluation of the last epoch trained here, reused by its final report
     for epoch in range(lead.state['epoch'] + 1, epochs):
         if stop_after is not None and epoch >= stop_after: return None
         lrs = [stage2_lr(row.cfg.stage2, epoch) for row in rows]
@@ -158,18 +159,20 @@ def train_group(rows:list[Stage2Row], data:LTData, rt:Runtime, stop_after:int|No
         val = evaluate_rows(rows, val_pipe, data.val, data, rt) if val_pipe is not None else [None] * len(rows)
         test = evaluate_rows(rows, test_pipe, data.test, data, rt)
         for row, row_stats, v, t in zip(rows, stats, val, test):
-            if v is not None: record_validation(2, row.model, rt, row.stage_dir, row.state, row_stats, epoch, v)
-            record_test(row.state, row_stats, epoch, t)
+            if v is not None: record_validation(2, row.model, rt, row.stage_dir, row.state, row_stats, epoch, v[0])
+            record_test(row.state, row_stats, epoch, t[0])
             row.state['epoch'] = epoch; row.state['history'].append(dict(epoch=epoch + 1, **row_stats))
             if not interactive(): print(f"{row.stage_dir.name}: {epoch_line(2, epoch, epochs, row_stats)}", flush=True)
             save_last(2, row.model, row.opt, row.scaler, row.cfg, data, row.state, row.stage_dir)
-    return final_reports(rows, data, rt)
+    return final_reports(rows, data, rt, test)
 
-def final_reports(rows:list[Stage2Row], data:LTData, rt:Runtime)->list[dict]:
+def final_reports(rows:list[Stage2Row], data:LTData, rt:Runtime,
+                  last_tests:list|None=None, # each row's test evaluation of its last epoch, when the loop just made them
+                 )->list[dict]:
     "Each row's final report and `final.pt`; each on a copy of its model, since it loads the row's `best.pt`, whose backbone is not the others'."
     reports = []
-    for row in rows:
-        reports.append(final_report(copy.deepcopy(row.model), row.cfg, data, rt, row.stage_dir, row.state))
+    for row, last_test in zip(rows, last_tests or [None] * len(rows)):
+        reports.append(final_report(copy.deepcopy(row.model), row.cfg, data, rt, row.stage_dir, row.state, last_test))
         save_atomic(load_checkpoint(row.stage_dir / 'last.pt', 2), row.stage_dir / 'final.pt')
     return reports
 

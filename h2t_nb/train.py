@@ -270,16 +270,21 @@ def epoch_generators(cfg:TrainConfig, epoch:int, rt:Runtime, device_pipeline:boo
                       perm=_generator(cfg.seed, epoch, 300 + rt.rank, rt.device) if on_gpu else None)
 
 # %% ../nbs/06_train.ipynb #c037
-def final_report(model:nn.Module, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict)->dict:
+def final_report(model:nn.Module, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict,
+                 last_test:tuple|None=None, # the last epoch's test evaluation `(report, logits, indices)`, when the loop just made it
+                )->dict:
     "Test metrics of the last-epoch model and of the validation-selected one (`best.pt`), with the training history."
     test_pipe = make_pipeline(cfg, data, data.test, rt)
     report = dict(history=state['history'], best_epoch=state['best_epoch'] + 1)
-    report['last'], last_logits, idx = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data, cfg)
+    # the weights the loop evaluated at its last epoch are these: their test pass is reused, not run again
+    report['last'], last_logits, idx = last_test or _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data, cfg)
     report['per_class_last'] = per_class_accuracy(last_logits.argmax(1), data.test.targets[idx], data.num_classes).tolist()
     if state.get('best_test') is not None: report['best_test'] = state['best_test']
     if (stage_dir / 'best.pt').exists():
-        model.load_state_dict(load_checkpoint(stage_dir / 'best.pt')['model'])
-        report['best_val'], *_ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data, cfg)
+        if state['best_epoch'] == state['epoch']: report['best_val'] = report['last']   # best.pt holds the last epoch's weights
+        else:
+            model.load_state_dict(load_checkpoint(stage_dir / 'best.pt')['model'])
+            report['best_val'], *_ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data, cfg)
     return report
 
 # %% ../nbs/06_train.ipynb #n0971427
@@ -307,9 +312,12 @@ def record_test(state:dict, stats:dict, epoch:int, report:dict):
 
 def score_epoch(stage:int, model, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict, stats:dict,
                 epoch:int, val_pipe, test_pipe):
-    "Validate (keeping `best.pt`) and, when `test_pipe` is given, track the best test epoch of the paper's protocol."
+    "Validate (keeping `best.pt`) and, when `test_pipe` is given, track the best test epoch of the paper's protocol; the test evaluation, if any."
     if val_pipe is not None: record_validation(stage, model, rt, stage_dir, state, stats, epoch, _evaluate(model, val_pipe, data.val, cfg.eval_batch_size, rt, data, cfg)[0])
-    if test_pipe is not None: record_test(state, stats, epoch, _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data, cfg)[0])
+    if test_pipe is None: return None
+    test = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data, cfg)
+    record_test(state, stats, epoch, test[0])
+    return test
 
 def save_last(stage:int, model, opt, scaler, cfg:TrainConfig, data:LTData, state:dict, stage_dir:Path):
     "Write `last.pt`: weights, optimiser, scaler, configuration and bookkeeping."
@@ -333,6 +341,7 @@ def train_epochs(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
     test_pipe = make_pipeline(cfg, data, data.test, rt) if track_test else None
     local_batch, fast = sc.batch_size // rt.world, fast_dev_batches(cfg)
     epochs = 1 if fast else sc.epochs   # a fast dev run: one epoch of `fast` batches
+    last_test = None   # the test evaluation of the last epoch trained here (stage 2), reused by the final report
     for epoch in range(state['epoch'] + 1, epochs):
         if stop_after is not None and epoch >= stop_after: return None
         lr = schedule(epoch)
@@ -349,12 +358,12 @@ def train_epochs(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
         n_steps = len(sampler) // local_batch
         if fast: batches, n_steps = itertools.islice(batches, fast), min(fast, n_steps)
         stats = run_epoch(train_step, batches, n_steps, f'stage {stage} epoch {epoch + 1}/{epochs}', rt, stage, epoch, lr)
-        score_epoch(stage, model, cfg, data, rt, stage_dir, state, stats, epoch, val_pipe, test_pipe)
+        last_test = score_epoch(stage, model, cfg, data, rt, stage_dir, state, stats, epoch, val_pipe, test_pipe)
         state['epoch'] = epoch; state['history'].append(dict(epoch=epoch + 1, **stats))
         if rt.main and not interactive(): print(epoch_line(stage, epoch, epochs, stats), flush=True)
         if rt.main: save_last(stage, model, opt, scaler, cfg, data, state, stage_dir)
         rt.barrier()
-    report = final_report(model, cfg, data, rt, stage_dir, state)
+    report = final_report(model, cfg, data, rt, stage_dir, state, last_test)
     if rt.main: save_atomic(load_checkpoint(stage_dir / 'last.pt', stage), stage_dir / 'final.pt')
     rt.barrier()
     return report

@@ -134,16 +134,6 @@ def test_stage2_of_a_host_refuses_another_architectures_stage1(tmp_path, host, o
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('host', ['gcl', 'ride', 'reslt'])
-def test_cifar_host_presets_run_both_stages_on_synthetic_data(tmp_path, host):
-    "The CIFAR-100-LT IF=100 host + H2T presets, their real models and losses, on CIFAR-shaped random data (a fast dev run: the full-epoch command is README's)."
-    out = cli('h2t-train', '--preset', f'cifar100_lt_if100_{host}_h2t', '--synthetic', '--fast-dev-run', '2', '--out', 'res', cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
-    results = json.loads((tmp_path / 'res' / f'cifar100_lt_if100_{host}_h2t' / 'results.json').read_text())
-    assert results['config']['stage2']['fusion'] == 'channels' and set(results['per_seed']['0']) == {'stage1', 'stage2'}
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize('family', ['imagenet_lt_r50_gcl', 'inat2018_r50_ride'])
 def test_large_host_presets_take_one_step_on_synthetic_data(tmp_path, family):
     "The large datasets' GCL and RIDE presets (GPU recipes): validated, and one step of each stage on their synthetic stand-ins."
