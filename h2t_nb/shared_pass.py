@@ -21,7 +21,7 @@ from .methods import fusion_module, stage2_loss, stage2_method, stage2_sampler
 from .metrics import lt_report
 from .models import freeze_backbone
 from .pipeline import DevicePipeline
-from .train import (Runtime, copy_features, epoch_generators, epoch_line, evaluation_indices, fast_dev_batches, final_report,
+from .train import (Runtime, copy_features, epoch_generators, epoch_line, evaluation_samples, fast_dev_batches, final_report,
                           interactive, make_pipeline, mixed_loss, record_test, record_validation, resume_state, run_epoch, save_last,
                           set_loss_epoch, stage2_lr, stage2_model, stage_optimizer)
 
@@ -124,8 +124,7 @@ def predict_rows(models:list[nn.Module], pipeline, samples:torch.Tensor, batch_s
 def evaluate_rows(rows:list[Stage2Row], pipe, dataset, data:LTData, rt:Runtime)->list[tuple]:
     "Each row's evaluation `(report, logits, indices)` on `dataset` (all of it, or a fast dev run's share), as `_evaluate` gives one row's."
     cfg = rows[0].cfg
-    n = fast_dev_batches(cfg)
-    idx = evaluation_indices(len(dataset), n * cfg.eval_batch_size if n else None)
+    idx = evaluation_samples(dataset, cfg)
     targets = dataset.targets[idx]
     return [(lt_report(logits, targets, data.counts, data.thresholds, data.index_bounds), logits, idx)
             for logits in predict_rows([r.model for r in rows], pipe, idx, cfg.eval_batch_size, rt)]

@@ -6,7 +6,7 @@ Docs: https://h2t-nb.github.io/h2t_nb/train.html.md"""
 
 # %% ../nbs/06_train.ipynb #c006
 from __future__ import annotations
-import contextlib, itertools, math, os, sys, time
+import contextlib, functools, itertools, math, os, sys, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,10 +30,10 @@ from .samplers import InstanceSampler, _generator
 # %% auto #0
 __all__ = ['build_model', 'choose_amp', 'choose_channels_last', 'Runtime', 'setup_runtime', 'make_pipeline', 'predict',
            'stage1_lr', 'stage2_lr', 'copy_features', 'Stage2Forward', 'interactive', 'epoch_line', 'run_epoch',
-           'fast_dev_batches', 'evaluation_indices', 'stage_optimizer', 'place_model', 'check_stage1_fits',
-           'stage2_model', 'EpochDraws', 'epoch_generators', 'final_report', 'resume_state', 'record_validation',
-           'record_test', 'score_epoch', 'save_last', 'train_epochs', 'set_loss_epoch', 'mixed_loss', 'train_stage1',
-           'train_stage2']
+           'fast_dev_batches', 'evaluation_indices', 'evaluation_samples', 'stage_optimizer', 'place_model',
+           'check_stage1_fits', 'stage2_model', 'EpochDraws', 'epoch_generators', 'final_report', 'resume_state',
+           'record_validation', 'record_test', 'score_epoch', 'save_last', 'train_epochs', 'set_loss_epoch',
+           'mixed_loss', 'train_stage1', 'train_stage2']
 
 # %% ../nbs/06_train.ipynb #c015
 def build_model(cfg:TrainConfig, num_classes:int, in_chans:int)->nn.Module:
@@ -216,10 +216,14 @@ def evaluation_indices(n:int, # samples in the split
     if limit is None or limit >= n: return torch.arange(n)
     return torch.linspace(0, n - 1, limit).round().long().unique()
 
-def _evaluate(model, pipe, dataset, batch_size, rt, data, cfg):
+def evaluation_samples(dataset, cfg:TrainConfig)->torch.Tensor:
+    "The indices an evaluation of `dataset` reads under `cfg`: all, or a fast dev run's batches' worth spread over the split."
     n = fast_dev_batches(cfg)
-    idx = evaluation_indices(len(dataset), n * batch_size if n else None)
-    logits = predict(model, pipe, idx, batch_size, rt)
+    return evaluation_indices(len(dataset), n * cfg.eval_batch_size if n else None)
+
+def _evaluate(model, pipe, dataset, rt, data, cfg):
+    idx = evaluation_samples(dataset, cfg)
+    logits = predict(model, pipe, idx, cfg.eval_batch_size, rt)
     return lt_report(logits, dataset.targets[idx], data.counts, data.thresholds, data.index_bounds), logits, idx
 
 def stage_optimizer(groups:list[dict], sc, rt:Runtime)->torch.optim.SGD:
@@ -274,17 +278,17 @@ def final_report(model:nn.Module, cfg:TrainConfig, data:LTData, rt:Runtime, stag
                  last_test:tuple|None=None, # the last epoch's test evaluation `(report, logits, indices)`, when the loop just made it
                 )->dict:
     "Test metrics of the last-epoch model and of the validation-selected one (`best.pt`), with the training history."
-    test_pipe = make_pipeline(cfg, data, data.test, rt)
+    test_pipe = functools.cache(lambda: make_pipeline(cfg, data, data.test, rt))   # built once, and only if an evaluation is left to run
     report = dict(history=state['history'], best_epoch=state['best_epoch'] + 1)
     # the weights the loop evaluated at its last epoch are these: their test pass is reused, not run again
-    report['last'], last_logits, idx = last_test or _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data, cfg)
+    report['last'], last_logits, idx = last_test or _evaluate(model, test_pipe(), data.test, rt, data, cfg)
     report['per_class_last'] = per_class_accuracy(last_logits.argmax(1), data.test.targets[idx], data.num_classes).tolist()
     if state.get('best_test') is not None: report['best_test'] = state['best_test']
     if (stage_dir / 'best.pt').exists():
         if state['best_epoch'] == state['epoch']: report['best_val'] = report['last']   # best.pt holds the last epoch's weights
         else:
             model.load_state_dict(load_checkpoint(stage_dir / 'best.pt')['model'])
-            report['best_val'], *_ = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data, cfg)
+            report['best_val'], *_ = _evaluate(model, test_pipe(), data.test, rt, data, cfg)
     return report
 
 # %% ../nbs/06_train.ipynb #n0971427
@@ -313,9 +317,9 @@ def record_test(state:dict, stats:dict, epoch:int, report:dict):
 def score_epoch(stage:int, model, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict, stats:dict,
                 epoch:int, val_pipe, test_pipe):
     "Validate (keeping `best.pt`) and, when `test_pipe` is given, track the best test epoch of the paper's protocol; the test evaluation, if any."
-    if val_pipe is not None: record_validation(stage, model, rt, stage_dir, state, stats, epoch, _evaluate(model, val_pipe, data.val, cfg.eval_batch_size, rt, data, cfg)[0])
+    if val_pipe is not None: record_validation(stage, model, rt, stage_dir, state, stats, epoch, _evaluate(model, val_pipe, data.val, rt, data, cfg)[0])
     if test_pipe is None: return None
-    test = _evaluate(model, test_pipe, data.test, cfg.eval_batch_size, rt, data, cfg)
+    test = _evaluate(model, test_pipe, data.test, rt, data, cfg)
     record_test(state, stats, epoch, test[0])
     return test
 
