@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastcore.docments import docments
 
-from .config import COMPILE_MODES
+from .config import COMPILE_MODES, Stage2Config, TrainConfig
 from .data import h2t_profile
 from .datasets import DATASET_BUILDERS
 from .presets import DEFAULT_PRESET, PAPER, PRESETS, TABLE_FAMILIES, family_rows, family_table, get_preset
@@ -33,6 +33,16 @@ def _runtime_flags(**flags)->dict:
     out = {k: v for k, v in flags.items() if _ASK(v)}
     if 'amp' in out: out['amp'] = None if out['amp'] == 'off' else out['amp']
     return out
+
+def _setting(cfg:TrainConfig, imb_factor=None, train_sources=None, jitter=None, rotate_left=False, width=None, lr2=None,
+             rows:dict|None=None)->tuple[TrainConfig, dict|None]:
+    "`cfg` (and a table's `rows`) with the regime study's flags that were given: data, model width, stage-2 lr; validated now, before any work."
+    given = {k: v for k, v in dict(imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width).items() if _ASK(v)}
+    if lr2 is not None:
+        Stage2Config(lr=lr2)   # a bad lr is refused by name (Stage2Config.lr=...)
+        cfg = replace(cfg, stage2=replace(cfg.stage2, lr=lr2))
+        rows = None if rows is None else {r: replace(s, lr=lr2) for r, s in rows.items()}
+    return replace(cfg, **given), rows
 
 def _refuse_on_resume(command:str, flags:dict):
     "Flags that would change what a folder trains are refused on resume, by name."
@@ -58,13 +68,20 @@ def h2t_train(preset:Annotated[str, {'metavar': 'NAME'}]=None, # what to train: 
               epochs1:int=None, # stage-1 epochs instead of the preset's
               epochs2:int=None, # stage-2 epochs instead of the preset's
               ratio:float=None, # the fusing ratio ρ instead of the preset's
+              lr2:float=None, # stage-2 (peak) learning rate instead of the preset's: with --epochs2, how far stage 2 moves the classifier
+              imb_factor:float=None, # imbalance factor n_max/n_min instead of the preset's (e.g. 200 for a harder tail)
+              train_sources:int=None, # Digits-100-LT: training source images per digit, 23 to 94 (default 25)
+              jitter:int=None, # Digits-100-LT: random shift of each digit in pixels (default 2)
+              rotate_left:bool=False, # Digits-100-LT: left digits turned by 90°, so the tail's left digits share no features with the head's right ones
+              width:int=None, # backbone width for models that take one (small_cnn: 4·WIDTH feature channels; default 32)
               synthetic:bool=False, # random images standing in for the preset's data: CIFAR-LT's shapes and counts, or a list benchmark's classes (checks; accuracy is meaningless)
               fast_dev_run:int=None, # N: every stage trains N batches, then validates and tests on N (checks a preset, data and GPU in a minute; the numbers mean nothing)
              ):
     "Two-stage long-tailed training with H2T: train, evaluate on the balanced test set, and write results to OUT."
     runtime = _runtime_flags(device=device, amp=amp, channels_last=channels_last, compile=compile, compile_mode=compile_mode, data_dir=data_dir, download=download)
     if resume is not None:
-        _refuse_on_resume('h2t-train', dict(preset=preset, stages=stages, stage1_ckpt=stage1_ckpt, ratio=ratio, synthetic=synthetic, fast_dev_run=fast_dev_run))
+        _refuse_on_resume('h2t-train', dict(preset=preset, stages=stages, stage1_ckpt=stage1_ckpt, ratio=ratio, synthetic=synthetic, fast_dev_run=fast_dev_run,
+                                            lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width))
         return resume_run(resume, seeds=seeds, epochs1=epochs1, epochs2=epochs2, runtime=runtime)
     cfg = get_preset(preset or DEFAULT_PRESET)
     if synthetic:
@@ -73,6 +90,7 @@ def h2t_train(preset:Annotated[str, {'metavar': 'NAME'}]=None, # what to train: 
     stage2 = replace(cfg.stage2, **{k: v for k, v in dict(epochs=epochs2, ratio=ratio).items() if v is not None})
     stage1 = replace(cfg.stage1, **({} if epochs1 is None else dict(epochs=epochs1)))
     cfg = replace(cfg, **runtime, stages=tuple(stages or cfg.stages), stage1=stage1, stage2=stage2, fast_dev_run=fast_dev_run or cfg.fast_dev_run)
+    cfg, _ = _setting(cfg, imb_factor, train_sources, jitter, rotate_left, width, lr2)
     return train_run(cfg, out, seeds, stage1_ckpt)
 
 # %% ../nbs/10_cli.ipynb #n27f0553
@@ -88,9 +106,10 @@ h2t_train.__doc__ += '\n\npresets:\n' + _presets_by_family()
 
 # %% ../nbs/10_cli.ipynb #n53dda51
 def table_plan(family:str, seeds:list[int], rows:list[str]|None=None, epochs1:int|None=None, epochs2:int|None=None,
-               fast_dev_run:int|None=None, runtime:dict|None=None)->RunPlan:
-    "A family's table as a plan: its stage-1 preset, its rows (default: the family's), the seeds, and the overrides asked for."
+               fast_dev_run:int|None=None, runtime:dict|None=None, setting:dict|None=None)->RunPlan:
+    "A family's table as a plan: its stage-1 preset, its rows (default: the family's), the seeds, and the overrides asked for (`setting`: `_setting`'s flags)."
     base, stage2 = family_rows(family, rows)
+    base, stage2 = _setting(base, rows=stage2, **(setting or {}))
     for name, value in (('epochs1', epochs1), ('epochs2', epochs2)):
         if value is not None and value < 1: raise ValueError(f"--{name} {value}: train at least 1 epoch.")
     base = replace(base, **(runtime or {}), fast_dev_run=fast_dev_run or 0, stage1=replace(base.stage1, epochs=epochs1 or base.stage1.epochs))
@@ -108,6 +127,12 @@ def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family (list
               epochs1:int=None, # override the stage-1 epochs (quick checks)
               epochs2:int=None, # override the stage-2 epochs (quick checks)
               fast_dev_run:int=None, # N: every stage of every row trains N batches, then validates and tests on N (a minute's check; the numbers mean nothing)
+              lr2:float=None, # every row's stage-2 (peak) learning rate instead of the family's
+              imb_factor:float=None, # imbalance factor instead of the family's (e.g. 200)
+              train_sources:int=None, # Digits-100-LT: training source images per digit, 23 to 94 (default 25)
+              jitter:int=None, # Digits-100-LT: random shift of each digit in pixels (default 2)
+              rotate_left:bool=False, # Digits-100-LT: left digits turned by 90° (no feature sharing between the tail's left digits and the head's right ones)
+              width:int=None, # backbone width for models that take one (small_cnn: 4·WIDTH feature channels)
              ):
     "Train the paper's table: stage 1 once per seed, every stage-2 row from it; print and save it next to the paper's; returns the table's folder."
     runtime = _runtime_flags(device=device, amp=amp, data_dir=data_dir, download=download)
@@ -116,13 +141,15 @@ def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family (list
         saved = folder.read_plan()
         if saved.kind != 'table': raise ValueError(f"{resume} is an h2t-train run folder: resume it with h2t-train --resume {resume}.")
         if family is not None and family != saved.family: raise ValueError(f"{resume} holds a {saved.family} table, not {family}: drop FAMILY (or name its own).")
-        _refuse_on_resume('h2t-table', dict(fast_dev_run=fast_dev_run))
+        _refuse_on_resume('h2t-table', dict(fast_dev_run=fast_dev_run, lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter,
+                                            rotate_left=rotate_left, width=width))
         plan, notes = extend_plan(saved, folder, seeds=seeds, rows=family_rows(saved.family, rows)[1] if rows else None, epochs1=epochs1,
                                   epochs2=epochs2, runtime=runtime)
         outcome = execute(plan, folder, notes=notes)
     else:
         if family is None: raise ValueError("name a table family (h2t-table FAMILY; --help lists them), or --resume a table folder.")
-        plan = table_plan(family, seeds or [0], rows, epochs1, epochs2, fast_dev_run, runtime)
+        setting = dict(lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width)
+        plan = table_plan(family, seeds or [0], rows, epochs1, epochs2, fast_dev_run, runtime, setting)
         outcome = execute(plan, out=out, name=f'{family}-table')
     if outcome['interrupted']: return outcome['run_dir']
     title = table_title(plan.family, plan.base, plan.seeds, fast_dev_batches(plan.base))

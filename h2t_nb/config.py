@@ -6,7 +6,7 @@ Docs: https://h2t-nb.github.io/h2t_nb/config.html.md"""
 
 # %% ../nbs/05d_config.ipynb #c006
 from __future__ import annotations
-import math, numbers, os
+import inspect, math, numbers, os
 from dataclasses import dataclass, field, fields
 
 from .datasets import DATASET_BUILDERS, FILE_DATASETS
@@ -17,13 +17,16 @@ from .models import MODEL_HEADS, MODELS
 from .samplers import FUSED_STREAMS, FUSING_STREAMS
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'PIPELINES', 'AMP_MODES', 'CHANNELS_LAST_MODES', 'COMPILE_MODES', 'FAST_DEV_RUN_ENV',
-           'fast_dev_run_from_env', 'Stage1Config', 'Stage2Config', 'TrainConfig', 'config_from_dict']
+__all__ = ['SCHEDULES', 'PIPELINES', 'AMP_MODES', 'CHANNELS_LAST_MODES', 'COMPILE_MODES', 'DIGITS100_DATASETS', 'DIGITS100_KNOBS',
+           'FAST_DEV_RUN_ENV', 'fast_dev_run_from_env', 'Stage1Config', 'Stage2Config', 'TrainConfig',
+           'config_from_dict']
 
 # %% ../nbs/05d_config.ipynb #n369bdb6
 SCHEDULES, PIPELINES = ('step', 'cosine'), ('auto', 'device', 'loader')
 AMP_MODES, CHANNELS_LAST_MODES = (None, 'auto', 'bf16', 'fp16'), (False, True, 'auto')
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+DIGITS100_DATASETS = ('digits100', 'digits100_cifar')
+DIGITS100_KNOBS = ('train_sources', 'jitter', 'rotate_left')   # TrainConfig fields that shape Digits-100-LT (and nothing else)
 FAST_DEV_RUN_ENV = 'H2T_FAST_DEV_RUN'   # N: every run in this process is a fast dev run of N batches (the notebooks' rehearsal sets it)
 
 def fast_dev_run_from_env()->int:
@@ -130,7 +133,11 @@ class TrainConfig:
     data_seed: int|None = None # seed of the dataset draw; None: the run's seed for Digits-100-LT, the literature's fixed draw elsewhere
     augment: bool = True # random crop (and flip where it makes sense) in training
     rotation: float = 0. # with `augment`: a random rotation by up to ± this many degrees (RIDE's CIFAR recipe: 15)
+    train_sources: int|None = None # Digits-100-LT: training source images per digit, 23 to 94 (None: the frozen 25)
+    jitter: int|None = None # Digits-100-LT: random shift of each digit inside its half, in pixels (None: the frozen 2)
+    rotate_left: bool = False # Digits-100-LT: left digits turned by 90°, so the tail's left digits cannot borrow the head's right-digit features
     model: str = 'small_cnn' # a key of `h2t_nb.models.MODELS`
+    width: int|None = None # the backbone's width, for models that take one (small_cnn: 4·width feature channels); None: the model's own
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
     stages: tuple = (1, 2)
@@ -152,6 +159,7 @@ class TrainConfig:
         if self.data_seed is not None: _number(self, 'data_seed', 0, integer=True)
         for name in ('val_per_class', 'num_workers', 'fast_dev_run'): _number(self, name, 0, integer=True)
         _number(self, 'eval_batch_size', 1, integer=True)
+        self._check_knobs()
         self.stages = tuple(sorted(set(self.stages)))
         if self.stages not in ((1,), (2,), (1, 2)): _refuse(self, 'stages', '(1,), (2,) or (1, 2)')
         if self.device is not None and not str(self.device).split(':')[0] in ('cpu', 'cuda', 'mps'): _refuse(self, 'device', "None, 'cpu' or 'cuda'")
@@ -165,6 +173,21 @@ class TrainConfig:
             if head and MODEL_HEADS.get(self.model) != head: raise ValueError(
                 f"TrainConfig: {what} needs a model with a {head} head, and model={self.model!r} has "
                 f"{MODEL_HEADS.get(self.model, 'a linear one')}: use one of {', '.join(m for m, h in MODEL_HEADS.items() if h == head)}.")
+
+    def _check_knobs(self):
+        "The knobs of the regime study: Digits-100-LT's difficulty and the backbone's width, each refused where it means nothing."
+        given = [k for k in DIGITS100_KNOBS if getattr(self, k) not in (None, False)]
+        if given and self.dataset not in DIGITS100_DATASETS: raise ValueError(
+            f"TrainConfig: {', '.join(f'{k}={getattr(self, k)!r}' for k in given)} shapes Digits-100-LT only, and dataset={self.dataset!r}: "
+            f"drop it, or use dataset 'digits100' or 'digits100_cifar'.")
+        if self.train_sources is not None: _number(self, 'train_sources', 23, 94, integer=True)   # 23: a head class needs 500 distinct pairs; 94: the smallest pool
+        if self.jitter is not None: _number(self, 'jitter', 0, 8, integer=True)
+        if not isinstance(self.rotate_left, bool): _refuse(self, 'rotate_left', 'True or False')
+        if self.width is not None:
+            _number(self, 'width', 1, integer=True)
+            if 'width' not in inspect.signature(MODELS[self.model]).parameters: raise ValueError(
+                f"TrainConfig: width={self.width} needs a model that takes a width, and model={self.model!r} does not: "
+                f"use one of {', '.join(m for m, make in MODELS.items() if 'width' in inspect.signature(make).parameters)}, or drop width.")
 
 # %% ../nbs/05d_config.ipynb #n571f444
 def _stage2_from_old(d:dict)->dict:

@@ -317,14 +317,17 @@ def compose_pairs(digits:torch.Tensor, # uint8 source digits, N×8×8
                   left:np.ndarray, right:np.ndarray, # source index of each pair's left and right digit
                   canvas:str='compact', # 'compact' ((8+2j)×(16+2j), 1 channel) or 'cifar' (3×32×32)
                   jitter:int=0, # j: random shift of each digit inside its half, up to 2j rows and j columns
-                  rng:np.random.RandomState|None=None)->torch.Tensor: # source of the offsets (needed when jitter > 0)
+                  rng:np.random.RandomState|None=None, # source of the offsets (needed when jitter > 0)
+                  rotate_left:bool=False, # draw every left digit turned by 90°, so no left digit looks like any right one
+                 )->torch.Tensor:
     "uint8 images of digit pairs, N×1×(8+2j)×(16+2j) (`compact`) or N×3×32×32 (`cifar`)."
     if canvas not in DIGITS100_CANVASES: raise ValueError(f"canvas={canvas!r}: use one of {sorted(DIGITS100_CANVASES)}.")
     n, j = len(left), jitter
     offsets = rng.randint(0, [2 * j + 1, j + 1, 2 * j + 1, j + 1], size=(n, 4)) if j else np.zeros((n, 4), int)
     out = torch.zeros(n, 8 + 2 * j, 16 + 2 * j, dtype=torch.uint8)
+    lefts = digits[np.asarray(left)].rot90(1, (1, 2)) if rotate_left else digits[np.asarray(left)]   # counter-clockwise; 8×8 stays 8×8
     for i, (dy_l, dx_l, dy_r, dx_r) in enumerate(offsets):   # left digit in columns [0, 8+j), right one in [8+j, 16+2j)
-        out[i, dy_l:dy_l + 8, dx_l:dx_l + 8] = digits[left[i]]
+        out[i, dy_l:dy_l + 8, dx_l:dx_l + 8] = lefts[i]
         out[i, dy_r:dy_r + 8, 8 + j + dx_r:16 + j + dx_r] = digits[right[i]]
     if canvas == 'compact': return out[:, None]
     h = round(out.shape[1] * 32 / out.shape[2])
@@ -342,6 +345,7 @@ def digits100_lt(imb_factor:float=100, # n_max/n_min; 100, 50 and 200 give CIFAR
                  test_per_class:int=100, # balanced test images per class (CIFAR-100's 100)
                  jitter:int=JITTER, # random shift of each digit (the frozen difficulty, see below)
                  train_sources:int|None=TRAIN_SOURCES, # training source images per digit (None: all that the pools leave)
+                 rotate_left:bool=False, # left digits turned by 90°: the tail's left digits can no longer be learned from the head's right ones
                  seed:int=0, # seed of the pools and of the pairs
                  transform=None)->LTSplits: # per-item transform of the training split
     "Digits-100-LT: ordered pairs of real digits as 100 classes with CIFAR-100-LT's exact long-tailed counts."
@@ -355,7 +359,7 @@ def digits100_lt(imb_factor:float=100, # n_max/n_min; 100, 50 and 200 give CIFAR
     for split, ns in per_class.items():
         pairs = [distinct_pairs(n, pools[split][c // 10], pools[split][c % 10], rng) for c, n in enumerate(ns)]
         left, right = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
-        ds = LTImageDataset(compose_pairs(digits, left, right, canvas, jitter, rng), np.repeat(np.arange(100), ns), names,
+        ds = LTImageDataset(compose_pairs(digits, left, right, canvas, jitter, rng, rotate_left), np.repeat(np.arange(100), ns), names,
                             transform if split == 'train' else None, f'digits100-LT IF={imb_factor:g} {split}')
         ds.sources = torch.from_numpy(np.stack([left, right], 1))   # N×2 scikit-learn indices of each image's digits
         splits[split] = ds

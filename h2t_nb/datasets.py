@@ -57,8 +57,9 @@ def build_digits(cfg)->LTData:
                   augment=Augment(padding=cfg.augment * 1, flip=False, mean=DIGITS_MEAN, std=DIGITS_STD))
 
 def build_digits100(cfg, canvas:str='compact')->LTData:
-    "Digits-100-LT (CIFAR-100-LT's class counts, offline), drawn from `data_seed(cfg)`; no flips (a flip would mirror the pair)."
-    s = digits100_lt(cfg.imb_factor, canvas=canvas, val_per_class=cfg.val_per_class, seed=data_seed(cfg))
+    "Digits-100-LT (CIFAR-100-LT's class counts, offline), drawn from `data_seed(cfg)` with the config's knobs; no flips (a flip would mirror the pair)."
+    knobs = {k: getattr(cfg, k, None) for k in ('train_sources', 'jitter') if getattr(cfg, k, None) is not None}   # None: the frozen difficulty
+    s = digits100_lt(cfg.imb_factor, canvas=canvas, val_per_class=cfg.val_per_class, seed=data_seed(cfg), rotate_left=getattr(cfg, 'rotate_left', False), **knobs)
     pad, chans = (4 if canvas == 'cifar' else 1), s.train.images.shape[1]
     return LTData(s.train, _val_or_none(cfg, s.val), s.test, s.train.counts, chans, (100, 20), (36, 71),
                   augment=Augment(padding=cfg.augment * pad, flip=False, mean=DIGITS_MEAN * chans, std=DIGITS_STD * chans))

@@ -23,10 +23,10 @@ from .shared_pass import share_groups, train_stage2_rows
 from .train import Runtime, check_stage1_fits, fast_dev_batches, interactive, setup_runtime, train_stage1, train_stage2
 
 # %% auto #0
-__all__ = ['PLAN_FILE', 'RESULTS_FILE', 'TRAINED_FIELDS', 'SHARED_PASS_ENV', 'RUNTIME_OVERRIDES', 'RunPlan', 'RunFolderBusy',
-           'RunFolder', 'trained_fields', 'fingerprint', 'cached_report', 'store_report', 'cached_or_trained',
-           'shared_pass_on', 'train_plan', 'execute', 'extend_plan', 'run_plan', 'write_run_files', 'train_run',
-           'resume_run', 'continue_or_run']
+__all__ = ['PLAN_FILE', 'RESULTS_FILE', 'TRAINED_FIELDS', 'OPTIONAL_TRAINED_FIELDS', 'SHARED_PASS_ENV', 'RUNTIME_OVERRIDES',
+           'RunPlan', 'RunFolderBusy', 'RunFolder', 'trained_fields', 'fingerprint', 'cached_report', 'store_report',
+           'cached_or_trained', 'shared_pass_on', 'train_plan', 'execute', 'extend_plan', 'run_plan', 'write_run_files',
+           'train_run', 'resume_run', 'continue_or_run']
 
 # %% ../nbs/06a_runs.ipynb #nb18f946
 PLAN_FILE = 'plan.json'
@@ -124,10 +124,12 @@ class RunFolder:
 
 # %% ../nbs/06a_runs.ipynb #n858df12
 TRAINED_FIELDS = ('dataset', 'imb_factor', 'val_per_class', 'augment', 'model', 'seed', 'fast_dev_run')
+OPTIONAL_TRAINED_FIELDS = ('rotation', 'train_sources', 'jitter', 'rotate_left', 'width')   # booked only when set (the regime study's knobs, RIDE's rotation)
 
 def trained_fields(cfg:TrainConfig, stage:int, stage1_ckpt:str|None=None)->dict:
     "What a stage's result depends on: the data (with its draw), the model, the seed and the stages' settings, as JSON data."
     d = {k: getattr(cfg, k) for k in TRAINED_FIELDS} | dict(data_seed=data_seed(cfg), stage1=asdict(cfg.stage1))
+    d |= {k: getattr(cfg, k) for k in OPTIONAL_TRAINED_FIELDS if getattr(cfg, k) not in (None, False)}   # only when set: older folders keep their fingerprints
     if stage == 2: d['stage2'] = asdict(cfg.stage2)
     if stage1_ckpt: d['stage1'] = f'checkpoint {Path(stage1_ckpt).name}'   # stage 2 from a given file: its settings are not ours
     return json.loads(json.dumps(d))   # tuples become lists, as they read back

@@ -37,9 +37,9 @@ __all__ = ['build_model', 'choose_amp', 'choose_channels_last', 'Runtime', 'setu
 
 # %% ../nbs/06_train.ipynb #c015
 def build_model(cfg:TrainConfig, num_classes:int, in_chans:int)->nn.Module:
-    "The configured backbone + head, initialised from `cfg.seed`."
+    "The configured backbone + head (at `cfg.width` when given), initialised from `cfg.seed`."
     torch.manual_seed(cfg.seed)   # model init is the only use of torch's global RNG
-    return MODELS[cfg.model](num_classes, in_chans)
+    return MODELS[cfg.model](num_classes, in_chans, **({} if cfg.width is None else dict(width=cfg.width)))
 
 # %% ../nbs/06_train.ipynb #n9c6fc61
 def choose_amp(amp:str|None, # 'auto', 'bf16', 'fp16' or None

@@ -536,3 +536,37 @@ def test_a_copied_half_finished_run_resumes_to_the_same_numbers(tmp_path):
         a, b = weights(whole / 'seed0' / stage / 'final.pt'), weights(again / 'seed0' / stage / 'final.pt')
         assert all(torch.equal(a[k], b[k]) for k in a), stage
     assert json.loads((whole / 'results.json').read_text())['summary'] == json.loads((again / 'results.json').read_text())['summary']
+
+
+def test_regime_knobs_reach_the_run_and_its_data(tmp_path):
+    "The regime study's flags (#21): each lands in the plan, in what the stages book as trained, and in the data and model they shape."
+    from h2t_nb.config import config_from_dict
+    from h2t_nb.datasets import build_data
+    out = cli('--preset', 'digits100_lt_if100_dr_h2t', '--train-sources', '30', '--jitter', '3', '--rotate-left', '--width', '8',
+              '--lr2', '0.005', '--imb-factor', '200', '--fast-dev-run', '2', '--out', 'res', cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_dir = tmp_path / 'res' / 'digits100_lt_if100_dr_h2t'
+    base = json.loads((run_dir / 'plan.json').read_text())['base']
+    assert (base['train_sources'], base['jitter'], base['rotate_left'], base['width'], base['imb_factor'], base['stage2']['lr']) == (30, 3, True, 8, 200, 0.005)
+    trained = json.loads((run_dir / 'seed0' / 'stage1' / 'report.json').read_text())['trained']
+    assert {k: trained[k] for k in ('train_sources', 'jitter', 'rotate_left', 'width', 'imb_factor')} == dict(train_sources=30, jitter=3, rotate_left=True, width=8, imb_factor=200)
+    assert weights(run_dir / 'seed0' / 'stage1' / 'final.pt')['fc.weight'].shape == (100, 32)   # 4 · width feature channels
+    stage2 = json.loads((run_dir / 'seed0' / 'stage2' / 'report.json').read_text())
+    assert max(h['lr'] for h in stage2['history']) <= 0.005 and stage2['trained']['stage2']['lr'] == 0.005
+    data = build_data(config_from_dict(base))
+    assert tuple(data.train.images.shape[1:]) == (1, 8 + 2 * 3, 16 + 2 * 3) and sum(data.counts) == 9502   # jitter 3, CIFAR-100-LT IF 200's count
+    assert len(set(data.train.sources.flatten().tolist())) == 10 * 30
+    upright = build_data(config_from_dict({**base, 'rotate_left': False}))
+    assert torch.equal(upright.train.images[..., 8 + 3:], data.train.images[..., 8 + 3:])   # right digits as they were
+    assert not torch.equal(upright.train.images[..., :8 + 3], data.train.images[..., :8 + 3])   # left digits turned
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--jitter', '3', '--preset', 'cifar100_lt_if100_dr_h2t', '--synthetic'], "jitter=3 shapes Digits-100-LT only"),
+    (['--train-sources', '20'], 'TrainConfig.train_sources=20 is not accepted: use an integer >= 23 and <= 94'),
+    (['--width', '8', '--preset', 'digits100_lt_if100_r32_dr_h2t'], "model='resnet32' does not"),
+    (['--lr2', '0'], 'Stage2Config.lr=0.0 is not accepted: use a number > 0'),
+])
+def test_bad_regime_knobs_are_refused_before_any_folder(tmp_path, args, message):
+    one_line_failure(cli(*args, '--out', 'res', cwd=tmp_path), message)
+    assert not (tmp_path / 'res').exists()
