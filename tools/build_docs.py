@@ -201,6 +201,8 @@ def main():
     doc_url = f"{cfg.doc_host.rstrip('/')}{cfg.doc_baseurl.rstrip('/')}" if cfg.get('doc_host') else 'https://h2t-nb.github.io/h2t_nb'
     shutil.rmtree(STAGE, ignore_errors=True); STAGE.mkdir()
     shutil.copy(ROOT / 'docs' / 'colab-badge.svg', STAGE)
+    # figures of the measured evidence that markdown cells show by relative path (README's, from nbs/index.ipynb)
+    shutil.copytree(ROOT / 'nbs' / 'measured', STAGE / 'measured', ignore=lambda d, names: [n for n in names if not n.endswith('.png')])
     from h2t_nb._modidx import d as modidx
     api = api_objects(modidx)
     names = {}

@@ -14,7 +14,8 @@ def readme_text(nb_path=ROOT / 'nbs' / 'index.ipynb') -> str:
     nb, parts = nbformat.read(nb_path, as_version=4), []
     for cell in nb.cells:
         src = cell.source.strip()
-        if cell.cell_type == 'markdown': parts.append(src)
+        # figures beside the notebooks (nbs/measured/...) are linked from README at the repository root
+        if cell.cell_type == 'markdown': parts.append(src.replace('](measured/', '](nbs/measured/'))
         elif cell.cell_type == 'code' and not src.startswith('#|'):
             parts.append(f'```python\n{src}\n```')
             text = ''.join(o.get('text', '') or o.get('data', {}).get('text/plain', '') for o in cell.get('outputs', []))
