@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastcore.docments import docments
 
-from .config import COMPILE_MODES, Stage2Config, TrainConfig
+from .config import COMPILE_MODES, TrainConfig
 from .data import h2t_profile
 from .datasets import DATASET_BUILDERS
 from .presets import DEFAULT_PRESET, PAPER, PRESETS, TABLE_FAMILIES, family_rows, family_table, get_preset
@@ -39,8 +39,7 @@ def _setting(cfg:TrainConfig, imb_factor=None, train_sources=None, jitter=None, 
     "`cfg` (and a table's `rows`) with the regime study's flags that were given: data, model width, stage-2 lr; validated now, before any work."
     given = {k: v for k, v in dict(imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width).items() if _ASK(v)}
     if lr2 is not None:
-        Stage2Config(lr=lr2)   # a bad lr is refused by name (Stage2Config.lr=...)
-        cfg = replace(cfg, stage2=replace(cfg.stage2, lr=lr2))
+        cfg = replace(cfg, stage2=replace(cfg.stage2, lr=lr2))   # replace validates: a bad lr is refused by name (Stage2Config.lr=...)
         rows = None if rows is None else {r: replace(s, lr=lr2) for r, s in rows.items()}
     return replace(cfg, **given), rows
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect, math, numbers, os
 from dataclasses import dataclass, field, fields
 
-from .datasets import DATASET_BUILDERS, FILE_DATASETS
+from .datasets import DATASET_BUILDERS, DIGITS100_DATASETS, FILE_DATASETS
 from .fusion import check_ratio
 import h2t_nb.hosts   # registers the hosts' models, losses and methods (GCL, LDAM-DRW, RIDE, ResLT) before any check
 from .methods import FUSIONS, STAGE1_LOSSES, STAGE2_METHODS, check_loss_args
@@ -17,15 +17,13 @@ from .models import MODEL_HEADS, MODELS
 from .samplers import FUSED_STREAMS, FUSING_STREAMS
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'PIPELINES', 'AMP_MODES', 'CHANNELS_LAST_MODES', 'COMPILE_MODES', 'DIGITS100_DATASETS', 'DIGITS100_KNOBS',
-           'FAST_DEV_RUN_ENV', 'fast_dev_run_from_env', 'Stage1Config', 'Stage2Config', 'TrainConfig',
-           'config_from_dict']
+__all__ = ['SCHEDULES', 'PIPELINES', 'AMP_MODES', 'CHANNELS_LAST_MODES', 'COMPILE_MODES', 'DIGITS100_KNOBS', 'FAST_DEV_RUN_ENV',
+           'fast_dev_run_from_env', 'Stage1Config', 'Stage2Config', 'TrainConfig', 'config_from_dict']
 
 # %% ../nbs/05d_config.ipynb #n369bdb6
 SCHEDULES, PIPELINES = ('step', 'cosine'), ('auto', 'device', 'loader')
 AMP_MODES, CHANNELS_LAST_MODES = (None, 'auto', 'bf16', 'fp16'), (False, True, 'auto')
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
-DIGITS100_DATASETS = ('digits100', 'digits100_cifar')
 DIGITS100_KNOBS = ('train_sources', 'jitter', 'rotate_left')   # TrainConfig fields that shape Digits-100-LT (and nothing else)
 FAST_DEV_RUN_ENV = 'H2T_FAST_DEV_RUN'   # N: every run in this process is a fast dev run of N batches (the notebooks' rehearsal sets it)
 

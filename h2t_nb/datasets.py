@@ -15,9 +15,9 @@ from .data import (CIFAR10LT, CIFAR100LT, LTImageDataset, digits_lt, digits100_l
 from .pipeline import CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD, IMAGENET_MEAN, IMAGENET_STD, Augment
 
 # %% auto #0
-__all__ = ['LIST_INDEX_BOUNDS', 'INAT_MEAN', 'INAT_STD', 'LIST_CLASSES', 'DATASET_BUILDERS', 'FILE_DATASETS', 'LTData',
-           'data_seed', 'build_digits', 'build_digits100', 'synthetic_cifar', 'build_cifar', 'synthetic_list_benchmark',
-           'build_list_benchmark', 'build_data']
+__all__ = ['DIGITS100_DATASETS', 'LIST_INDEX_BOUNDS', 'INAT_MEAN', 'INAT_STD', 'LIST_CLASSES', 'DATASET_BUILDERS',
+           'FILE_DATASETS', 'LTData', 'data_seed', 'build_digits', 'build_digits100', 'synthetic_cifar', 'build_cifar',
+           'synthetic_list_benchmark', 'build_list_benchmark', 'build_data']
 
 # %% ../nbs/05b_datasets.ipynb #nd70d4ce
 @dataclass
@@ -39,10 +39,12 @@ class LTData:
         return len(self.counts)
 
 # %% ../nbs/05b_datasets.ipynb #nfae71ab
+DIGITS100_DATASETS = ('digits100', 'digits100_cifar')   # the datasets drawn per seed (and shaped by TrainConfig's Digits-100-LT knobs)
+
 def data_seed(cfg)->int:
     "The seed of the dataset draw: `cfg.data_seed`, else the run's seed for Digits-100-LT and the literature's fixed 0 elsewhere."
     if cfg.data_seed is not None: return cfg.data_seed
-    return cfg.seed if cfg.dataset in ('digits100', 'digits100_cifar') else 0
+    return cfg.seed if cfg.dataset in DIGITS100_DATASETS else 0
 
 def _val_or_none(cfg, val):
     "No validation split when `val_per_class` is 0 (an empty one would break the per-epoch validation)."

@@ -31,7 +31,7 @@ __all__ = ['REGIME_FAMILY', 'REGIME_ROWS', 'FUSION_ROWS', 'GENTLE_LR', 'NARROW_W
 # %% ../nbs/11_regimes.ipynb #n659e130
 REGIME_FAMILY = 'digits100_lt_if100'   # the CPU recipe: small CNN, 20 + 10 epochs
 REGIME_ROWS = ('dr', 'no_fusion', 'dr_h2t_rho01', 'dr_h2t', 'dr_h2t_rho03', 'dr_h2t_rho05', 'ratio1')
-FUSION_ROWS = {'dr_h2t_rho01': 0.1, 'dr_h2t': 0.25, 'dr_h2t_rho03': 0.3, 'dr_h2t_rho05': 0.5, 'ratio1': 1.0}   # row -> ρ
+FUSION_ROWS = {row: s.ratio for row, s in family_rows(REGIME_FAMILY, REGIME_ROWS)[1].items() if s.fusion == 'channels'}   # row -> ρ, as the presets set it
 GENTLE_LR = 0.005   # frozen by the calibration below: ρ = 1 − DR on validation is −2.8 there (the paper: −2.11); 0.02 gives −35
 NARROW_WIDTH = 16   # frozen by the calibration below: the narrowest width whose DR stays within 5 validation points (d = 64)
 REGIME_LRS = (0.02, GENTLE_LR)   # the mobility levels: the recipe's stage-2 lr and the calibrated gentle one
@@ -149,8 +149,8 @@ def mobility_gauge(compact_setting:dict)->list[dict]:
     for lr in lrs:
         dr, r1 = row_name(lr, 'dr'), row_name(lr, 'ratio1')
         val = lambda row: float(np.mean([r[row]['val'] for r in per_seed if row in r]))
-        out.append(dict(lr=lr, stage1_val=val('stage1'), dr_val=val(dr), ratio1_val=val(r1) if all(r1 in r for r in per_seed) else math.nan,
-                        gauge=val(r1) - val(dr) if all(r1 in r for r in per_seed) else math.nan))
+        ratio1 = val(r1) if all(r1 in r for r in per_seed) else math.nan
+        out.append(dict(lr=lr, stage1_val=val('stage1'), dr_val=val(dr), ratio1_val=ratio1, gauge=ratio1 - val(dr)))
     return out
 
 def choose_mobility(gauge:list[dict], target:float=PAPER_RATIO1_DROP)->float:
