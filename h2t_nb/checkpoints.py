@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .models import official_resnet32_state_dict
+from .models import classifier_keys, official_resnet32_state_dict, resnet32
 
 # %% auto #0
 __all__ = ['save_atomic', 'write_text_atomic', 'load_checkpoint']
@@ -41,9 +41,10 @@ def _official_stage1(ckpt:dict, path:Path)->dict:
         f"{path} is an official MiSLAS stage-2 checkpoint (it holds a learned logit scale, state_dict_lws_model): "
         "stage 2 starts from a stage-1 one (train_stage1.py's model_best.pth.tar).")
     weights = official_resnet32_state_dict(ckpt)
-    if 'fc.weight' not in weights or 'fc.bias' not in weights: raise ValueError(
+    classifier = classifier_keys(resnet32())   # where ResNet-32 keeps the classifier stage 2 re-trains, asked through get_classifier()
+    if any(k not in weights for k in classifier): raise ValueError(
         f"{path} has no classifier (state_dict_classifier with fc.weight and fc.bias): stage 2 re-trains the stage-1 classifier, so it needs one.")
-    return dict(format='h2t_nb', stage=1, model=weights, model_name='resnet32', num_classes=len(weights['fc.bias']),
+    return dict(format='h2t_nb', stage=1, model=weights, model_name='resnet32', num_classes=weights[classifier[0]].shape[0],
                 source=f'official checkpoint {path.name}')
 
 def load_checkpoint(path:str|Path, # a stage's last.pt / best.pt / final.pt, or an official release

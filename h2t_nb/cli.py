@@ -25,7 +25,8 @@ __all__ = ['EXPECTED_ERRORS', 'h2t_train', 'table_plan', 'h2t_table', 'command_p
            'profile_main']
 
 # %% ../nbs/10_cli.ipynb #n5e1c9b5
-EXPECTED_ERRORS = (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError, FloatingPointError, RunFolderBusy)
+EXPECTED_ERRORS = (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError, FloatingPointError, RunFolderBusy,
+                   ConnectionError, ModuleNotFoundError)   # weights that cannot be downloaded, an optional extra not installed
 _ASK = lambda v: v is not None and v is not False   # a flag the user gave (0 and 0.0 count: `--ratio 0` is a request)
 
 def _runtime_flags(**flags)->dict:
@@ -34,10 +35,11 @@ def _runtime_flags(**flags)->dict:
     if 'amp' in out: out['amp'] = None if out['amp'] == 'off' else out['amp']
     return out
 
-def _setting(cfg:TrainConfig, imb_factor=None, train_sources=None, jitter=None, rotate_left=False, width=None, lr2=None,
-             rows:dict|None=None)->tuple[TrainConfig, dict|None]:
-    "`cfg` (and a table's `rows`) with the regime study's flags that were given: data, model width, stage-2 lr; validated now, before any work."
-    given = {k: v for k, v in dict(imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width).items() if _ASK(v)}
+def _setting(cfg:TrainConfig, imb_factor=None, train_sources=None, jitter=None, rotate_left=False, width=None, lr2=None, model=None,
+             pretrained=False, image_size=None, rows:dict|None=None)->tuple[TrainConfig, dict|None]:
+    "`cfg` (and a table's `rows`) with the flags that were given: data, model (its width, its weights), stage-2 lr; validated now, before any work."
+    given = {k: v for k, v in dict(imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width,
+                                    model=model, pretrained=pretrained, image_size=image_size).items() if _ASK(v)}
     if lr2 is not None:
         cfg = replace(cfg, stage2=replace(cfg.stage2, lr=lr2))   # replace validates: a bad lr is refused by name (Stage2Config.lr=...)
         rows = None if rows is None else {r: replace(s, lr=lr2) for r, s in rows.items()}
@@ -73,6 +75,9 @@ def h2t_train(preset:Annotated[str, {'metavar': 'NAME'}]=None, # what to train: 
               jitter:int=None, # Digits-100-LT: random shift of each digit in pixels (default 2)
               rotate_left:bool=False, # Digits-100-LT: left digits turned by 90°, so the tail's left digits share no features with the head's right ones
               width:int=None, # backbone width for models that take one (small_cnn: 4·WIDTH feature channels; default 32)
+              model:str=None, # the backbone instead of the preset's: small_cnn, resnet32, ..., or timm:NAME for any timm model (pip install "h2t_nb[timm]")
+              pretrained:bool=False, # timm models: start from timm's pretrained weights (downloaded from the Hugging Face hub on first use)
+              image_size:int=None, # in-memory data: resize every image to IMAGE_SIZE² after augmentation (ImageNet-pretrained models: 224)
               synthetic:bool=False, # random images standing in for the preset's data: CIFAR-LT's shapes and counts, or a list benchmark's classes (checks; accuracy is meaningless)
               fast_dev_run:int=None, # N: every stage trains N batches, then validates and tests on N (checks a preset, data and GPU in a minute; the numbers mean nothing)
              ):
@@ -80,7 +85,8 @@ def h2t_train(preset:Annotated[str, {'metavar': 'NAME'}]=None, # what to train: 
     runtime = _runtime_flags(device=device, amp=amp, channels_last=channels_last, compile=compile, compile_mode=compile_mode, data_dir=data_dir, download=download)
     if resume is not None:
         _refuse_on_resume('h2t-train', dict(preset=preset, stages=stages, stage1_ckpt=stage1_ckpt, ratio=ratio, synthetic=synthetic, fast_dev_run=fast_dev_run,
-                                            lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width))
+                                            lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width,
+                                            model=model, pretrained=pretrained, image_size=image_size))
         return resume_run(resume, seeds=seeds, epochs1=epochs1, epochs2=epochs2, runtime=runtime)
     cfg = get_preset(preset or DEFAULT_PRESET)
     if synthetic:
@@ -89,7 +95,7 @@ def h2t_train(preset:Annotated[str, {'metavar': 'NAME'}]=None, # what to train: 
     stage2 = replace(cfg.stage2, **{k: v for k, v in dict(epochs=epochs2, ratio=ratio).items() if v is not None})
     stage1 = replace(cfg.stage1, **({} if epochs1 is None else dict(epochs=epochs1)))
     cfg = replace(cfg, **runtime, stages=tuple(stages or cfg.stages), stage1=stage1, stage2=stage2, fast_dev_run=fast_dev_run or cfg.fast_dev_run)
-    cfg, _ = _setting(cfg, imb_factor, train_sources, jitter, rotate_left, width, lr2)
+    cfg, _ = _setting(cfg, imb_factor, train_sources, jitter, rotate_left, width, lr2, model, pretrained, image_size)
     return train_run(cfg, out, seeds, stage1_ckpt)
 
 # %% ../nbs/10_cli.ipynb #n27f0553
@@ -132,6 +138,9 @@ def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family (list
               jitter:int=None, # Digits-100-LT: random shift of each digit in pixels (default 2)
               rotate_left:bool=False, # Digits-100-LT: left digits turned by 90° (no feature sharing between the tail's left digits and the head's right ones)
               width:int=None, # backbone width for models that take one (small_cnn: 4·WIDTH feature channels)
+              model:str=None, # every row's backbone instead of the family's: small_cnn, resnet32, ..., or timm:NAME (pip install "h2t_nb[timm]")
+              pretrained:bool=False, # timm models: start from timm's pretrained weights (downloaded from the Hugging Face hub on first use)
+              image_size:int=None, # in-memory data: resize every image to IMAGE_SIZE² after augmentation (ImageNet-pretrained models: 224)
              ):
     "Train the paper's table: stage 1 once per seed, every stage-2 row from it; print and save it next to the paper's; returns the table's folder."
     runtime = _runtime_flags(device=device, amp=amp, data_dir=data_dir, download=download)
@@ -141,13 +150,14 @@ def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family (list
         if saved.kind != 'table': raise ValueError(f"{resume} is an h2t-train run folder: resume it with h2t-train --resume {resume}.")
         if family is not None and family != saved.family: raise ValueError(f"{resume} holds a {saved.family} table, not {family}: drop FAMILY (or name its own).")
         _refuse_on_resume('h2t-table', dict(fast_dev_run=fast_dev_run, lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter,
-                                            rotate_left=rotate_left, width=width))
+                                            rotate_left=rotate_left, width=width, model=model, pretrained=pretrained, image_size=image_size))
         plan, notes = extend_plan(saved, folder, seeds=seeds, rows=family_rows(saved.family, rows)[1] if rows else None, epochs1=epochs1,
                                   epochs2=epochs2, runtime=runtime)
         outcome = execute(plan, folder, notes=notes)
     else:
         if family is None: raise ValueError("name a table family (h2t-table FAMILY; --help lists them), or --resume a table folder.")
-        setting = dict(lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width)
+        setting = dict(lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width,
+                       model=model, pretrained=pretrained, image_size=image_size)
         plan = table_plan(family, seeds or [0], rows, epochs1, epochs2, fast_dev_run, runtime, setting)
         outcome = execute(plan, out=out, name=f'{family}-table')
     if outcome['interrupted']: return outcome['run_dir']

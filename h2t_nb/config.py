@@ -15,6 +15,7 @@ import h2t_nb.hosts   # registers the hosts' models, losses and methods (GCL, LD
 from .methods import FUSIONS, STAGE1_LOSSES, STAGE2_METHODS, check_loss_args
 from .models import MODEL_HEADS, MODELS
 from .samplers import FUSED_STREAMS, FUSING_STREAMS
+from .timm_models import TIMM_PREFIX, check_timm_name, timm_available
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'PIPELINES', 'AMP_MODES', 'CHANNELS_LAST_MODES', 'COMPILE_MODES', 'DIGITS100_KNOBS', 'FAST_DEV_RUN_ENV',
@@ -134,8 +135,10 @@ class TrainConfig:
     train_sources: int|None = None # Digits-100-LT: training source images per digit, 23 to 94 (None: the frozen 25)
     jitter: int|None = None # Digits-100-LT: random shift of each digit inside its half, in pixels (None: the frozen 2)
     rotate_left: bool = False # Digits-100-LT: left digits turned by 90°, so the tail's left digits cannot borrow the head's right-digit features
-    model: str = 'small_cnn' # a key of `h2t_nb.models.MODELS`
+    model: str = 'small_cnn' # a key of `h2t_nb.models.MODELS`, or 'timm:NAME' for a timm model (pip install "h2t_nb[timm]")
     width: int|None = None # the backbone's width, for models that take one (small_cnn: 4·width feature channels); None: the model's own
+    pretrained: bool = False # timm models: start from timm's pretrained weights (downloaded from the Hugging Face hub on first use)
+    image_size: int|None = None # in-memory data: every image resized to image_size² after augmentation (pretrained ImageNet models: 224); None: as stored
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
     stages: tuple = (1, 2)
@@ -151,7 +154,7 @@ class TrainConfig:
     fast_dev_run: int = 0 # N > 0: every stage trains N batches, then validates and tests on N batches (its numbers mean nothing)
 
     def __post_init__(self):
-        _one_of(self, 'dataset', tuple(DATASET_BUILDERS)); _one_of(self, 'model', tuple(MODELS)); _one_of(self, 'amp', AMP_MODES)
+        _one_of(self, 'dataset', tuple(DATASET_BUILDERS)); self._check_model(); _one_of(self, 'amp', AMP_MODES)
         _one_of(self, 'compile_mode', COMPILE_MODES); _one_of(self, 'pipeline', PIPELINES); _one_of(self, 'channels_last', CHANNELS_LAST_MODES)
         _number(self, 'imb_factor', 1); _number(self, 'seed', 0, integer=True); _number(self, 'rotation', 0, 180)
         if self.data_seed is not None: _number(self, 'data_seed', 0, integer=True)
@@ -172,6 +175,20 @@ class TrainConfig:
                 f"TrainConfig: {what} needs a model with a {head} head, and model={self.model!r} has "
                 f"{MODEL_HEADS.get(self.model, 'a linear one')}: use one of {', '.join(m for m, h in MODEL_HEADS.items() if h == head)}.")
 
+    def _check_model(self):
+        "A registered model or a timm one (`timm:NAME`, checked against timm's list where timm is installed); pretrained weights only for timm models."
+        if isinstance(self.model, str) and self.model.startswith(TIMM_PREFIX):
+            if timm_available(): check_timm_name(self.model)   # without timm, building the model says how to install it (before any folder)
+        elif self.model not in MODELS: _refuse(self, 'model', f"one of {', '.join(map(repr, MODELS))}, or 'timm:NAME' for a timm model")
+        if not isinstance(self.pretrained, bool): _refuse(self, 'pretrained', 'True or False')
+        if self.image_size is not None:
+            _number(self, 'image_size', 8, 1024, integer=True)
+            if self.dataset in FILE_DATASETS: raise ValueError(
+                f"TrainConfig: image_size={self.image_size} resizes in-memory images, and {self.dataset} is read from files at its own 224-pixel crop: drop it.")
+        if self.pretrained and not self.model.startswith(TIMM_PREFIX): raise ValueError(
+            f"TrainConfig: pretrained=True loads timm's weights, and model={self.model!r} is not a timm model: use model='timm:NAME' "
+            "(resnet152_imagenet starts from torchvision's ImageNet weights).")
+
     def _check_knobs(self):
         "The knobs of the regime study: Digits-100-LT's difficulty and the backbone's width, each refused where it means nothing."
         given = [k for k in DIGITS100_KNOBS if getattr(self, k) not in (None, False)]
@@ -183,7 +200,7 @@ class TrainConfig:
         if not isinstance(self.rotate_left, bool): _refuse(self, 'rotate_left', 'True or False')
         if self.width is not None:
             _number(self, 'width', 1, integer=True)
-            if 'width' not in inspect.signature(MODELS[self.model]).parameters: raise ValueError(
+            if self.model not in MODELS or 'width' not in inspect.signature(MODELS[self.model]).parameters: raise ValueError(
                 f"TrainConfig: width={self.width} needs a model that takes a width, and model={self.model!r} does not: "
                 f"use one of {', '.join(m for m, make in MODELS.items() if 'width' in inspect.signature(make).parameters)}, or drop width.")
 

@@ -6,7 +6,7 @@ Docs: https://h2t-nb.github.io/h2t_nb/datasets.html.md"""
 
 # %% ../nbs/05b_datasets.ipynb #c006
 from __future__ import annotations
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -15,7 +15,7 @@ from .data import (CIFAR10LT, CIFAR100LT, LTImageDataset, digits_lt, digits100_l
 from .pipeline import CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD, IMAGENET_MEAN, IMAGENET_STD, Augment
 
 # %% auto #0
-__all__ = ['DIGITS100_DATASETS', 'LIST_INDEX_BOUNDS', 'INAT_MEAN', 'INAT_STD', 'LIST_CLASSES', 'DATASET_BUILDERS',
+__all__ = ['DIGITS100_DATASETS', 'FILE_CROP', 'LIST_INDEX_BOUNDS', 'INAT_MEAN', 'INAT_STD', 'LIST_CLASSES', 'DATASET_BUILDERS',
            'FILE_DATASETS', 'LTData', 'data_seed', 'build_digits', 'build_digits100', 'synthetic_cifar', 'build_cifar',
            'synthetic_list_benchmark', 'build_list_benchmark', 'build_data']
 
@@ -37,6 +37,12 @@ class LTData:
     def num_classes(self)->int:
         "Number of classes C."
         return len(self.counts)
+
+    @property
+    def image_size(self)->tuple[int, int]:
+        "Height and width of the images the model sees: the file pipeline's crop, the augmentation's resize, or the in-memory images' own."
+        if self.transforms is not None: return (FILE_CROP, FILE_CROP)
+        return (self.augment.resize,) * 2 if self.augment.resize else tuple(self.train.images.shape[-2:])
 
 # %% ../nbs/05b_datasets.ipynb #nfae71ab
 DIGITS100_DATASETS = ('digits100', 'digits100_cifar')   # the datasets drawn per seed (and shaped by TrainConfig's Digits-100-LT knobs)
@@ -91,11 +97,13 @@ def build_cifar(cfg, num_classes:int=100, synthetic:bool=False)->LTData:
                   augment=Augment(padding=cfg.augment * 4, flip=cfg.augment, mean=CIFAR_MEAN, std=CIFAR_STD, rotation=cfg.augment * cfg.rotation))
 
 # %% ../nbs/05b_datasets.ipynb #ncbf3c19
+FILE_CROP = 224   # the file benchmarks' training crop and evaluation centre crop
+
 def _imagenet_transforms(mean, std):
     from torchvision.transforms import v2
     finish = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
-    train = v2.Compose([v2.RandomResizedCrop(224), v2.RandomHorizontalFlip(), v2.ColorJitter(0.4, 0.4, 0.4, 0), *finish])
-    return train, v2.Compose([v2.Resize(256), v2.CenterCrop(224), *finish])
+    train = v2.Compose([v2.RandomResizedCrop(FILE_CROP), v2.RandomHorizontalFlip(), v2.ColorJitter(0.4, 0.4, 0.4, 0), *finish])
+    return train, v2.Compose([v2.Resize(256), v2.CenterCrop(FILE_CROP), *finish])
 
 # MiSLAS's head / medium / tail index ranges (config/*/*.yaml: head_class_idx, med_class_idx, tail_class_idx)
 LIST_INDEX_BOUNDS = {'imagenet_lt': (390, 835), 'places_lt': (131, 288), 'inat2018': (842, 4543)}
@@ -139,4 +147,6 @@ FILE_DATASETS = ('imagenet_lt', 'places_lt', 'inat2018')   # read from image fil
 def build_data(cfg)->LTData:
     "Train / val / test datasets and report conventions for `cfg.dataset`; missing data fails here, before any training."
     if cfg.dataset not in DATASET_BUILDERS: raise ValueError(f"unknown dataset {cfg.dataset!r}: use one of {', '.join(DATASET_BUILDERS)}.")
-    return DATASET_BUILDERS[cfg.dataset](cfg)
+    data = DATASET_BUILDERS[cfg.dataset](cfg)
+    if getattr(cfg, 'image_size', None): data.augment = replace(data.augment, resize=cfg.image_size)   # in-memory data only (TrainConfig checks)
+    return data

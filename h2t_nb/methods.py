@@ -100,9 +100,9 @@ def stage1_loss(sc, counts)->Callable:
     "The stage-1 loss `sc.loss` for the training counts, built with `sc.loss_args`."
     return STAGE1_LOSSES[sc.loss].build(counts, dict(sc.loss_args))
 
-def fusion_module(sc)->nn.Module|None:
-    "What happens between the backbone and the head: H2T (`'channels'`), the whole-sample swap, or nothing."
-    if sc.fusion == 'channels': return H2T(sc.ratio, sc.per_sample)
+def fusion_module(sc, channel_dim:int|None=None)->nn.Module|None: # `channel_dim`: the model's channel axis (-1 for tokens); None: 1
+    "What happens between the backbone and the head: H2T (`'channels'`, on the model's channel axis), the whole-sample swap, or nothing."
+    if sc.fusion == 'channels': return H2T(sc.ratio, sc.per_sample, channel_dim=channel_dim)
     if sc.fusion == 'whole_swap': return WholeSampleSwap(sc.ratio)
     return None
 

@@ -14,7 +14,7 @@ from torch import nn
 # %% auto #0
 __all__ = ['MODEL_HEADS', 'MODELS', 'LogitScale', 'FeatureHeadModel', 'BasicBlock', 'CIFARResNet', 'resnet32',
            'official_resnet32_state_dict', 'TorchvisionResNet', 'resnet50', 'resnext50', 'resnet152', 'SmallCNN',
-           'freeze_backbone']
+           'freeze_backbone', 'classifier_keys']
 
 # %% ../nbs/03_models.ipynb #c009
 class LogitScale(nn.Module):
@@ -75,7 +75,6 @@ class BasicBlock(nn.Module):
         self.stride = stride
     def shortcut(self, x):
         "Identity, or option A when the shape changes: subsample by the stride and zero-pad the new channels."
-        "Identity, or option A when the shape changes: subsample by the stride and zero-pad the new channels."
         if not self.pad and self.stride == 1: return x
         x = x[:, :, ::self.stride, ::self.stride]
         return F.pad(x, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))   # zero channels on both sides
@@ -102,7 +101,6 @@ class CIFARResNet(FeatureHeadModel):
         self.fc = nn.Linear(self.num_features, num_classes)
         self.init_weights()
     def init_weights(self):
-        "Kaiming-normal weights for every convolution and linear layer, as the LDAM-DRW ResNet-32 starts."
         "Kaiming-normal weights for every convolution and linear layer, as the LDAM-DRW ResNet-32 starts."
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)): nn.init.kaiming_normal_(m.weight)
@@ -190,6 +188,12 @@ def freeze_backbone(model:FeatureHeadModel, # a model with a head (`head_modules
     for m in model.modules():   # a head's BatchNorm always learns its statistics in training; the backbone's only with shift-BN
         if isinstance(m, nn.modules.batchnorm._BatchNorm): m.train(model.training and (shift_bn or id(m) in in_head))
     return [p for m in head_modules for p in m.parameters()]
+
+def classifier_keys(model:nn.Module)->list[str]:
+    "The state-dict keys of `model.get_classifier()`, found by identity rather than by name (`fc.weight`, `net.head.fc.weight`, ...)."
+    classifier = model.get_classifier()
+    prefix = next(name for name, m in model.named_modules() if m is classifier)
+    return [f'{prefix}.{k}' if prefix else k for k in classifier.state_dict()]
 
 # %% ../nbs/03_models.ipynb #nf0e5fb8
 def _rgb_only(make, **kwargs):

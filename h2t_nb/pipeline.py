@@ -32,6 +32,7 @@ class Augment:
     mean: tuple = CIFAR_MEAN # per-channel mean of images scaled to [0, 1]
     std: tuple = CIFAR_STD # per-channel standard deviation
     rotation: float = 0. # random rotation by up to ± this many degrees, after crop and flip (RIDE: 15); 0: none
+    resize: int|None = None # every image (training and evaluation) resized to resize×resize after augmentation, bilinear; None: as stored
 
     def transform(self, size:tuple[int, int], # image height and width
                   train:bool=True)->v2.Compose:
@@ -39,7 +40,8 @@ class Augment:
         steps = [v2.RandomCrop(size, padding=self.padding)] if train and self.padding else []
         if train and self.flip: steps.append(v2.RandomHorizontalFlip())
         if train and self.rotation: steps.append(v2.RandomRotation(self.rotation))
-        return v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)])
+        resize = [v2.Resize((self.resize, self.resize), antialias=False)] if self.resize else []
+        return v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True), *resize, v2.Normalize(self.mean, self.std)])
 
 # %% ../nbs/05a_pipeline.ipynb #c011
 def batch_crop(padded:torch.Tensor, # B×C×(H+2p)×(W+2p) zero-padded images
@@ -82,7 +84,7 @@ class DevicePipeline:
         self.shift = (torch.tensor(augment.mean, device=self.device) / torch.tensor(augment.std, device=self.device)).view(1, -1, 1, 1)
 
     def load(self, idx:torch.Tensor, train:bool, generator:torch.Generator|None)->tuple[torch.Tensor, torch.Tensor]:
-        "Normalised float images and labels for `idx`, augmented when `train`."
+        "Normalised float images and labels for `idx`, augmented when `train`, resized when the augmentation asks for it."
         if train and (self.augment.padding or self.augment.flip or self.augment.rotation):
             draw_device = generator.device if generator is not None else self.device
             if self.augment.padding:   # crop straight from the padded copy: one gather per image, not two
@@ -93,8 +95,10 @@ class DevicePipeline:
                 x = batch_flip(x, (torch.rand(len(idx), generator=generator, device=draw_device) < .5).to(self.device))
             if self.augment.rotation:
                 angles = (torch.rand(len(idx), generator=generator, device=draw_device) * 2 - 1) * self.augment.rotation
-                return batch_rotate(x.float(), angles) * self.scale - self.shift, self.targets[idx]
+                x = batch_rotate(x.float(), angles)
         else: x = self.images[idx]
+        if self.augment.resize:   # last, as Resize at the end of the per-image transform: the model sees resize×resize
+            x = F.interpolate(x.float(), size=(self.augment.resize,) * 2, mode='bilinear', align_corners=False, antialias=False)
         return x.float() * self.scale - self.shift, self.targets[idx]
 
     def batches(self, indices:torch.Tensor, # N sample indices, or N×2 (fused, fusing) pairs

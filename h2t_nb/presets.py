@@ -13,8 +13,8 @@ from .config import Stage1Config, Stage2Config, TrainConfig
 
 # %% auto #0
 __all__ = ['RATIO_RELEASED', 'RATIO_PAPER', 'NO_FUSION_CONTROL', 'PRESETS', 'DIGITS100_CPU_EPOCHS', 'DEFAULT_PRESET', 'PAPER',
-           'ALL_ROWS', 'TABLE_FAMILIES', 'HOSTS', 'HOST_MODELS', 'RESLT_BETA', 'stage2_rows', 'get_preset',
-           'family_table', 'family_rows', 'host_stage1', 'host_rows']
+           'ALL_ROWS', 'TABLE_FAMILIES', 'HOSTS', 'HOST_MODELS', 'RESLT_BETA', 'TIMM_FINETUNE', 'stage2_rows',
+           'get_preset', 'family_table', 'family_rows', 'host_stage1', 'host_rows']
 
 # %% ../nbs/06b_presets.ipynb #nf8d5f3f
 RATIO_RELEASED, RATIO_PAPER = 0.25, 0.3   # rho of the released configs (README re-run: 47.80) / of the paper's ablation peak (47.73)
@@ -241,3 +241,18 @@ for prefix, dataset, cosine, experts, epochs, wd in (('imagenet_lt_r50', 'imagen
     for host, rows in (('gcl', ('host', 'no_fusion', 'h2t')), ('ride', ('dr', 'no_fusion', 'h2t'))):
         TABLE_FAMILIES[f'{prefix}_{host}'] = dict(paper=f'{prefix}_{host}', rows=rows, baseline='host' if host == 'gcl' else 'stage1',
                                                   controls={'h2t': 'no_fusion'}, names=_host_names(host))
+
+# %% ../nbs/06b_presets.ipynb #n68ea977
+# ImageNet-pretrained timm models fine-tuned on CIFAR-100-LT (GPU; the timm extra; weights from the Hugging Face hub). H2T
+# published no such recipe, so these are assumptions, neither tuned nor measured: stage 1 fine-tunes the whole model
+# the usual way for pretrained ViTs and ResNets (SGD with momentum, a one-epoch warm-up, cosine, no weight decay, light
+# mixup, images resized to 224 on the device); stage 2 is CIFAR-100-LT IF=100's DR rows, with H2T on the model's own
+# channel axis (the ViT's tokens: the embedding axis).
+TIMM_FINETUNE = {'vit_s16': 'vit_small_patch16_224.augreg_in21k_ft_in1k', 'r50': 'resnet50.a1_in1k'}
+for _short, _name in TIMM_FINETUNE.items():
+    _family(f'cifar100_lt_if100_timm_{_short}', TrainConfig(
+        name='', dataset='cifar100', imb_factor=100, model=f'timm:{_name}', pretrained=True, image_size=224,
+        stage1=Stage1Config(epochs=15, batch_size=128, lr=0.01, weight_decay=0., schedule='cosine', warmup_epochs=1, mixup_alpha=0.2)),
+        _dr(100), _mislas(100))
+    TABLE_FAMILIES[f'cifar100_lt_if100_timm_{_short}'] = dict(paper=f'cifar100_lt_if100_timm_{_short}', rows=('dr', 'no_fusion', 'dr_h2t', 'dr_h2t_rho03'))
+    PAPER[f'cifar100_lt_if100_timm_{_short}'] = {}   # the paper has no such rows

@@ -20,7 +20,7 @@ from .data import free_path
 from .datasets import LTData, build_data, data_seed
 from .reports import plot_run, run_summary, run_summary_text, write_csv
 from .shared_pass import share_groups, train_stage2_rows
-from .train import Runtime, check_stage1_fits, fast_dev_batches, interactive, setup_runtime, train_stage1, train_stage2
+from .train import Runtime, check_model, check_stage1_fits, fast_dev_batches, interactive, setup_runtime, train_stage1, train_stage2
 
 # %% auto #0
 __all__ = ['PLAN_FILE', 'RESULTS_FILE', 'TRAINED_FIELDS', 'OPTIONAL_TRAINED_FIELDS', 'SHARED_PASS_ENV', 'RUNTIME_OVERRIDES',
@@ -124,7 +124,7 @@ class RunFolder:
 
 # %% ../nbs/06a_runs.ipynb #n858df12
 TRAINED_FIELDS = ('dataset', 'imb_factor', 'val_per_class', 'augment', 'model', 'seed', 'fast_dev_run')
-OPTIONAL_TRAINED_FIELDS = ('rotation', 'train_sources', 'jitter', 'rotate_left', 'width')   # booked only when set (the regime study's knobs, RIDE's rotation)
+OPTIONAL_TRAINED_FIELDS = ('rotation', 'train_sources', 'jitter', 'rotate_left', 'width', 'pretrained', 'image_size')   # booked only when set (the regime study's knobs, RIDE's rotation, timm weights, a resize)
 
 def trained_fields(cfg:TrainConfig, stage:int, stage1_ckpt:str|None=None)->dict:
     "What a stage's result depends on: the data (with its draw), the model, the seed and the stages' settings, as JSON data."
@@ -220,6 +220,7 @@ def execute(plan:RunPlan, folder:RunFolder|None=None, out:str|Path='runs', name:
             stop_after:dict|None=None, quiet:bool=False)->dict:
     "Check the plan, its data and device, then train it in `folder` (default: a new `out/name`) under the folder's lock."
     data = build_data(plan.config(plan.seeds[0]))                       # missing data fails now, before any work
+    check_model(plan.base, data)                                        # ... and a model that cannot read it, or weights that cannot be had
     shared_pass_on()                                                    # ... and a bad H2T_SHARED_PASS
     if plan.stage1_ckpt: check_stage1_fits(load_checkpoint(plan.stage1_ckpt, stage=1), plan.base, data)   # ... and a missing, foreign or unfitting file
     rt = setup_runtime(plan.base)                                       # ... and a device that is not there

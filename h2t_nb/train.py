@@ -7,7 +7,7 @@ Docs: https://h2t-nb.github.io/h2t_nb/train.html.md"""
 # %% ../nbs/06_train.ipynb #c006
 from __future__ import annotations
 import contextlib, functools, itertools, math, os, sys, time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,23 +23,40 @@ from .datasets import LTData
 from .losses import mixup
 from .methods import STAGE1_LOSSES, fusion_module, stage1_loss, stage2_loss, stage2_method, stage2_parameter_groups, stage2_sampler
 from .metrics import lt_report, per_class_accuracy
-from .models import MODELS, freeze_backbone
+from .models import MODELS, FeatureHeadModel, freeze_backbone
+from .timm_models import TIMM_PREFIX, as_h2t_model, timm_model
 from .pipeline import DevicePipeline, LoaderPipeline
 from .samplers import InstanceSampler, _generator
 
 # %% auto #0
-__all__ = ['build_model', 'choose_amp', 'choose_channels_last', 'Runtime', 'setup_runtime', 'make_pipeline', 'predict',
-           'stage1_lr', 'stage2_lr', 'copy_features', 'Stage2Forward', 'interactive', 'epoch_line', 'run_epoch',
-           'fast_dev_batches', 'evaluation_indices', 'evaluation_samples', 'stage_optimizer', 'place_model',
-           'check_stage1_fits', 'stage2_model', 'EpochDraws', 'epoch_generators', 'final_report', 'resume_state',
-           'record_validation', 'record_test', 'score_epoch', 'save_last', 'train_epochs', 'set_loss_epoch',
-           'mixed_loss', 'train_stage1', 'train_stage2']
+__all__ = ['build_model', 'check_model', 'choose_amp', 'choose_channels_last', 'Runtime', 'setup_runtime', 'make_pipeline',
+           'predict', 'stage1_lr', 'stage2_lr', 'copy_features', 'Stage2Forward', 'interactive', 'epoch_line',
+           'run_epoch', 'fast_dev_batches', 'evaluation_indices', 'evaluation_samples', 'stage_optimizer',
+           'place_model', 'check_stage1_fits', 'stage2_model', 'EpochDraws', 'epoch_generators', 'final_report',
+           'resume_state', 'record_validation', 'record_test', 'score_epoch', 'save_last', 'train_epochs',
+           'set_loss_epoch', 'mixed_loss', 'train_stage1', 'train_stage2']
 
 # %% ../nbs/06_train.ipynb #c015
-def build_model(cfg:TrainConfig, num_classes:int, in_chans:int)->nn.Module:
-    "The configured backbone + head (at `cfg.width` when given), initialised from `cfg.seed`."
+def build_model(cfg:TrainConfig, num_classes:int, in_chans:int,
+                image_size:tuple[int, int]|None=None, # the dataset's H×W (timm transformers are built for it)
+               )->FeatureHeadModel:
+    "The configured backbone + head (at `cfg.width` when given, a timm model for 'timm:NAME'), initialised from `cfg.seed`."
     torch.manual_seed(cfg.seed)   # model init is the only use of torch's global RNG
-    return MODELS[cfg.model](num_classes, in_chans, **({} if cfg.width is None else dict(width=cfg.width)))
+    if cfg.model.startswith(TIMM_PREFIX): return timm_model(cfg.model, num_classes, in_chans, image_size, pretrained=cfg.pretrained)
+    return as_h2t_model(MODELS[cfg.model](num_classes, in_chans, **({} if cfg.width is None else dict(width=cfg.width))))
+
+def check_model(cfg:TrainConfig, data:LTData):
+    "Build the model on the meta device and pass two of the dataset's images through it, then fetch pretrained weights: a model that cannot read the data, or weights that cannot be had, fail now, before any folder."
+    H, W = data.image_size
+    with torch.device('meta'):
+        try: model = build_model(replace(cfg, pretrained=False), data.num_classes, data.in_chans, data.image_size).eval()
+        except OSError as e: raise ValueError(f"model={cfg.model!r} could not be built ({e}): its weights download on first use, "
+                                              "so connect to the internet.") from None
+        try: model(torch.zeros(2, data.in_chans, H, W))
+        except (RuntimeError, AssertionError) as e: raise ValueError(   # timm asserts input sizes
+            f"model={cfg.model!r} cannot read {data.in_chans}×{H}×{W} images ({str(e).splitlines()[0]}): use a model made for small images, "
+            "or larger images (Digits-100-LT at 32×32: the digits100_lt_if100_r32 presets).") from None
+    if cfg.pretrained: build_model(cfg, data.num_classes, data.in_chans, data.image_size)   # downloads once; the run reads the cache
 
 # %% ../nbs/06_train.ipynb #n9c6fc61
 def choose_amp(amp:str|None, # 'auto', 'bf16', 'fp16' or None
@@ -247,7 +264,7 @@ def check_stage1_fits(init:dict|None, cfg:TrainConfig, data:LTData):
 def stage2_model(cfg:TrainConfig, data:LTData, rt:Runtime, init:dict)->tuple[nn.Module, list[dict]]:
     "Stage 2's starting model (the stage-1 checkpoint `init`, a fresh classifier when asked, the method's adaptation) and its parameter groups."
     check_stage1_fits(init, cfg, data)
-    model = build_model(cfg, data.num_classes, data.in_chans)
+    model = build_model(cfg, data.num_classes, data.in_chans, data.image_size)
     model.load_state_dict(init['model'])
     if cfg.stage2.reinit_classifier: torch.manual_seed(cfg.seed + 1); model.reset_classifier(data.num_classes)
     groups = stage2_parameter_groups(model, cfg.stage2)   # after loading: stage-1 checkpoints hold no adaptation
@@ -385,7 +402,7 @@ def mixed_loss(loss_fn, out, y_a, y_b, lam:float):
 def train_stage1(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, stop_after:int|None=None)->dict|None:
     "Stage 1 (representation learning) in `stage_dir`, resuming from its `last.pt`; the report, or None if stopped early."
     sc = cfg.stage1
-    model = place_model(build_model(cfg, data.num_classes, data.in_chans), rt)
+    model = place_model(build_model(cfg, data.num_classes, data.in_chans, data.image_size), rt)
     opt = stage_optimizer([dict(params=list(model.parameters()), peak_lr=sc.lr)], sc, rt)
     net, sampler = _ddp(model, rt), InstanceSampler(data.train.targets, **_shard(cfg, rt))
     loss_fn, parts = stage1_loss(sc, data.counts), STAGE1_LOSSES[sc.loss].parts is not None
@@ -403,7 +420,7 @@ def train_stage2(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, i
     sc = cfg.stage2
     model, groups = stage2_model(cfg, data, rt, init)
     opt = stage_optimizer(groups, sc, rt)
-    net, sampler = _ddp(Stage2Forward(model, fusion_module(sc)), rt), stage2_sampler(sc, data.train.targets, **_shard(cfg, rt))
+    net, sampler = _ddp(Stage2Forward(model, fusion_module(sc, getattr(model, 'channel_dim', None))), rt), stage2_sampler(sc, data.train.targets, **_shard(cfg, rt))
     loss_fn, parts = stage2_loss(sc, data.counts), stage2_method(sc).parts is not None
     if isinstance(loss_fn, nn.Module): loss_fn = loss_fn.to(rt.device)
     def step(batch, draws):

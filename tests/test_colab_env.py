@@ -59,14 +59,15 @@ def test_lower_bounds_are_the_colab_versions_the_tests_install():
 
 @pytest.fixture(scope='session')
 def colab_env(tmp_path_factory):
-    "A venv with the built wheel, pandas and ipykernel at Colab's versions (no nbdev, no dev extra), and a kernelspec for it."
+    "A venv with the built wheel (and timm, which Colab ships), pandas and ipykernel at Colab's versions (no nbdev, no dev extra), and a kernelspec for it."
     where = tmp_path_factory.mktemp('colab')
     subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', str(ROOT), '-w', str(where / 'wheel')],
                    check=True, capture_output=True)
     (where / 'constraints.txt').write_text(''.join(f'{name}=={version}\n' for name, version in COLAB.items()))
     subprocess.run([sys.executable, '-m', 'venv', str(where / 'env')], check=True)
     python = where / 'env' / 'bin' / 'python'
-    install = subprocess.run([str(python), '-m', 'pip', 'install', '-q', *map(str, (where / 'wheel').glob('*.whl')), 'pandas', 'ipykernel',
+    wheel = next((where / 'wheel').glob('*.whl'))
+    install = subprocess.run([str(python), '-m', 'pip', 'install', '-q', f'{wheel}[timm]', 'pandas', 'ipykernel',   # Colab ships timm (its version unpinned here)
                               '-c', str(where / 'constraints.txt')], capture_output=True, text=True)
     assert install.returncode == 0, install.stderr[-3000:]
     spec = where / 'jupyter' / 'kernels' / KERNEL
