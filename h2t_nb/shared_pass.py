@@ -21,9 +21,9 @@ from .methods import fusion_module, stage2_loss, stage2_method, stage2_sampler
 from .metrics import lt_report
 from .models import freeze_backbone
 from .pipeline import DevicePipeline
-from .train import (Runtime, copy_features, epoch_generators, epoch_line, evaluation_samples, fast_dev_batches, final_report,
+from .train import (Runtime, backbone_streams, epoch_generators, epoch_line, evaluation_samples, fast_dev_batches, final_report,
                           interactive, make_pipeline, mixed_loss, record_test, record_validation, resume_state, run_epoch, save_last,
-                          set_loss_epoch, stage2_lr, stage2_model, stage_optimizer)
+                          set_loss_epoch, stage2_lr, stage2_model, stage_optimizer, fused_logits)
 
 # %% auto #0
 __all__ = ['HEAD_ONLY_FIELDS', 'share_key', 'share_groups', 'Stage2Row', 'build_row', 'head_of', 'share_backbone', 'shared_step',
@@ -97,14 +97,11 @@ def shared_step(rows:list[Stage2Row], batch, rt:Runtime)->list[torch.Tensor]:
     x_fused, y_fused, *partner = batch
     with rt.autocast():
         x_fused, y_a, y_b, lam = mixup(x_fused, y_fused, sc.mixup_alpha, lead.draws.mix, lead.draws.perm)
-        with torch.no_grad():
-            maps = lead.model.forward_features(x_fused)
-            partner_maps = lead.model.forward_features(partner[0]) if partner else None
+        maps, partner_maps = backbone_streams(lead.model, x_fused, partner[0] if partner else None)   # once for every row
     losses = []
     for row in rows:
-        with rt.autocast():
-            f = maps if row.fuse is None else row.fuse(copy_features(maps), partner_maps, generator=row.draws.mask)
-            loss = mixed_loss(row.loss_fn, row.model.forward_head(f, parts=row.parts), y_a, y_b, lam)
+        with rt.autocast():   # each row's fusion and head, exactly as Stage2Forward runs them for a row alone
+            loss = mixed_loss(row.loss_fn, fused_logits(row.model, row.fuse, maps, partner_maps, row.draws.mask, row.parts), y_a, y_b, lam)
         row.opt.zero_grad(set_to_none=True)
         row.scaler.scale(loss).backward(); row.scaler.step(row.opt); row.scaler.update()
         losses.append(loss)

@@ -30,11 +30,11 @@ from .samplers import InstanceSampler, _generator
 
 # %% auto #0
 __all__ = ['build_model', 'check_model', 'choose_amp', 'choose_channels_last', 'Runtime', 'setup_runtime', 'make_pipeline',
-           'predict', 'stage1_lr', 'stage2_lr', 'copy_features', 'Stage2Forward', 'interactive', 'epoch_line',
-           'run_epoch', 'fast_dev_batches', 'evaluation_indices', 'evaluation_samples', 'stage_optimizer',
-           'place_model', 'check_stage1_fits', 'stage2_model', 'EpochDraws', 'epoch_generators', 'final_report',
-           'resume_state', 'record_validation', 'record_test', 'score_epoch', 'save_last', 'train_epochs',
-           'set_loss_epoch', 'mixed_loss', 'train_stage1', 'train_stage2']
+           'predict', 'stage1_lr', 'stage2_lr', 'copy_features', 'backbone_streams', 'fused_logits', 'Stage2Forward',
+           'interactive', 'epoch_line', 'run_epoch', 'fast_dev_batches', 'evaluation_indices', 'evaluation_samples',
+           'stage_optimizer', 'place_model', 'check_stage1_fits', 'stage2_model', 'EpochDraws', 'epoch_generators',
+           'final_report', 'resume_state', 'record_validation', 'record_test', 'score_epoch', 'save_last',
+           'train_epochs', 'set_loss_epoch', 'mixed_loss', 'train_stage1', 'train_stage2']
 
 # %% ../nbs/06_train.ipynb #c015
 def build_model(cfg:TrainConfig, num_classes:int, in_chans:int,
@@ -165,6 +165,19 @@ def copy_features(f):
     "A copy of a feature map (or of each expert's), so that the fusion never writes into what the backbone returned."
     return [m.clone() for m in f] if isinstance(f, (list, tuple)) else f.clone()
 
+def backbone_streams(model:nn.Module, x_fused, x_fusing=None)->tuple:
+    "The frozen backbone's features of the training stream and, when there is one, of the partner stream; no graph is kept."
+    with torch.no_grad():   # the backbone is frozen: no activations kept for backward
+        f = model.forward_features(x_fused)
+        if x_fusing is None: return f, None
+        f = copy_features(f)   # under torch.compile's CUDA graphs the next call would reuse this output's memory
+        return f, model.forward_features(x_fusing)
+
+def fused_logits(model:nn.Module, fuse:nn.Module|None, f, f_partner, generator=None, parts:bool=False):
+    "The head's logits for features `f`, fused with the partner's first when the row fuses (a list of expert maps: one subset per expert)."
+    if f_partner is not None and fuse is not None: f = fuse(f, f_partner, generator=generator)
+    return model.forward_head(f, parts=parts)
+
 class Stage2Forward(nn.Module):
     "Frozen backbone on both streams, the fusion (`H2T`, the `WholeSampleSwap` control, or none) on the maps, then the head."
     def __init__(self, model:nn.Module, fuse:nn.Module|None=None):
@@ -172,13 +185,7 @@ class Stage2Forward(nn.Module):
         self.model, self.fuse = model, fuse
     def forward(self, x_fused, x_fusing=None, generator=None, parts:bool=False):
         "Logits of the training stream (with `parts`: and the head's per-part logits), fused with the partner's maps when there is one."
-        with torch.no_grad():   # the backbone is frozen: no activations kept for backward
-            f = self.model.forward_features(x_fused)
-            if x_fusing is not None:
-                f = copy_features(f)   # under torch.compile's CUDA graphs the next call would reuse this output's memory
-                f_i = self.model.forward_features(x_fusing)
-                if self.fuse is not None: f = self.fuse(f, f_i, generator=generator)   # a list of expert maps: one subset per expert
-        return self.model.forward_head(f, parts=parts)
+        return fused_logits(self.model, self.fuse, *backbone_streams(self.model, x_fused, x_fusing), generator, parts)
 
 # %% ../nbs/06_train.ipynb #c027
 def _check_finite(loss_sum, steps, stage, epoch):
