@@ -166,6 +166,10 @@ class TrainConfig:
         if self.device is not None and not str(self.device).split(':')[0] in ('cpu', 'cuda', 'mps'): _refuse(self, 'device', "None, 'cpu' or 'cuda'")
         if self.pipeline == 'device' and self.dataset in FILE_DATASETS: raise ValueError(
             f"TrainConfig: pipeline='device' needs an in-memory dataset, but {self.dataset} is read from image files: use 'auto' or 'loader'.")
+        if self.image_size is not None:
+            _number(self, 'image_size', 8, 1024, integer=True)
+            if self.dataset in FILE_DATASETS: raise ValueError(
+                f"TrainConfig: image_size={self.image_size} resizes in-memory images, and {self.dataset} is read from files at its own 224-pixel crop: drop it.")
         for name, cls in (('stage1', Stage1Config), ('stage2', Stage2Config)):
             if not isinstance(getattr(self, name), cls): _refuse(self, name, f'a {cls.__name__}')
         needs = [(f'Stage1Config.loss={self.stage1.loss!r}', STAGE1_LOSSES[self.stage1.loss].head)]
@@ -181,10 +185,6 @@ class TrainConfig:
             if timm_available(): check_timm_name(self.model)   # without timm, building the model says how to install it (before any folder)
         elif self.model not in MODELS: _refuse(self, 'model', f"one of {', '.join(map(repr, MODELS))}, or 'timm:NAME' for a timm model")
         if not isinstance(self.pretrained, bool): _refuse(self, 'pretrained', 'True or False')
-        if self.image_size is not None:
-            _number(self, 'image_size', 8, 1024, integer=True)
-            if self.dataset in FILE_DATASETS: raise ValueError(
-                f"TrainConfig: image_size={self.image_size} resizes in-memory images, and {self.dataset} is read from files at its own 224-pixel crop: drop it.")
         if self.pretrained and not self.model.startswith(TIMM_PREFIX): raise ValueError(
             f"TrainConfig: pretrained=True loads timm's weights, and model={self.model!r} is not a timm model: use model='timm:NAME' "
             "(resnet152_imagenet starts from torchvision's ImageNet weights).")

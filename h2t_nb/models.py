@@ -29,6 +29,7 @@ class LogitScale(nn.Module):
 class FeatureHeadModel(nn.Module):
     "Base class: subclasses define `forward_features` and set `num_features` and a classifier `fc` (linear or cosine)."
     num_features: int
+    channel_dim: int = 1   # the channel axis of what `forward_features` returns (H2T fuses along it): 1 for B×C×H×W maps
     def __init__(self):
         super().__init__()
         self.logit_scale = None   # optional per-class factor on the logits (MiSLAS's LWS), set by `add_logit_scale`

@@ -132,7 +132,7 @@ def probe_stage1(folder:str|Path, seeds:list[int])->dict[str, dict]:
     for seed in seeds:
         cfg = replace(plan.base, seed=seed)
         data = build_data(cfg)
-        model = build_model(cfg, data.num_classes, data.in_chans, data.image_size)
+        model = build_model(cfg, data)
         model.load_state_dict(load_checkpoint(Path(folder) / f'seed{seed}' / 'stage1' / 'final.pt', stage=1)['model'])
         out[str(seed)] = feature_probe(model, data)
     return out

@@ -74,7 +74,7 @@ def build_row(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, init
     loss_fn = stage2_loss(cfg.stage2, data.counts)
     if isinstance(loss_fn, nn.Module): loss_fn = loss_fn.to(rt.device)
     return Stage2Row(cfg, Path(stage_dir), model, opt, scaler, state, loss_fn, stage2_method(cfg.stage2).parts is not None,
-                     fusion_module(cfg.stage2, getattr(model, 'channel_dim', None)))
+                     fusion_module(cfg.stage2, model.channel_dim))
 
 def head_of(model:nn.Module)->list[nn.Module]:
     "The modules a stage 2 trains: the head (`head_modules`) and a learned logit scale."

@@ -37,26 +37,24 @@ __all__ = ['build_model', 'check_model', 'choose_amp', 'choose_channels_last', '
            'train_epochs', 'set_loss_epoch', 'mixed_loss', 'train_stage1', 'train_stage2']
 
 # %% ../nbs/06_train.ipynb #c015
-def build_model(cfg:TrainConfig, num_classes:int, in_chans:int,
-                image_size:tuple[int, int]|None=None, # the dataset's H×W (timm transformers are built for it)
-               )->FeatureHeadModel:
-    "The configured backbone + head (at `cfg.width` when given, a timm model for 'timm:NAME'), initialised from `cfg.seed`."
+def build_model(cfg:TrainConfig, data:LTData)->FeatureHeadModel:
+    "The configured backbone + head for `data` (its classes, channels and, for timm transformers, image size), initialised from `cfg.seed`."
     torch.manual_seed(cfg.seed)   # model init is the only use of torch's global RNG
-    if cfg.model.startswith(TIMM_PREFIX): return timm_model(cfg.model, num_classes, in_chans, image_size, pretrained=cfg.pretrained)
-    return as_h2t_model(MODELS[cfg.model](num_classes, in_chans, **({} if cfg.width is None else dict(width=cfg.width))))
+    if cfg.model.startswith(TIMM_PREFIX): return timm_model(cfg.model, data.num_classes, data.in_chans, data.image_size, pretrained=cfg.pretrained)
+    return as_h2t_model(MODELS[cfg.model](data.num_classes, data.in_chans, **({} if cfg.width is None else dict(width=cfg.width))))
 
 def check_model(cfg:TrainConfig, data:LTData):
     "Build the model on the meta device and pass two of the dataset's images through it, then fetch pretrained weights: a model that cannot read the data, or weights that cannot be had, fail now, before any folder."
     H, W = data.image_size
     with torch.device('meta'):
-        try: model = build_model(replace(cfg, pretrained=False), data.num_classes, data.in_chans, data.image_size).eval()
+        try: model = build_model(replace(cfg, pretrained=False), data).eval()
         except OSError as e: raise ValueError(f"model={cfg.model!r} could not be built ({e}): its weights download on first use, "
                                               "so connect to the internet.") from None
         try: model(torch.zeros(2, data.in_chans, H, W))
         except (RuntimeError, AssertionError) as e: raise ValueError(   # timm asserts input sizes
             f"model={cfg.model!r} cannot read {data.in_chans}×{H}×{W} images ({str(e).splitlines()[0]}): use a model made for small images, "
             "or larger images (Digits-100-LT at 32×32: the digits100_lt_if100_r32 presets).") from None
-    if cfg.pretrained: build_model(cfg, data.num_classes, data.in_chans, data.image_size)   # downloads once; the run reads the cache
+    if cfg.pretrained: build_model(cfg, data)   # downloads once; the run reads the cache
 
 # %% ../nbs/06_train.ipynb #n9c6fc61
 def choose_amp(amp:str|None, # 'auto', 'bf16', 'fp16' or None
@@ -271,7 +269,7 @@ def check_stage1_fits(init:dict|None, cfg:TrainConfig, data:LTData):
 def stage2_model(cfg:TrainConfig, data:LTData, rt:Runtime, init:dict)->tuple[nn.Module, list[dict]]:
     "Stage 2's starting model (the stage-1 checkpoint `init`, a fresh classifier when asked, the method's adaptation) and its parameter groups."
     check_stage1_fits(init, cfg, data)
-    model = build_model(cfg, data.num_classes, data.in_chans, data.image_size)
+    model = build_model(cfg, data)
     model.load_state_dict(init['model'])
     if cfg.stage2.reinit_classifier: torch.manual_seed(cfg.seed + 1); model.reset_classifier(data.num_classes)
     groups = stage2_parameter_groups(model, cfg.stage2)   # after loading: stage-1 checkpoints hold no adaptation
@@ -409,7 +407,7 @@ def mixed_loss(loss_fn, out, y_a, y_b, lam:float):
 def train_stage1(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, stop_after:int|None=None)->dict|None:
     "Stage 1 (representation learning) in `stage_dir`, resuming from its `last.pt`; the report, or None if stopped early."
     sc = cfg.stage1
-    model = place_model(build_model(cfg, data.num_classes, data.in_chans, data.image_size), rt)
+    model = place_model(build_model(cfg, data), rt)
     opt = stage_optimizer([dict(params=list(model.parameters()), peak_lr=sc.lr)], sc, rt)
     net, sampler = _ddp(model, rt), InstanceSampler(data.train.targets, **_shard(cfg, rt))
     loss_fn, parts = stage1_loss(sc, data.counts), STAGE1_LOSSES[sc.loss].parts is not None
@@ -427,7 +425,7 @@ def train_stage2(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, i
     sc = cfg.stage2
     model, groups = stage2_model(cfg, data, rt, init)
     opt = stage_optimizer(groups, sc, rt)
-    net, sampler = _ddp(Stage2Forward(model, fusion_module(sc, getattr(model, 'channel_dim', None))), rt), stage2_sampler(sc, data.train.targets, **_shard(cfg, rt))
+    net, sampler = _ddp(Stage2Forward(model, fusion_module(sc, model.channel_dim)), rt), stage2_sampler(sc, data.train.targets, **_shard(cfg, rt))
     loss_fn, parts = stage2_loss(sc, data.counts), stage2_method(sc).parts is not None
     if isinstance(loss_fn, nn.Module): loss_fn = loss_fn.to(rt.device)
     def step(batch, draws):
