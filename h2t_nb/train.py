@@ -308,7 +308,8 @@ def final_report(model:nn.Module, cfg:TrainConfig, data:LTData, rt:Runtime, stag
     if state.get('best_test') is not None: report['best_test'] = state['best_test']
     if (stage_dir / 'best.pt').exists():
         if state['best_epoch'] == state['epoch']: report['best_val'] = report['last']   # best.pt holds the last epoch's weights
-        else:
+        elif state.get('best_val_test') is not None: report['best_val'] = state['best_val_test']   # ... or weights the loop tested at their epoch
+        else:   # a stage from before the loop kept that report
             model.load_state_dict(load_checkpoint(stage_dir / 'best.pt')['model'])
             report['best_val'], *_ = _evaluate(model, test_pipe(), data.test, rt, data, cfg)
     return report
@@ -316,7 +317,7 @@ def final_report(model:nn.Module, cfg:TrainConfig, data:LTData, rt:Runtime, stag
 # %% ../nbs/06_train.ipynb #n0971427
 def resume_state(stage_dir:Path, stage:int, model, opt, scaler)->dict:
     "The stage's bookkeeping, restored (with model, optimiser and scaler) from `last.pt` when the folder has one."
-    state = dict(epoch=-1, best_val=-1.0, best_epoch=-1, history=[], best_test=None)
+    state = dict(epoch=-1, best_val=-1.0, best_epoch=-1, history=[], best_test=None, best_val_test=None)
     if not (stage_dir / 'last.pt').exists(): return state
     ckpt = load_checkpoint(stage_dir / 'last.pt', stage)
     model.load_state_dict(ckpt['model']); opt.load_state_dict(ckpt['optimizer']); scaler.load_state_dict(ckpt['scaler'])
@@ -332,9 +333,10 @@ def record_validation(stage:int, model, rt:Runtime, stage_dir:Path, state:dict, 
         if rt.main: save_atomic(dict(format='h2t_nb', stage=stage, model=model.state_dict(), epoch=epoch), stage_dir / 'best.pt')
 
 def record_test(state:dict, stats:dict, epoch:int, report:dict):
-    "Book an epoch's test report, for the labelled paper-protocol row only (never used to select anything else)."
+    "Book an epoch's test report: for the labelled paper-protocol row (never used to select anything), and as `best.pt`'s when validation just chose this epoch."
     stats['test_top1'] = report['top1']
     if state['best_test'] is None or report['top1'] > state['best_test']['top1']: state['best_test'] = dict(report, epoch=epoch + 1)
+    if state['best_epoch'] == epoch: state['best_val_test'] = report   # the final report's best_val, without testing best.pt again
 
 def score_epoch(stage:int, model, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict, stats:dict,
                 epoch:int, val_pipe, test_pipe):
