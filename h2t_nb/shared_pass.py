@@ -21,35 +21,43 @@ from .methods import fusion_module, stage2_loss, stage2_method, stage2_sampler
 from .metrics import lt_report
 from .models import freeze_backbone
 from .pipeline import DevicePipeline
-from .train import (Runtime, backbone_streams, epoch_generators, epoch_line, evaluation_samples, fast_dev_batches, final_report,
+from .train import (Runtime, epoch_generators, epoch_line, evaluation_samples, fast_dev_batches, final_report,
                           interactive, make_pipeline, mixed_loss, record_test, record_validation, resume_state, run_epoch, save_last,
                           set_loss_epoch, stage2_lr, stage2_model, stage_optimizer, fused_logits)
 
 # %% auto #0
-__all__ = ['HEAD_ONLY_FIELDS', 'share_key', 'share_groups', 'Stage2Row', 'build_row', 'head_of', 'share_backbone', 'shared_step',
-           'predict_rows', 'evaluate_rows', 'train_group', 'final_reports', 'train_stage2_rows', 'same_training',
-           'same_checkpoint', 'row_memory_bytes']
+__all__ = ['HEAD_ONLY_FIELDS', 'share_key', 'partner_stream', 'share_groups', 'Stage2Row', 'build_row', 'head_of',
+           'share_backbone', 'backbone_batchnorms', 'SharedBackbone', 'shared_step', 'predict_rows', 'evaluate_rows',
+           'train_group', 'final_reports', 'train_stage2_rows', 'same_training', 'same_checkpoint', 'row_memory_bytes']
 
 # %% ../nbs/06e_shared_pass.ipynb #n9e8f932
 HEAD_ONLY_FIELDS = ('method', 'lr', 'momentum', 'weight_decay', 'fusion', 'ratio', 'per_sample', 'reinit_classifier',
                     'lws_lr', 'smooth_head', 'smooth_tail', 'tau', 'loss_args')   # Stage2Config fields that act after the backbone
 
 def share_key(cfg:TrainConfig)->str:
-    "What the frozen backbone sees in `cfg`'s stage 2: rows with equal keys feed it the same batches, so they can share its passes."
+    "What the frozen backbone sees in `cfg`'s stage 2 but the partner stream: rows with equal keys feed it the same training batches."
     sc, method = cfg.stage2, stage2_method(cfg.stage2)
-    backbone = {k: v for k, v in asdict(sc).items() if k not in HEAD_ONLY_FIELDS}
-    backbone.update(fused=sc.fused or method.fused, streams=sc.streams,
-                    epoch_samples=sc.method if method.epoch_samples else None)   # a method's own epoch length (MiSLAS's)
+    backbone = {k: v for k, v in asdict(sc).items() if k not in HEAD_ONLY_FIELDS + ('fusing',)}
+    backbone.update(fused=sc.fused or method.fused, epoch_samples=sc.method if method.epoch_samples else None)   # a method's own epoch length (MiSLAS's)
     rest = {k: v for k, v in asdict(cfg).items() if k not in ('name', 'stage2')}
     return json.dumps(dict(rest, stage2=backbone), sort_keys=True, default=str)
+
+def partner_stream(cfg:TrainConfig)->str|None:
+    "The partner stream `cfg`'s stage 2 feeds the backbone beside the training stream ('instance', ...), or None for a one-stream row."
+    return cfg.stage2.fusing if cfg.stage2.streams == 2 else None
 
 def share_groups(cfgs:dict[str, TrainConfig], # row name -> its stage-2 configuration
                  share:bool=True)->list[list[str]]:
     "The rows in groups that share one backbone pass (in the rows' order); every row alone when `share` is False."
     if not share: return [[row] for row in cfgs]
-    groups = {}
-    for row, cfg in cfgs.items(): groups.setdefault(share_key(cfg), []).append(row)
-    return list(groups.values())
+    groups = []   # [training-stream key, partner stream (None while the group has none), rows]
+    for row, cfg in cfgs.items():
+        key, partner = share_key(cfg), partner_stream(cfg)
+        # a one-stream row joins any group of its training stream; a two-stream row one without a partner or with its own
+        group = next((g for g in groups if g[0] == key and (partner is None or g[1] in (None, partner))), None)
+        if group is None: groups.append([key, partner, [row]])
+        else: group[2].append(row); group[1] = group[1] or partner
+    return [rows for *_, rows in groups]
 
 # %% ../nbs/06e_shared_pass.ipynb #n73d3e2d
 @dataclass
@@ -80,28 +88,66 @@ def head_of(model:nn.Module)->list[nn.Module]:
     "The modules a stage 2 trains: the head (`head_modules`) and a learned logit scale."
     return model.head_modules() + ([model.logit_scale] if getattr(model, 'logit_scale', None) is not None else [])
 
-def share_backbone(model:nn.Module, leader:nn.Module):
-    "Point every parameter and buffer of `model` outside its head at `leader`'s tensor of the same name (same architecture)."
+def share_backbone(model:nn.Module, leader:nn.Module,
+                   buffers_from:nn.Module|None=None): # whose buffers `model` takes (default: `leader`'s)
+    "Point every parameter of `model` outside its head at `leader`'s tensor of the same name, every buffer at `buffers_from`'s (same architecture)."
     in_head = {id(m) for h in head_of(model) for m in h.modules()}
+    buffers_from = buffers_from or leader
     for name, module in model.named_modules():
         if id(module) in in_head: continue
-        source = leader.get_submodule(name)
-        for store, source_store in ((module._parameters, source._parameters), (module._buffers, source._buffers)):
+        for store, source_store in ((module._parameters, leader.get_submodule(name)._parameters),
+                                    (module._buffers, buffers_from.get_submodule(name)._buffers)):
             for key, tensor in store.items():
                 if tensor is not None: store[key] = source_store[key]
 
+def backbone_batchnorms(model:nn.Module)->dict[str, nn.Module]:
+    "The BatchNorm modules of `model`'s backbone by name (a head's own BatchNorms belong to its row)."
+    in_head = {id(m) for h in head_of(model) for m in h.modules()}
+    return {name: m for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_head}
+
+class SharedBackbone:
+    "The rows' one backbone, run once per stream and step, with a set of BatchNorm running statistics per kind of row (one or two streams)."
+    def __init__(self, rows:list[Stage2Row]):
+        self.models = {}   # streams per step -> the model holding that kind's statistics (its first row's)
+        for row in rows: self.models.setdefault(row.cfg.stage2.streams, row.model)
+        self.lead, self.partner = rows[0].model, self.models.get(2)
+        for row in rows[1:]: share_backbone(row.model, self.lead, buffers_from=self.models[row.cfg.stage2.streams])
+        others = [m for m in self.models.values() if m is not self.lead]
+        self.training_batch = False   # True while the training batch passes: only it updates every kind's statistics
+        self.hooks = [bn.register_forward_pre_hook(self._also_update([m.get_submodule(name) for m in others]))
+                      for name, bn in backbone_batchnorms(self.lead).items()] if others else []
+
+    def _also_update(self, others:list[nn.Module]):
+        def hook(module, args):   # the other kinds' own BatchNorm modules read the same input; their output is not needed
+            if self.training_batch and module.training:
+                for other in others: other(*args)
+        return hook
+
+    def __call__(self, x_fused, x_partner=None)->tuple:
+        "Features of the training batch (its statistics booked in every kind) and of the partner batch (in the two-stream kind only)."
+        with torch.no_grad():   # the backbone is frozen: no activations kept for backward
+            self.training_batch = True
+            try: maps = self.lead.forward_features(x_fused)
+            finally: self.training_batch = False
+            return maps, self.partner.forward_features(x_partner) if x_partner is not None else None
+
+    def close(self):
+        "Remove the hooks (the rows' models are whole models again)."
+        for h in self.hooks: h.remove()
+
 # %% ../nbs/06e_shared_pass.ipynb #n3716199
-def shared_step(rows:list[Stage2Row], batch, rt:Runtime)->list[torch.Tensor]:
+def shared_step(rows:list[Stage2Row], backbone:SharedBackbone, batch, rt:Runtime)->list[torch.Tensor]:
     "One training step of every row from one backbone forward per stream; each row's loss, after its own optimiser step."
-    lead, sc = rows[0], rows[0].cfg.stage2
+    sc = rows[0].cfg.stage2
     x_fused, y_fused, *partner = batch
     with rt.autocast():
-        x_fused, y_a, y_b, lam = mixup(x_fused, y_fused, sc.mixup_alpha, lead.draws.mix, lead.draws.perm)
-        maps, partner_maps = backbone_streams(lead.model, x_fused, partner[0] if partner else None)   # once for every row
+        x_fused, y_a, y_b, lam = mixup(x_fused, y_fused, sc.mixup_alpha, rows[0].draws.mix, rows[0].draws.perm)
+        maps, partner_maps = backbone(x_fused, partner[0] if partner else None)   # once for every row
     losses = []
     for row in rows:
+        theirs = partner_maps if row.cfg.stage2.streams == 2 else None
         with rt.autocast():   # each row's fusion and head, exactly as Stage2Forward runs them for a row alone
-            loss = mixed_loss(row.loss_fn, fused_logits(row.model, row.fuse, maps, partner_maps, row.draws.mask, row.parts), y_a, y_b, lam)
+            loss = mixed_loss(row.loss_fn, fused_logits(row.model, row.fuse, maps, theirs, row.draws.mask, row.parts), y_a, y_b, lam)
         row.opt.zero_grad(set_to_none=True)
         row.scaler.scale(loss).backward(); row.scaler.step(row.opt); row.scaler.update()
         losses.append(loss)
@@ -109,7 +155,7 @@ def shared_step(rows:list[Stage2Row], batch, rt:Runtime)->list[torch.Tensor]:
 
 @torch.no_grad()
 def predict_rows(models:list[nn.Module], pipeline, samples:torch.Tensor, batch_size:int, rt:Runtime)->list[torch.Tensor]:
-    "Each model's logits for `samples`, from one forward of the first model's backbone (shared by all) per batch."
+    "Each model's logits for `samples`, from one forward of the first model's backbone (shared by all, statistics included) per batch."
     for m in models: m.eval()
     logits = [[] for _ in models]
     with rt.autocast():
@@ -123,43 +169,50 @@ def evaluate_rows(rows:list[Stage2Row], pipe, dataset, data:LTData, rt:Runtime)-
     cfg = rows[0].cfg
     idx = evaluation_samples(dataset, cfg)
     targets = dataset.targets[idx]
-    return [(lt_report(logits, targets, data.counts, data.thresholds, data.index_bounds), logits, idx)
-            for logits in predict_rows([r.model for r in rows], pipe, idx, cfg.eval_batch_size, rt)]
+    kinds = {}   # one pass per set of running statistics: the rows of each kind
+    for i, row in enumerate(rows): kinds.setdefault(row.cfg.stage2.streams, []).append(i)
+    logits = {}
+    for members in kinds.values():
+        logits.update(zip(members, predict_rows([rows[i].model for i in members], pipe, idx, cfg.eval_batch_size, rt)))
+    return [(lt_report(logits[i], targets, data.counts, data.thresholds, data.index_bounds), logits[i], idx) for i in range(len(rows))]
 
 # %% ../nbs/06e_shared_pass.ipynb #n3f1cb11
 def train_group(rows:list[Stage2Row], data:LTData, rt:Runtime, stop_after:int|None=None)->list[dict]|None:
     "Train rows that resume from the same epoch with one backbone pass per stream and step; their reports (None if stopped)."
     lead = rows[0]; cfg, sc = lead.cfg, lead.cfg.stage2
-    for row in rows[1:]: share_backbone(row.model, lead.model)
-    sampler = stage2_sampler(sc, data.train.targets, seed=cfg.seed)
+    paired = next((row.cfg for row in rows if row.cfg.stage2.streams == 2), cfg)   # batches with the partner when a row reads it
+    sampler = stage2_sampler(paired.stage2, data.train.targets, seed=cfg.seed)
     train_pipe = make_pipeline(cfg, data, data.train, rt)
     val_pipe = make_pipeline(cfg, data, data.val, rt) if data.val is not None else None
     test_pipe = make_pipeline(cfg, data, data.test, rt)
     fast = fast_dev_batches(cfg)
     epochs = 1 if fast else sc.epochs
     test = None   # each row's test evaluation of the last epoch trained here, reused by its final report
-    for epoch in range(lead.state['epoch'] + 1, epochs):
-        if stop_after is not None and epoch >= stop_after: return None
-        lrs = [stage2_lr(row.cfg.stage2, epoch) for row in rows]
-        for row, lr in zip(rows, lrs):
-            for group in row.opt.param_groups: group['lr'] = lr * group['peak_lr'] / row.cfg.stage2.lr
-        sampler.set_epoch(epoch)
-        for row in rows:
-            row.draws = epoch_generators(row.cfg, epoch, rt, isinstance(train_pipe, DevicePipeline))
-            row.model.train(); freeze_backbone(row.model, sc.shift_bn); set_loss_epoch(row.loss_fn, epoch, row.draws)
-        batches = train_pipe.batches(sampler.indices(), sc.batch_size, train=True, generator=lead.draws.aug, fusing_generator=lead.draws.aug_fusing)
-        n_steps = len(sampler) // sc.batch_size
-        if fast: batches, n_steps = itertools.islice(batches, fast), min(fast, n_steps)
-        stats = run_epoch(lambda batch: shared_step(rows, batch, rt), batches, n_steps,
-                          f'stage 2 epoch {epoch + 1}/{epochs} ({len(rows)} rows)', rt, 2, epoch, lrs)
-        val = evaluate_rows(rows, val_pipe, data.val, data, rt) if val_pipe is not None else [None] * len(rows)
-        test = evaluate_rows(rows, test_pipe, data.test, data, rt)
-        for row, row_stats, v, t in zip(rows, stats, val, test):
-            if v is not None: record_validation(2, row.model, rt, row.stage_dir, row.state, row_stats, epoch, v[0])
-            record_test(row.state, row_stats, epoch, t[0])
-            row.state['epoch'] = epoch; row.state['history'].append(dict(epoch=epoch + 1, **row_stats))
-            if not interactive(): print(f"{row.stage_dir.name}: {epoch_line(2, epoch, epochs, row_stats)}", flush=True)
-            save_last(2, row.model, row.opt, row.scaler, row.cfg, data, row.state, row.stage_dir)
+    backbone = SharedBackbone(rows)
+    try:
+        for epoch in range(lead.state['epoch'] + 1, epochs):
+            if stop_after is not None and epoch >= stop_after: return None
+            lrs = [stage2_lr(row.cfg.stage2, epoch) for row in rows]
+            for row, lr in zip(rows, lrs):
+                for group in row.opt.param_groups: group['lr'] = lr * group['peak_lr'] / row.cfg.stage2.lr
+            sampler.set_epoch(epoch)
+            for row in rows:
+                row.draws = epoch_generators(row.cfg, epoch, rt, isinstance(train_pipe, DevicePipeline))
+                row.model.train(); freeze_backbone(row.model, sc.shift_bn); set_loss_epoch(row.loss_fn, epoch, row.draws)
+            batches = train_pipe.batches(sampler.indices(), sc.batch_size, train=True, generator=lead.draws.aug, fusing_generator=lead.draws.aug_fusing)
+            n_steps = len(sampler) // sc.batch_size
+            if fast: batches, n_steps = itertools.islice(batches, fast), min(fast, n_steps)
+            stats = run_epoch(lambda batch: shared_step(rows, backbone, batch, rt), batches, n_steps,
+                              f'stage 2 epoch {epoch + 1}/{epochs} ({len(rows)} rows)', rt, 2, epoch, lrs)
+            val = evaluate_rows(rows, val_pipe, data.val, data, rt) if val_pipe is not None else [None] * len(rows)
+            test = evaluate_rows(rows, test_pipe, data.test, data, rt)
+            for row, row_stats, v, t in zip(rows, stats, val, test):
+                if v is not None: record_validation(2, row.model, rt, row.stage_dir, row.state, row_stats, epoch, v[0])
+                record_test(row.state, row_stats, epoch, t[0])
+                row.state['epoch'] = epoch; row.state['history'].append(dict(epoch=epoch + 1, **row_stats))
+                if not interactive(): print(f"{row.stage_dir.name}: {epoch_line(2, epoch, epochs, row_stats)}", flush=True)
+                save_last(2, row.model, row.opt, row.scaler, row.cfg, data, row.state, row.stage_dir)
+    finally: backbone.close()   # the rows' models are whole models again
     return final_reports(rows, data, rt, test)
 
 def final_reports(rows:list[Stage2Row], data:LTData, rt:Runtime,
@@ -175,7 +228,8 @@ def final_reports(rows:list[Stage2Row], data:LTData, rt:Runtime,
 def train_stage2_rows(cfgs:list[TrainConfig], # rows with one `share_key` (and one seed)
                       data:LTData, rt:Runtime, stage_dirs:list, init:dict, stop_after:int|None=None)->list[dict]|None:
     "Train stage-2 rows that share their backbone's inputs with one pass per step; each row's report, as if it ran alone."
-    if len({share_key(c) for c in cfgs}) != 1: raise ValueError("train_stage2_rows: these rows feed their backbone different batches; group them with share_groups.")
+    if len({share_key(c) for c in cfgs}) != 1 or len({partner_stream(c) for c in cfgs} - {None}) > 1: raise ValueError(
+        "train_stage2_rows: these rows feed their backbone different batches; group them with share_groups.")
     if rt.world > 1 or cfgs[0].compile: raise ValueError("train_stage2_rows: a shared pass runs in one process without torch.compile; train these rows alone.")
     rows = [build_row(cfg, data, rt, d, init) for cfg, d in zip(cfgs, stage_dirs)]
     by_epoch = {}
