@@ -1,13 +1,17 @@
-"""The shared backbone pass (06e_shared_pass): a table with every stage-2 row in its own pass against the same table with
-the rows that feed their backbone the same batches sharing one pass, same seeds, same machine, back to back.
+"""The shared backbone pass (06e_shared_pass): the Digits-100-LT table as h2t_nb ran it before the shared pass existed
+(the code of `--before`, default 51b10c7), the same table with this code and every stage-2 row in its own pass, and
+with the rows that feed their backbone the same batches sharing passes; same seeds, same machine, back to back.
 
-    python bench/shared_pass.py                       # the Digits-100-LT table, seeds 0-4, all rows (CPU: about 50 minutes)
-    python bench/shared_pass.py --seeds 0 1           # fewer seeds: the same ratio per seed, sooner
-    python bench/shared_pass.py --keep runs/bench     # keep both tables (the shared one is a normal, resumable table)
+    python bench/shared_pass.py                       # seeds 0-4, all rows (CPU: about 2 hours)
+    python bench/shared_pass.py --seeds 0 1           # fewer seeds: the same ratios per seed, sooner
+    python bench/shared_pass.py --before none         # only this code, rows alone against rows sharing
+    python bench/shared_pass.py --keep runs/bench     # keep the tables (the shared one is a normal, resumable table)
 
-Prints the wall time of each table and `speedup N` (alone over shared), checks that both tables hold the same numbers,
-then times the whole ρ ablation (ρ = 0, 0.1, ..., 1.0: 11 rows, one pass) against one row pair run alone today
-(DR + H2T ρ=0.25 and its no-fusion control), both from the first table's stage 1 of the first seed.
+Prints the wall time of each table and the speedups (before over shared, alone over shared), checks that all tables
+hold the same numbers, then (unless --no-rho) times the whole ρ ablation (ρ = 0, 0.1, ..., 1.0: 11 rows, one pass)
+against one row pair run alone (DR + H2T ρ=0.25 and its no-fusion control), both from the shared table's stage 1 of the
+first seed. The earlier code runs from a git worktree of this repository (imported first through PYTHONPATH), in this
+environment.
 """
 import argparse
 import json
@@ -26,13 +30,21 @@ import torch
 FAMILY = 'digits100_lt_if100'
 
 
-def timed_table(seeds, out, shared):
-    "Run h2t-table on the family in `out`; its wall time in seconds."
+def timed_table(seeds, out, shared, code=None):
+    "Run h2t-table on the family in `out` (with the h2t_nb found in folder `code`, if given); its wall time in seconds."
     env = {**os.environ, 'H2T_SHARED_PASS': '1' if shared else '0', 'PYTHONWARNINGS': 'ignore'}
-    exe = Path(sys.executable).parent / 'h2t-table'
+    if code: env['PYTHONPATH'] = str(code)   # the worktree's package comes before the installed one
+    cmd = [sys.executable, '-c', 'import sys; from h2t_nb.cli import table_main; sys.argv[0] = "h2t-table"; table_main()']
     start = time.perf_counter()
-    subprocess.run([str(exe), FAMILY, '--seeds', *map(str, seeds), '--out', str(out)], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run([*cmd, FAMILY, '--seeds', *map(str, seeds), '--out', str(out)], check=True, env=env, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
+
+
+def worktree(rev, where):
+    "A detached git worktree of this repository at `rev`, in `where`."
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run(['git', '-C', str(repo), 'worktree', 'add', '--detach', str(where), rev], check=True, capture_output=True)
+    return where
 
 
 def rho_ablation_ratio(table_dir, seed):
@@ -62,22 +74,32 @@ def rho_ablation_ratio(table_dir, seed):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
-    parser.add_argument('--keep', default=None, help='keep both tables in this folder (default: a temporary one, removed)')
+    parser.add_argument('--before', default='51b10c7', help="the revision to time as 'before' (default: the last one without the shared pass); 'none' skips it")
+    parser.add_argument('--no-rho', action='store_true', help='skip timing the ρ ablation')
+    parser.add_argument('--keep', default=None, help='keep the tables in this folder (default: a temporary one, removed)')
     args = parser.parse_args()
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp())
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; {FAMILY}, seeds {args.seeds}, all rows")
-    alone = timed_table(args.seeds, root / 'alone', shared=False)
-    shared = timed_table(args.seeds, root / 'shared', shared=True)
-    a, s = (json.loads((root / d / f'{FAMILY}-table' / 'table.json').read_text()) for d in ('alone', 'shared'))
-    same = a['summary'] == s['summary'] and a['paired'] == s['paired']
-    print(f"every row alone: {alone / 60:.1f} min; rows sharing a pass: {shared / 60:.1f} min; speedup {alone / shared:.2f}x; "
-          f"same numbers: {same}")
-    pair, ablation = rho_ablation_ratio(root / 'shared' / f'{FAMILY}-table', args.seeds[0])
-    print(f"stage 2 of seed {args.seeds[0]}: DR + H2T and its no-fusion control alone {pair:.0f} s; the 11-point ρ ablation in one pass "
-          f"{ablation:.0f} s; ratio {ablation / pair:.2f}")
+          f"{torch.get_num_threads()} threads; {FAMILY}, seeds {args.seeds}, all rows", flush=True)
+    times, runs = {}, ['alone', 'shared']
+    if args.before != 'none':
+        runs.insert(0, 'before')
+        times['before'] = timed_table(args.seeds, root / 'before', shared=False, code=worktree(args.before, root / 'before_code'))
+        print(f"before ({args.before}): {times['before'] / 60:.1f} min", flush=True)
+    times['alone'] = timed_table(args.seeds, root / 'alone', shared=False)
+    print(f"this code, every row alone: {times['alone'] / 60:.1f} min", flush=True)
+    times['shared'] = timed_table(args.seeds, root / 'shared', shared=True)
+    tables = {run: json.loads((root / run / f'{FAMILY}-table' / 'table.json').read_text()) for run in runs}
+    same = all(t['summary'] == tables['shared']['summary'] and t['paired'] == tables['shared']['paired'] for t in tables.values())
+    print(f"this code, rows sharing passes: {times['shared'] / 60:.1f} min; speedup over every row alone {times['alone'] / times['shared']:.2f}x"
+          + (f", over before {times['before'] / times['shared']:.2f}x" if 'before' in times else '') + f"; same numbers in all tables: {same}", flush=True)
+    if not args.no_rho:
+        pair, ablation = rho_ablation_ratio(root / 'shared' / f'{FAMILY}-table', args.seeds[0])
+        print(f"stage 2 of seed {args.seeds[0]}: DR + H2T and its no-fusion control alone {pair:.0f} s; the 11-point ρ ablation in one pass "
+              f"{ablation:.0f} s; ratio {ablation / pair:.2f}")
+    if 'before' in times: subprocess.run(['git', '-C', str(Path(__file__).resolve().parents[1]), 'worktree', 'remove', '--force', str(root / 'before_code')], check=False)
     if not args.keep: shutil.rmtree(root)
-    if not same: sys.exit('the two tables differ: the shared pass is not exact')
+    if not same: sys.exit('the tables differ: the shared pass is not exact, or the code changed the numbers since --before')
 
 
 if __name__ == '__main__':

@@ -85,12 +85,14 @@ def stage2_method(sc)->Stage2Method:
     "The registered method `sc.method`."
     return STAGE2_METHODS[sc.method]
 
-def stage2_sampler(sc, labels, seed:int=0, num_replicas:int=1, rank:int=0)->DualStreamSampler:
+def stage2_sampler(sc, labels, seed:int=0, num_replicas:int=1, rank:int=0,
+                   pairs:bool|None=None, # with the partner stream (default: when `sc.fusion` uses one); False: the training stream alone
+                  )->DualStreamSampler:
     "The training stream (the method's, unless `sc.fused` names another) with the partner stream when `sc.fusion` uses one."
     method = stage2_method(sc)
     n = method.epoch_samples(len(labels), sc.batch_size) if method.epoch_samples else None
     return DualStreamSampler(labels, num_samples=n, seed=seed, num_replicas=num_replicas, rank=rank, fusing=sc.fusing,
-                             fused=sc.fused or method.fused, pairs=sc.fusion != 'none')
+                             fused=sc.fused or method.fused, pairs=sc.fusion != 'none' if pairs is None else pairs)
 
 def stage2_loss(sc, counts)->Callable:
     "The method's loss for the training counts `counts`."

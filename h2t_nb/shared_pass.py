@@ -6,7 +6,7 @@ Docs: https://h2t-nb.github.io/h2t_nb/shared_pass.html.md"""
 
 # %% ../nbs/06e_shared_pass.ipynb #c006
 from __future__ import annotations
-import copy, itertools, json
+import copy, json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,38 +26,41 @@ from .train import (Runtime, epoch_generators, epoch_line, evaluation_samples, f
                           set_loss_epoch, stage2_lr, stage2_model, stage_optimizer, fused_logits)
 
 # %% auto #0
-__all__ = ['HEAD_ONLY_FIELDS', 'share_key', 'partner_stream', 'share_groups', 'Stage2Row', 'build_row', 'head_of',
-           'share_backbone', 'backbone_batchnorms', 'SharedBackbone', 'shared_step', 'predict_rows', 'evaluate_rows',
-           'train_group', 'final_reports', 'train_stage2_rows', 'same_training', 'same_checkpoint', 'row_memory_bytes']
+__all__ = ['HEAD_ONLY_FIELDS', 'share_key', 'training_stream', 'partner_stream', 'row_kind', 'share_groups', 'Stage2Row',
+           'build_row', 'head_of', 'share_backbone', 'backbone_batchnorms', 'SharedBackbone', 'Stream', 'shared_step',
+           'predict_rows', 'evaluate_rows', 'pass_streams', 'train_group', 'final_reports', 'train_stage2_rows',
+           'same_training', 'same_checkpoint', 'row_memory_bytes']
 
 # %% ../nbs/06e_shared_pass.ipynb #n9e8f932
 HEAD_ONLY_FIELDS = ('method', 'lr', 'momentum', 'weight_decay', 'fusion', 'ratio', 'per_sample', 'reinit_classifier',
                     'lws_lr', 'smooth_head', 'smooth_tail', 'tau', 'loss_args')   # Stage2Config fields that act after the backbone
 
 def share_key(cfg:TrainConfig)->str:
-    "What the frozen backbone sees in `cfg`'s stage 2 but the partner stream: rows with equal keys feed it the same training batches."
-    sc, method = cfg.stage2, stage2_method(cfg.stage2)
-    backbone = {k: v for k, v in asdict(sc).items() if k not in HEAD_ONLY_FIELDS + ('fusing',)}
-    backbone.update(fused=sc.fused or method.fused, epoch_samples=sc.method if method.epoch_samples else None)   # a method's own epoch length (MiSLAS's)
+    "What the frozen backbone sees in `cfg`'s stage 2 but which streams it reads: rows with equal keys can share its passes."
+    backbone = {k: v for k, v in asdict(cfg.stage2).items() if k not in HEAD_ONLY_FIELDS + ('fused', 'fusing')}
     rest = {k: v for k, v in asdict(cfg).items() if k not in ('name', 'stage2')}
     return json.dumps(dict(rest, stage2=backbone), sort_keys=True, default=str)
+
+def training_stream(cfg:TrainConfig)->str:
+    "The stream of training batches `cfg`'s stage 2 draws: its sampler ('balanced', MiSLAS's 'class_aware') and, when a method sets it, its epoch length."
+    sc, method = cfg.stage2, stage2_method(cfg.stage2)
+    return (sc.fused or method.fused) + (f' ({sc.method} epochs)' if method.epoch_samples else '')
 
 def partner_stream(cfg:TrainConfig)->str|None:
     "The partner stream `cfg`'s stage 2 feeds the backbone beside the training stream ('instance', ...), or None for a one-stream row."
     return cfg.stage2.fusing if cfg.stage2.streams == 2 else None
 
+def row_kind(cfg:TrainConfig)->tuple[str, str|None]:
+    "A row's kind in a shared pass: its training and partner streams. Rows of one kind also share BatchNorm's running statistics."
+    return training_stream(cfg), partner_stream(cfg)
+
 def share_groups(cfgs:dict[str, TrainConfig], # row name -> its stage-2 configuration
                  share:bool=True)->list[list[str]]:
     "The rows in groups that share one backbone pass (in the rows' order); every row alone when `share` is False."
     if not share: return [[row] for row in cfgs]
-    groups = []   # [training-stream key, partner stream (None while the group has none), rows]
-    for row, cfg in cfgs.items():
-        key, partner = share_key(cfg), partner_stream(cfg)
-        # a one-stream row joins any group of its training stream; a two-stream row one without a partner or with its own
-        group = next((g for g in groups if g[0] == key and (partner is None or g[1] in (None, partner))), None)
-        if group is None: groups.append([key, partner, [row]])
-        else: group[2].append(row); group[1] = group[1] or partner
-    return [rows for *_, rows in groups]
+    groups = {}
+    for row, cfg in cfgs.items(): groups.setdefault(share_key(cfg), []).append(row)
+    return list(groups.values())
 
 # %% ../nbs/06e_shared_pass.ipynb #n73d3e2d
 @dataclass
@@ -106,48 +109,67 @@ def backbone_batchnorms(model:nn.Module)->dict[str, nn.Module]:
     return {name: m for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_head}
 
 class SharedBackbone:
-    "The rows' one backbone, run once per stream and step, with a set of BatchNorm running statistics per kind of row (one or two streams)."
+    "The rows' one backbone (the leader's parameters), with a set of BatchNorm running statistics per kind of row (`row_kind`)."
     def __init__(self, rows:list[Stage2Row]):
-        self.models = {}   # streams per step -> the model holding that kind's statistics (its first row's)
-        for row in rows: self.models.setdefault(row.cfg.stage2.streams, row.model)
-        self.lead, self.partner = rows[0].model, self.models.get(2)
-        for row in rows[1:]: share_backbone(row.model, self.lead, buffers_from=self.models[row.cfg.stage2.streams])
-        others = [m for m in self.models.values() if m is not self.lead]
-        self.training_batch = False   # True while the training batch passes: only it updates every kind's statistics
-        self.hooks = [bn.register_forward_pre_hook(self._also_update([m.get_submodule(name) for m in others]))
-                      for name, bn in backbone_batchnorms(self.lead).items()] if others else []
+        self.kinds = {}   # kind -> the model holding its statistics (its first row's)
+        for row in rows: self.kinds.setdefault(row_kind(row.cfg), row.model)
+        for row in rows[1:]: share_backbone(row.model, rows[0].model, buffers_from=self.kinds[row_kind(row.cfg)])
+        self.norms = {kind: backbone_batchnorms(m) for kind, m in self.kinds.items()}
+        self.also = {}   # while a batch passes: id of a BatchNorm -> the same BatchNorm of the other kinds that read the batch
+        self.hooks = [bn.register_forward_pre_hook(self._book_others) for norms in self.norms.values() for bn in norms.values()] if len(self.kinds) > 1 else []
 
-    def _also_update(self, others:list[nn.Module]):
-        def hook(module, args):   # the other kinds' own BatchNorm modules read the same input; their output is not needed
-            if self.training_batch and module.training:
-                for other in others: other(*args)
-        return hook
+    def _book_others(self, module, args):   # the other kinds' own BatchNorm modules read the same input; their output is not needed
+        if module.training:
+            for other in self.also.get(id(module), ()): other(*args)
 
-    def __call__(self, x_fused, x_partner=None)->tuple:
-        "Features of the training batch (its statistics booked in every kind) and of the partner batch (in the two-stream kind only)."
-        with torch.no_grad():   # the backbone is frozen: no activations kept for backward
-            self.training_batch = True
-            try: maps = self.lead.forward_features(x_fused)
-            finally: self.training_batch = False
-            return maps, self.partner.forward_features(x_partner) if x_partner is not None else None
+    def features(self, x, kinds:list)->torch.Tensor|list:
+        "The frozen backbone's features of batch `x`, booked in the running statistics of each kind in `kinds` (all of which read `x`)."
+        first, others = kinds[0], kinds[1:]
+        self.also = {id(bn): [self.norms[k][name] for k in others] for name, bn in self.norms[first].items()} if others else {}
+        try:
+            with torch.no_grad(): return self.kinds[first].forward_features(x)   # no activations kept: the backbone is frozen
+        finally: self.also = {}
 
     def close(self):
         "Remove the hooks (the rows' models are whole models again)."
         for h in self.hooks: h.remove()
 
 # %% ../nbs/06e_shared_pass.ipynb #n3716199
-def shared_step(rows:list[Stage2Row], backbone:SharedBackbone, batch, rt:Runtime)->list[torch.Tensor]:
-    "One training step of every row from one backbone forward per stream; each row's loss, after its own optimiser step."
-    sc = rows[0].cfg.stage2
-    x_fused, y_fused, *partner = batch
-    with rt.autocast():
-        x_fused, y_a, y_b, lam = mixup(x_fused, y_fused, sc.mixup_alpha, rows[0].draws.mix, rows[0].draws.perm)
-        maps, partner_maps = backbone(x_fused, partner[0] if partner else None)   # once for every row
+@dataclass
+class Stream:
+    "One stream of batches in a shared pass, and the kinds of row that read it."
+    key: tuple # ('training', stream) or ('partner', stream)
+    kinds: list # the kinds of row that read it, in the rows' order
+    sampler: object # its `DualStreamSampler` (a partner stream: the second column of its longest reader's pairs)
+    reader: Stage2Row # the row whose `EpochDraws` it draws from (augmentation; mixup for a training stream)
+    batches: object = None # this epoch's batches
+
+    def start_epoch(self, epoch:int, pipeline, batch_size:int):
+        "This epoch's batches: the stream's indices, augmented as its reader would augment them alone."
+        self.sampler.set_epoch(epoch)
+        indices = self.sampler.indices()
+        training = self.key[0] == 'training'
+        gen = self.reader.draws.aug if training else self.reader.draws.aug_fusing
+        self.batches = pipeline.batches(indices if training else indices[:, 1], batch_size, train=True, generator=gen)
+
+def shared_step(rows:list[Stage2Row], backbone:SharedBackbone, streams:list[Stream], active:set, rt:Runtime)->list[torch.Tensor|None]:
+    "One training step of the rows of the `active` kinds, from one backbone forward per stream; each row's loss after its optimiser step (None: its epoch has ended)."
+    alpha, out = rows[0].cfg.stage2.mixup_alpha, {}
+    for stream in streams:   # training streams first: each kind's statistics see its training batch before its partner batch
+        kinds = [k for k in stream.kinds if k in active]
+        if not kinds: continue
+        x, y = next(stream.batches)
+        with rt.autocast():
+            mixed = mixup(x, y, alpha, stream.reader.draws.mix, stream.reader.draws.perm) if stream.key[0] == 'training' else (x,)
+            out[stream.key] = (backbone.features(mixed[0], kinds), *mixed[1:])
     losses = []
     for row in rows:
-        theirs = partner_maps if row.cfg.stage2.streams == 2 else None
+        training, partner = row_kind(row.cfg)
+        if (training, partner) not in active: losses.append(None); continue
+        maps, y_a, y_b, lam = out['training', training]
+        partner_maps = out['partner', partner][0] if partner else None
         with rt.autocast():   # each row's fusion and head, exactly as Stage2Forward runs them for a row alone
-            loss = mixed_loss(row.loss_fn, fused_logits(row.model, row.fuse, maps, theirs, row.draws.mask, row.parts), y_a, y_b, lam)
+            loss = mixed_loss(row.loss_fn, fused_logits(row.model, row.fuse, maps, partner_maps, row.draws.mask, row.parts), y_a, y_b, lam)
         row.opt.zero_grad(set_to_none=True)
         row.scaler.scale(loss).backward(); row.scaler.step(row.opt); row.scaler.update()
         losses.append(loss)
@@ -170,23 +192,39 @@ def evaluate_rows(rows:list[Stage2Row], pipe, dataset, data:LTData, rt:Runtime)-
     idx = evaluation_samples(dataset, cfg)
     targets = dataset.targets[idx]
     kinds = {}   # one pass per set of running statistics: the rows of each kind
-    for i, row in enumerate(rows): kinds.setdefault(row.cfg.stage2.streams, []).append(i)
+    for i, row in enumerate(rows): kinds.setdefault(row_kind(row.cfg), []).append(i)
     logits = {}
     for members in kinds.values():
         logits.update(zip(members, predict_rows([rows[i].model for i in members], pipe, idx, cfg.eval_batch_size, rt)))
     return [(lt_report(logits[i], targets, data.counts, data.thresholds, data.index_bounds), logits[i], idx) for i in range(len(rows))]
 
 # %% ../nbs/06e_shared_pass.ipynb #n3f1cb11
+def pass_streams(rows:list[Stage2Row], data:LTData)->list[Stream]:
+    "The streams rows read: each training stream, then each partner stream (sampled for its longest reader), with the kinds that read them."
+    seed, streams = rows[0].cfg.seed, {}
+    for row in rows:
+        training, partner = kind = row_kind(row.cfg)
+        sampler = stage2_sampler(row.cfg.stage2, data.train.targets, seed=seed, pairs=False)
+        streams.setdefault(('training', training), Stream(('training', training), [], sampler, row))
+        if partner is not None:
+            pairs = stage2_sampler(row.cfg.stage2, data.train.targets, seed=seed)
+            stream = streams.setdefault(('partner', partner), Stream(('partner', partner), [], pairs, row))
+            if len(pairs) > len(stream.sampler): stream.sampler = pairs   # its first batches are the shorter epochs' (`DualStreamSampler`)
+        for key in (('training', training), ('partner', partner)):
+            if key in streams and kind not in streams[key].kinds: streams[key].kinds.append(kind)
+    return sorted(streams.values(), key=lambda s: s.key[0] == 'partner')   # training streams first, in the rows' order
+
 def train_group(rows:list[Stage2Row], data:LTData, rt:Runtime, stop_after:int|None=None)->list[dict]|None:
     "Train rows that resume from the same epoch with one backbone pass per stream and step; their reports (None if stopped)."
     lead = rows[0]; cfg, sc = lead.cfg, lead.cfg.stage2
-    paired = next((row.cfg for row in rows if row.cfg.stage2.streams == 2), cfg)   # batches with the partner when a row reads it
-    sampler = stage2_sampler(paired.stage2, data.train.targets, seed=cfg.seed)
+    streams = pass_streams(rows, data)
+    fast = fast_dev_batches(cfg)
+    epochs = 1 if fast else sc.epochs
+    steps = {kind: len(s.sampler) // sc.batch_size for s in streams if s.key[0] == 'training' for kind in s.kinds}   # each kind's epoch
+    if fast: steps = {kind: min(fast, n) for kind, n in steps.items()}
     train_pipe = make_pipeline(cfg, data, data.train, rt)
     val_pipe = make_pipeline(cfg, data, data.val, rt) if data.val is not None else None
     test_pipe = make_pipeline(cfg, data, data.test, rt)
-    fast = fast_dev_batches(cfg)
-    epochs = 1 if fast else sc.epochs
     test = None   # each row's test evaluation of the last epoch trained here, reused by its final report
     backbone = SharedBackbone(rows)
     try:
@@ -195,15 +233,12 @@ def train_group(rows:list[Stage2Row], data:LTData, rt:Runtime, stop_after:int|No
             lrs = [stage2_lr(row.cfg.stage2, epoch) for row in rows]
             for row, lr in zip(rows, lrs):
                 for group in row.opt.param_groups: group['lr'] = lr * group['peak_lr'] / row.cfg.stage2.lr
-            sampler.set_epoch(epoch)
-            for row in rows:
                 row.draws = epoch_generators(row.cfg, epoch, rt, isinstance(train_pipe, DevicePipeline))
                 row.model.train(); freeze_backbone(row.model, sc.shift_bn); set_loss_epoch(row.loss_fn, epoch, row.draws)
-            batches = train_pipe.batches(sampler.indices(), sc.batch_size, train=True, generator=lead.draws.aug, fusing_generator=lead.draws.aug_fusing)
-            n_steps = len(sampler) // sc.batch_size
-            if fast: batches, n_steps = itertools.islice(batches, fast), min(fast, n_steps)
-            stats = run_epoch(lambda batch: shared_step(rows, backbone, batch, rt), batches, n_steps,
-                              f'stage 2 epoch {epoch + 1}/{epochs} ({len(rows)} rows)', rt, 2, epoch, lrs)
+            for stream in streams: stream.start_epoch(epoch, train_pipe, sc.batch_size)
+            step = lambda k: shared_step(rows, backbone, streams, {kind for kind, n in steps.items() if k < n}, rt)
+            stats = run_epoch(step, range(max(steps.values())), max(steps.values()), f'stage 2 epoch {epoch + 1}/{epochs} ({len(rows)} rows)',
+                              rt, 2, epoch, lrs, images_per_step=sc.batch_size)
             val = evaluate_rows(rows, val_pipe, data.val, data, rt) if val_pipe is not None else [None] * len(rows)
             test = evaluate_rows(rows, test_pipe, data.test, data, rt)
             for row, row_stats, v, t in zip(rows, stats, val, test):
@@ -228,8 +263,7 @@ def final_reports(rows:list[Stage2Row], data:LTData, rt:Runtime,
 def train_stage2_rows(cfgs:list[TrainConfig], # rows with one `share_key` (and one seed)
                       data:LTData, rt:Runtime, stage_dirs:list, init:dict, stop_after:int|None=None)->list[dict]|None:
     "Train stage-2 rows that share their backbone's inputs with one pass per step; each row's report, as if it ran alone."
-    if len({share_key(c) for c in cfgs}) != 1 or len({partner_stream(c) for c in cfgs} - {None}) > 1: raise ValueError(
-        "train_stage2_rows: these rows feed their backbone different batches; group them with share_groups.")
+    if len({share_key(c) for c in cfgs}) != 1: raise ValueError("train_stage2_rows: these rows feed their backbone different batches; group them with share_groups.")
     if rt.world > 1 or cfgs[0].compile: raise ValueError("train_stage2_rows: a shared pass runs in one process without torch.compile; train these rows alone.")
     rows = [build_row(cfg, data, rt, d, init) for cfg, d in zip(cfgs, stage_dirs)]
     by_epoch = {}

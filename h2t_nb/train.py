@@ -202,23 +202,30 @@ def epoch_line(stage:int, epoch:int, epochs:int, stats:dict)->str:
     val = f"  val {stats['val_balanced']:.2f}%" if 'val_balanced' in stats else ''
     return f"stage {stage} epoch {epoch + 1}/{epochs}  loss {stats['loss']:.4f}  lr {stats['lr']:.4g}{val}  {stats['images_per_s']:,.0f} img/s"
 
-def run_epoch(step, batches, n_steps:int, desc:str, rt:Runtime, stage:int, epoch:int, lr:float|list[float])->dict|list[dict]:
-    "Drive `step(batch) -> loss` (or a list of losses, one per row of a shared pass) with a tqdm bar; stop on a non-finite loss."
-    totals, steps, images, start = None, 0, 0, time.perf_counter()
+def run_epoch(step, batches, n_steps:int, desc:str, rt:Runtime, stage:int, epoch:int, lr:float|list[float],
+              images_per_step:int|None=None, # images a step reads per process (default: the batch's first tensor's length)
+             )->dict|list[dict]:
+    "Drive `step(batch) -> loss` (or a list of losses, one per row of a shared pass, None for a row whose epoch has ended) with a tqdm bar; stop on a non-finite loss."
+    totals, counts, steps, images, start = None, None, 0, 0, time.perf_counter()
     bar = tqdm(batches, total=n_steps, desc=desc, disable=not rt.main or not interactive(), leave=False, mininterval=1)
     for batch in bar:
         losses = step(batch)
         many = isinstance(losses, list)
-        values = torch.stack([l.detach().float() for l in losses]) if many else losses.detach().float()[None]
+        if many:
+            stepped = torch.tensor([l is not None for l in losses])
+            zero = torch.zeros((), device=next(l for l in losses if l is not None).device)
+            values = torch.stack([zero if l is None else l.detach().float() for l in losses])   # adding 0 leaves a finished row's total as it was
+        else: stepped, values = torch.ones(1, dtype=torch.bool), losses.detach().float()[None]
         totals = values if totals is None else totals + values
-        steps += 1; images += len(batch[0]) * rt.world
+        counts = stepped.long() if counts is None else counts + stepped
+        steps += 1; images += (images_per_step or len(batch[0])) * rt.world
         if steps % 20 == 0:   # .item() waits for the device: only every 20 steps
             _check_finite(totals.sum().item(), steps, stage, epoch)
             bar.set_postfix(loss=f'{totals[0].item() / steps:.3f}', img_s=f'{images / (time.perf_counter() - start):.0f}')
-    if totals is None: totals = torch.zeros(1)
+    if totals is None: totals, counts = torch.zeros(1), torch.zeros(1, dtype=torch.long)
     _check_finite(totals.sum().item(), steps, stage, epoch)
     rate, lrs = images / (time.perf_counter() - start), lr if isinstance(lr, list) else [lr]
-    stats = [dict(loss=t / max(steps, 1), lr=l, steps=steps, images_per_s=rate) for t, l in zip(totals.tolist(), lrs)]
+    stats = [dict(loss=t / max(c, 1), lr=l, steps=c, images_per_s=rate) for t, c, l in zip(totals.tolist(), counts.tolist(), lrs)]
     return stats if isinstance(lr, list) else stats[0]
 
 # %% ../nbs/06_train.ipynb #c029
