@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 FAMILY = 'digits100_lt_if100'
+REPO = Path(__file__).resolve().parents[1]
 
 
 def timed_table(seeds, out, shared, code=None):
@@ -42,8 +43,7 @@ def timed_table(seeds, out, shared, code=None):
 
 def worktree(rev, where):
     "A detached git worktree of this repository at `rev`, in `where`."
-    repo = Path(__file__).resolve().parents[1]
-    subprocess.run(['git', '-C', str(repo), 'worktree', 'add', '--detach', str(where), rev], check=True, capture_output=True)
+    subprocess.run(['git', '-C', str(REPO), 'worktree', 'add', '--detach', str(where), rev], check=True, capture_output=True)
     return where
 
 
@@ -97,7 +97,7 @@ def main():
         pair, ablation = rho_ablation_ratio(root / 'shared' / f'{FAMILY}-table', args.seeds[0])
         print(f"stage 2 of seed {args.seeds[0]}: DR + H2T and its no-fusion control alone {pair:.0f} s; the 11-point ρ ablation in one pass "
               f"{ablation:.0f} s; ratio {ablation / pair:.2f}")
-    if 'before' in times: subprocess.run(['git', '-C', str(Path(__file__).resolve().parents[1]), 'worktree', 'remove', '--force', str(root / 'before_code')], check=False)
+    if 'before' in times: subprocess.run(['git', '-C', str(REPO), 'worktree', 'remove', '--force', str(root / 'before_code')], check=False)
     if not args.keep: shutil.rmtree(root)
     if not same: sys.exit('the tables differ: the shared pass is not exact, or the code changed the numbers since --before')
 

@@ -204,8 +204,8 @@ def pass_streams(rows:list[Stage2Row], data:LTData)->list[Stream]:
     seed, streams = rows[0].cfg.seed, {}
     for row in rows:
         training, partner = kind = row_kind(row.cfg)
-        sampler = stage2_sampler(row.cfg.stage2, data.train.targets, seed=seed, pairs=False)
-        streams.setdefault(('training', training), Stream(('training', training), [], sampler, row))
+        if ('training', training) not in streams:
+            streams['training', training] = Stream(('training', training), [], stage2_sampler(row.cfg.stage2, data.train.targets, seed=seed, pairs=False), row)
         if partner is not None:
             pairs = stage2_sampler(row.cfg.stage2, data.train.targets, seed=seed)
             stream = streams.setdefault(('partner', partner), Stream(('partner', partner), [], pairs, row))
