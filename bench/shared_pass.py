@@ -1,14 +1,17 @@
 """The shared backbone pass (06e_shared_pass): the Digits-100-LT table as h2t_nb ran it before the shared pass existed
 (the code of `--before`, default 51b10c7), the same table with this code and every stage-2 row in its own pass, and
-with the rows that feed their backbone the same batches sharing passes; same seeds, same machine, back to back.
+with the rows that feed their backbone the same batches sharing passes, and that shared table once more with
+--final-test-only (no test pass every epoch, so no paper-protocol line); same seeds, same machine, back to back.
 
     python bench/shared_pass.py                       # seeds 0-4, all rows (CPU: about 2 hours)
     python bench/shared_pass.py --seeds 0 1           # fewer seeds: the same ratios per seed, sooner
     python bench/shared_pass.py --before none         # only this code, rows alone against rows sharing
+    python bench/shared_pass.py --no-alone            # skip the table with every row alone (the longest of this code's)
     python bench/shared_pass.py --keep runs/bench     # keep the tables (the shared one is a normal, resumable table)
 
-Prints the wall time of each table and the speedups (before over shared, alone over shared), checks that all tables
-hold the same numbers, then (unless --no-rho) times the whole ρ ablation (ρ = 0, 0.1, ..., 1.0: 11 rows, one pass)
+Prints the wall time of each table and the speedups (before and alone over shared, and over shared with
+--final-test-only), checks that all tables hold the same numbers (the --final-test-only one: its last and
+best-on-validation numbers, all it reports), then (unless --no-rho) times the whole ρ ablation (ρ = 0, 0.1, ..., 1.0: 11 rows, one pass)
 against one row pair run alone (DR + H2T ρ=0.25 and its no-fusion control), both from the shared table's stage 1 of the
 first seed. The earlier code runs from a git worktree of this repository (imported first through PYTHONPATH), in this
 environment.
@@ -31,13 +34,13 @@ FAMILY = 'digits100_lt_if100'
 REPO = Path(__file__).resolve().parents[1]
 
 
-def timed_table(seeds, out, shared, code=None):
-    "Run h2t-table on the family in `out` (with the h2t_nb found in folder `code`, if given); its wall time in seconds."
+def timed_table(seeds, out, shared, code=None, extra=()):
+    "Run h2t-table on the family in `out` (with the h2t_nb found in folder `code`, if given, and `extra` flags); its wall time in seconds."
     env = {**os.environ, 'H2T_SHARED_PASS': '1' if shared else '0', 'PYTHONWARNINGS': 'ignore'}
     if code: env['PYTHONPATH'] = str(code)   # the worktree's package comes before the installed one
     cmd = [sys.executable, '-c', 'import sys; from h2t_nb.cli import table_main; sys.argv[0] = "h2t-table"; table_main()']
     start = time.perf_counter()
-    subprocess.run([*cmd, FAMILY, '--seeds', *map(str, seeds), '--out', str(out)], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run([*cmd, FAMILY, '--seeds', *map(str, seeds), '--out', str(out), *extra], check=True, env=env, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -76,23 +79,34 @@ def main():
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     parser.add_argument('--before', default='51b10c7', help="the revision to time as 'before' (default: the last one without the shared pass); 'none' skips it")
     parser.add_argument('--no-rho', action='store_true', help='skip timing the ρ ablation')
+    parser.add_argument('--no-alone', action='store_true', help="skip the table with every row in its own pass")
     parser.add_argument('--keep', default=None, help='keep the tables in this folder (default: a temporary one, removed)')
     args = parser.parse_args()
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp())
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {FAMILY}, seeds {args.seeds}, all rows", flush=True)
-    times, runs = {}, ['alone', 'shared']
+    times, runs = {}, ['shared'] if args.no_alone else ['alone', 'shared']
     if args.before != 'none':
         runs.insert(0, 'before')
         times['before'] = timed_table(args.seeds, root / 'before', shared=False, code=worktree(args.before, root / 'before_code'))
         print(f"before ({args.before}): {times['before'] / 60:.1f} min", flush=True)
-    times['alone'] = timed_table(args.seeds, root / 'alone', shared=False)
-    print(f"this code, every row alone: {times['alone'] / 60:.1f} min", flush=True)
+    if not args.no_alone:
+        times['alone'] = timed_table(args.seeds, root / 'alone', shared=False)
+        print(f"this code, every row alone: {times['alone'] / 60:.1f} min", flush=True)
     times['shared'] = timed_table(args.seeds, root / 'shared', shared=True)
     tables = {run: json.loads((root / run / f'{FAMILY}-table' / 'table.json').read_text()) for run in runs}
     same = all(t['summary'] == tables['shared']['summary'] and t['paired'] == tables['shared']['paired'] for t in tables.values())
-    print(f"this code, rows sharing passes: {times['shared'] / 60:.1f} min; speedup over every row alone {times['alone'] / times['shared']:.2f}x"
-          + (f", over before {times['before'] / times['shared']:.2f}x" if 'before' in times else '') + f"; same numbers in all tables: {same}", flush=True)
+    print(f"this code, rows sharing passes: {times['shared'] / 60:.1f} min; speedup"
+          + ', '.join(f" over {name} {times[name] / times['shared']:.2f}x" for name in ('alone', 'before') if name in times)
+          + f"; same numbers in all tables: {same}", flush=True)
+    times['once'] = timed_table(args.seeds, root / 'once', shared=True, extra=['--final-test-only'])
+    once = json.loads((root / 'once' / f'{FAMILY}-table' / 'table.json').read_text())
+    headline = lambda t: {(part, k): t[part].get(k) for part in ('summary', 'paired') for k in ('last', 'best_val')}
+    same_once = headline(once) == headline(tables['shared']) and not once['summary'].get('best_test')
+    same = same and same_once
+    print(f"rows sharing passes, --final-test-only: {times['once'] / 60:.1f} min; speedup"
+          + ', '.join(f" over {name} {times[name] / times['once']:.2f}x" for name in ('alone', 'before', 'shared') if name in times)
+          + f"; same last and best-on-validation numbers, no paper-protocol line: {same_once}", flush=True)
     if not args.no_rho:
         pair, ablation = rho_ablation_ratio(root / 'shared' / f'{FAMILY}-table', args.seeds[0])
         print(f"stage 2 of seed {args.seeds[0]}: DR + H2T and its no-fusion control alone {pair:.0f} s; the 11-point ρ ablation in one pass "

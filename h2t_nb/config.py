@@ -152,6 +152,7 @@ class TrainConfig:
     num_workers: int = 0 # DataLoader workers (loader pipeline)
     eval_batch_size: int = 500
     fast_dev_run: int = 0 # N > 0: every stage trains N batches, then validates and tests on N batches (its numbers mean nothing)
+    final_test_only: bool = False # stage 2 tests only its last epoch and validation's choice, not every epoch (no paper-protocol row; the same weights and reports otherwise)
 
     def __post_init__(self):
         _one_of(self, 'dataset', tuple(DATASET_BUILDERS)); self._check_model(); _one_of(self, 'amp', AMP_MODES)

@@ -225,6 +225,7 @@ def train_group(rows:list[Stage2Row], data:LTData, rt:Runtime, stop_after:int|No
     train_pipe = make_pipeline(cfg, data, data.train, rt)
     val_pipe = make_pipeline(cfg, data, data.val, rt) if data.val is not None else None
     test_pipe = make_pipeline(cfg, data, data.test, rt)
+    track_test = not cfg.final_test_only   # a test pass every epoch (the paper-protocol row), or only after the last
     test = None   # each row's test evaluation of the last epoch trained here, reused by its final report
     backbone = SharedBackbone(rows)
     try:
@@ -240,10 +241,10 @@ def train_group(rows:list[Stage2Row], data:LTData, rt:Runtime, stop_after:int|No
             stats = run_epoch(step, range(max(steps.values())), max(steps.values()), f'stage 2 epoch {epoch + 1}/{epochs} ({len(rows)} rows)',
                               rt, 2, epoch, lrs, images_per_step=sc.batch_size)
             val = evaluate_rows(rows, val_pipe, data.val, data, rt) if val_pipe is not None else [None] * len(rows)
-            test = evaluate_rows(rows, test_pipe, data.test, data, rt)
-            for row, row_stats, v, t in zip(rows, stats, val, test):
+            test = evaluate_rows(rows, test_pipe, data.test, data, rt) if track_test or epoch == epochs - 1 else None
+            for row, row_stats, v, t in zip(rows, stats, val, test or [None] * len(rows)):
                 if v is not None: record_validation(2, row.model, rt, row.stage_dir, row.state, row_stats, epoch, v[0])
-                record_test(row.state, row_stats, epoch, t[0])
+                if track_test: record_test(row.state, row_stats, epoch, t[0])
                 row.state['epoch'] = epoch; row.state['history'].append(dict(epoch=epoch + 1, **row_stats))
                 if not interactive(): print(f"{row.stage_dir.name}: {epoch_line(2, epoch, epochs, row_stats)}", flush=True)
                 save_last(2, row.model, row.opt, row.scaler, row.cfg, data, row.state, row.stage_dir)

@@ -156,3 +156,19 @@ def one_line_failure(out, message):
     "A refusal as a user sees it: non-zero exit, the message, one line, no traceback."
     assert out.returncode != 0 and message in out.stderr, out.stderr[-2000:]
     assert 'Traceback' not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr[-2000:]
+
+
+def test_final_test_only_keeps_the_numbers_and_drops_the_paper_protocol_line(tmp_path):
+    "--final-test-only skips the per-epoch test pass: the same last and best-on-validation numbers, no paper-protocol line; kept on resume."
+    common = ('digits100_lt_if100', '--rows', 'dr_h2t', '--epochs1', '1', '--epochs2', '2')
+    tracked, once = cli(*common, '--out', 'tracked', cwd=tmp_path), cli(*common, '--final-test-only', '--out', 'once', cwd=tmp_path)
+    assert tracked.returncode == 0 and once.returncode == 0, (tracked.stderr[-2000:], once.stderr[-2000:])
+    protocol = 'paper protocol (selected on test: optimistic)'
+    assert protocol in tracked.stdout and protocol not in once.stdout
+    saved = {name: json.loads((tmp_path / name / 'digits100_lt_if100-table' / 'table.json').read_text()) for name in ('tracked', 'once')}
+    for selection in ('last', 'best_val'): assert saved['once']['summary'][selection] == saved['tracked']['summary'][selection], selection
+    assert saved['tracked']['summary']['best_test'] and not saved['once']['summary'].get('best_test')
+    history = saved['once']['per_seed']['0']['dr_h2t']['history']
+    assert len(history) == 2 and all('test_top1' not in h and 'val_balanced' in h for h in history)
+    one_line_failure(cli('--resume', str(tmp_path / 'tracked' / 'digits100_lt_if100-table'), '--final-test-only', cwd=tmp_path),
+                     '--final-test-only would change what it trains')
