@@ -96,16 +96,16 @@ def main():
     times['shared'] = timed_table(args.seeds, root / 'shared', shared=True)
     tables = {run: json.loads((root / run / f'{FAMILY}-table' / 'table.json').read_text()) for run in runs}
     same = all(t['summary'] == tables['shared']['summary'] and t['paired'] == tables['shared']['paired'] for t in tables.values())
-    print(f"this code, rows sharing passes: {times['shared'] / 60:.1f} min; speedup"
-          + ', '.join(f" over {name} {times[name] / times['shared']:.2f}x" for name in ('alone', 'before') if name in times)
+    print(f"this code, rows sharing passes: {times['shared'] / 60:.1f} min; speedup "
+          + ', '.join(f"over {name} {times[name] / times['shared']:.2f}x" for name in ('alone', 'before') if name in times)
           + f"; same numbers in all tables: {same}", flush=True)
     times['once'] = timed_table(args.seeds, root / 'once', shared=True, extra=['--final-test-only'])
     once = json.loads((root / 'once' / f'{FAMILY}-table' / 'table.json').read_text())
     headline = lambda t: {(part, k): t[part].get(k) for part in ('summary', 'paired') for k in ('last', 'best_val')}
     same_once = headline(once) == headline(tables['shared']) and not once['summary'].get('best_test')
     same = same and same_once
-    print(f"rows sharing passes, --final-test-only: {times['once'] / 60:.1f} min; speedup"
-          + ', '.join(f" over {name} {times[name] / times['once']:.2f}x" for name in ('alone', 'before', 'shared') if name in times)
+    print(f"rows sharing passes, --final-test-only: {times['once'] / 60:.1f} min; speedup "
+          + ', '.join(f"over {name} {times[name] / times['once']:.2f}x" for name in ('alone', 'before', 'shared') if name in times)
           + f"; same last and best-on-validation numbers, no paper-protocol line: {same_once}", flush=True)
     if not args.no_rho:
         pair, ablation = rho_ablation_ratio(root / 'shared' / f'{FAMILY}-table', args.seeds[0])

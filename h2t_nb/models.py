@@ -14,7 +14,7 @@ from torch import nn
 # %% auto #0
 __all__ = ['MODEL_HEADS', 'MODELS', 'LogitScale', 'FeatureHeadModel', 'BasicBlock', 'CIFARResNet', 'resnet32',
            'official_resnet32_state_dict', 'TorchvisionResNet', 'resnet50', 'resnext50', 'resnet152', 'SmallCNN',
-           'freeze_backbone', 'classifier_keys']
+           'trained_head', 'head_module_ids', 'freeze_backbone', 'classifier_keys']
 
 # %% ../nbs/03_models.ipynb #c009
 class LogitScale(nn.Module):
@@ -178,14 +178,22 @@ class SmallCNN(FeatureHeadModel):
         return self.features(x)
 
 # %% ../nbs/03_models.ipynb #c023
+def trained_head(model:FeatureHeadModel)->list[nn.Module]:
+    "The modules stage 2 trains: the head (`head_modules`) and, when the model has one, a learned logit scale (LWS trains it beside the classifier)."
+    return model.head_modules() + ([model.logit_scale] if getattr(model, 'logit_scale', None) is not None else [])
+
+def head_module_ids(model:FeatureHeadModel)->set[int]:
+    "The ids of every module inside `trained_head(model)`: what stays a row's own when the backbone is frozen or shared."
+    return {id(m) for h in trained_head(model) for m in h.modules()}
+
 def freeze_backbone(model:FeatureHeadModel, # a model with a head (`head_modules`)
                     shift_bn:bool=True, # keep the backbone's BatchNorm in train mode so its running statistics re-adapt
                    )->list[nn.Parameter]:
     "Freeze everything but the head (the classifier, a head's own BatchNorms, a logit scale), set BatchNorm modes, return the head's parameters."
-    head_modules = model.head_modules() + ([model.logit_scale] if model.logit_scale is not None else [])   # LWS trains beside the classifier
+    head_modules = trained_head(model)
     head = {id(p) for m in head_modules for p in m.parameters()}
     for p in model.parameters(): p.requires_grad_(id(p) in head)
-    in_head = {id(m) for h in head_modules for m in h.modules()}
+    in_head = head_module_ids(model)
     for m in model.modules():   # a head's BatchNorm always learns its statistics in training; the backbone's only with shift-BN
         if isinstance(m, nn.modules.batchnorm._BatchNorm): m.train(model.training and (shift_bn or id(m) in in_head))
     return [p for m in head_modules for p in m.parameters()]

@@ -19,7 +19,7 @@ from .datasets import LTData
 from .losses import mixup
 from .methods import fusion_module, stage2_loss, stage2_method, stage2_sampler
 from .metrics import lt_report
-from .models import freeze_backbone
+from .models import freeze_backbone, head_module_ids, trained_head
 from .pipeline import DevicePipeline
 from .train import (Runtime, epoch_generators, epoch_line, evaluation_samples, fast_dev_batches, final_report,
                           interactive, make_pipeline, mixed_loss, record_test, record_validation, resume_state, run_epoch, save_last,
@@ -27,7 +27,7 @@ from .train import (Runtime, epoch_generators, epoch_line, evaluation_samples, f
 
 # %% auto #0
 __all__ = ['HEAD_ONLY_FIELDS', 'share_key', 'training_stream', 'partner_stream', 'row_kind', 'share_groups', 'Stage2Row',
-           'build_row', 'head_of', 'share_backbone', 'backbone_batchnorms', 'SharedBackbone', 'Stream', 'shared_step',
+           'build_row', 'share_backbone', 'backbone_batchnorms', 'SharedBackbone', 'Stream', 'shared_step',
            'predict_rows', 'evaluate_rows', 'pass_streams', 'train_group', 'final_reports', 'train_stage2_rows',
            'same_training', 'same_checkpoint', 'row_memory_bytes']
 
@@ -87,14 +87,10 @@ def build_row(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, init
     return Stage2Row(cfg, Path(stage_dir), model, opt, scaler, state, loss_fn, stage2_method(cfg.stage2).parts is not None,
                      fusion_module(cfg.stage2, model.channel_dim))
 
-def head_of(model:nn.Module)->list[nn.Module]:
-    "The modules a stage 2 trains: the head (`head_modules`) and a learned logit scale."
-    return model.head_modules() + ([model.logit_scale] if getattr(model, 'logit_scale', None) is not None else [])
-
 def share_backbone(model:nn.Module, leader:nn.Module,
                    buffers_from:nn.Module|None=None): # whose buffers `model` takes (default: `leader`'s)
     "Point every parameter of `model` outside its head at `leader`'s tensor of the same name, every buffer at `buffers_from`'s (same architecture)."
-    in_head = {id(m) for h in head_of(model) for m in h.modules()}
+    in_head = head_module_ids(model)
     buffers_from = buffers_from or leader
     for name, module in model.named_modules():
         if id(module) in in_head: continue
@@ -105,7 +101,7 @@ def share_backbone(model:nn.Module, leader:nn.Module,
 
 def backbone_batchnorms(model:nn.Module)->dict[str, nn.Module]:
     "The BatchNorm modules of `model`'s backbone by name (a head's own BatchNorms belong to its row)."
-    in_head = {id(m) for h in head_of(model) for m in h.modules()}
+    in_head = head_module_ids(model)
     return {name: m for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_head}
 
 class SharedBackbone:
@@ -294,4 +290,4 @@ def same_checkpoint(path_a:str|Path, path_b:str|Path)->bool:
 # %% ../nbs/06e_shared_pass.ipynb #nec8fe3e
 def row_memory_bytes(model:nn.Module)->int:
     "Bytes a row adds to a shared pass beyond the backbone: its head's parameters, their gradients and SGD momentum."
-    return 3 * sum(p.numel() * p.element_size() for m in head_of(model) for p in m.parameters())
+    return 3 * sum(p.numel() * p.element_size() for m in trained_head(model) for p in m.parameters())
