@@ -1,18 +1,19 @@
 """The shared backbone pass (06e_shared_pass): the Digits-100-LT table as h2t_nb ran it before the shared pass existed
-(the code of `--before`, default 51b10c7), the same table with this code and every stage-2 row in its own pass, and
-with the rows that feed their backbone the same batches sharing passes, and that shared table once more with
---final-test-only (no test pass every epoch, so no paper-protocol line); same seeds, same machine, back to back.
+(the code of `--before`, default 51b10c7, which tested every stage-2 epoch), the same table with this code and
+--paper-protocol (the same per-epoch test pass) with every stage-2 row in its own pass and with the rows that feed their
+backbone the same batches sharing passes, and finally this code's default table (shared passes, each row tested after
+its last epoch only); same seeds, same machine, back to back.
 
     python bench/shared_pass.py                       # seeds 0-4, all rows (CPU: about 2 hours)
     python bench/shared_pass.py --seeds 0 1           # fewer seeds: the same ratios per seed, sooner
     python bench/shared_pass.py --before none         # only this code, rows alone against rows sharing
     python bench/shared_pass.py --no-alone            # skip the table with every row alone (the longest of this code's)
-    python bench/shared_pass.py --keep runs/bench     # keep the tables (the shared one is a normal, resumable table)
+    python bench/shared_pass.py --keep runs/bench     # keep the tables (each is a normal, resumable table)
 
-Prints the wall time of each table and the speedups (before and alone over shared, and over shared with
---final-test-only), checks that all tables hold the same numbers (the --final-test-only one: its last and
+Prints the wall time of each table and the speedups: like for like (--paper-protocol) and as `h2t-table` runs by
+default, each over before; checks that the tables hold the same numbers (the default one: its last and
 best-on-validation numbers, all it reports), then (unless --no-rho) times the whole ρ ablation (ρ = 0, 0.1, ..., 1.0: 11 rows, one pass)
-against one row pair run alone (DR + H2T ρ=0.25 and its no-fusion control), both from the shared table's stage 1 of the
+against one row pair run alone (DR + H2T ρ=0.25 and its no-fusion control), both from the default table's stage 1 of the
 first seed. The earlier code runs from a git worktree of this repository (imported first through PYTHONPATH), in this
 environment.
 """
@@ -85,30 +86,31 @@ def main():
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp())
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {FAMILY}, seeds {args.seeds}, all rows", flush=True)
-    times, runs = {}, ['shared'] if args.no_alone else ['alone', 'shared']
+    # like for like with `before` (which tested every stage-2 epoch): --paper-protocol; then this code's default
+    times, tracked_runs = {}, ['shared_pp'] if args.no_alone else ['alone', 'shared_pp']
     if args.before != 'none':
-        runs.insert(0, 'before')
+        tracked_runs.insert(0, 'before')
         times['before'] = timed_table(args.seeds, root / 'before', shared=False, code=worktree(args.before, root / 'before_code'))
-        print(f"before ({args.before}): {times['before'] / 60:.1f} min", flush=True)
+        print(f"before ({args.before}), its default (a test pass every stage-2 epoch): {times['before'] / 60:.1f} min", flush=True)
     if not args.no_alone:
-        times['alone'] = timed_table(args.seeds, root / 'alone', shared=False)
-        print(f"this code, every row alone: {times['alone'] / 60:.1f} min", flush=True)
-    times['shared'] = timed_table(args.seeds, root / 'shared', shared=True)
-    tables = {run: json.loads((root / run / f'{FAMILY}-table' / 'table.json').read_text()) for run in runs}
-    same = all(t['summary'] == tables['shared']['summary'] and t['paired'] == tables['shared']['paired'] for t in tables.values())
-    print(f"this code, rows sharing passes: {times['shared'] / 60:.1f} min; speedup "
-          + ', '.join(f"over {name} {times[name] / times['shared']:.2f}x" for name in ('alone', 'before') if name in times)
-          + f"; same numbers in all tables: {same}", flush=True)
-    times['once'] = timed_table(args.seeds, root / 'once', shared=True, extra=['--final-test-only'])
-    once = json.loads((root / 'once' / f'{FAMILY}-table' / 'table.json').read_text())
+        times['alone'] = timed_table(args.seeds, root / 'alone', shared=False, extra=['--paper-protocol'])
+        print(f"this code, every row alone, --paper-protocol: {times['alone'] / 60:.1f} min", flush=True)
+    times['shared_pp'] = timed_table(args.seeds, root / 'shared_pp', shared=True, extra=['--paper-protocol'])
+    tables = {run: json.loads((root / run / f'{FAMILY}-table' / 'table.json').read_text()) for run in tracked_runs}
+    same = all(t['summary'] == tables['shared_pp']['summary'] and t['paired'] == tables['shared_pp']['paired'] for t in tables.values())
+    print(f"this code, rows sharing passes, --paper-protocol (like for like): {times['shared_pp'] / 60:.1f} min; speedup "
+          + ', '.join(f"over {name} {times[name] / times['shared_pp']:.2f}x" for name in ('alone', 'before') if name in times)
+          + f"; same numbers in all these tables: {same}", flush=True)
+    times['default'] = timed_table(args.seeds, root / 'default', shared=True)
+    default = json.loads((root / 'default' / f'{FAMILY}-table' / 'table.json').read_text())
     headline = lambda t: {(part, k): t[part].get(k) for part in ('summary', 'paired') for k in ('last', 'best_val')}
-    same_once = headline(once) == headline(tables['shared']) and not once['summary'].get('best_test')
-    same = same and same_once
-    print(f"rows sharing passes, --final-test-only: {times['once'] / 60:.1f} min; speedup "
-          + ', '.join(f"over {name} {times[name] / times['once']:.2f}x" for name in ('alone', 'before', 'shared') if name in times)
-          + f"; same last and best-on-validation numbers, no paper-protocol line: {same_once}", flush=True)
+    same_default = headline(default) == headline(tables['shared_pp']) and not default['summary'].get('best_test')
+    same = same and same_default
+    print(f"this code as it runs by default (rows sharing passes, tested after the last epoch): {times['default'] / 60:.1f} min; speedup "
+          + ', '.join(f"over {name} {times[name] / times['default']:.2f}x" for name in ('alone', 'before', 'shared_pp') if name in times)
+          + f"; same last and best-on-validation numbers, no paper-protocol line: {same_default}", flush=True)
     if not args.no_rho:
-        pair, ablation = rho_ablation_ratio(root / 'shared' / f'{FAMILY}-table', args.seeds[0])
+        pair, ablation = rho_ablation_ratio(root / 'default' / f'{FAMILY}-table', args.seeds[0])
         print(f"stage 2 of seed {args.seeds[0]}: DR + H2T and its no-fusion control alone {pair:.0f} s; the 11-point ρ ablation in one pass "
               f"{ablation:.0f} s; ratio {ablation / pair:.2f}")
     if 'before' in times: subprocess.run(['git', '-C', str(REPO), 'worktree', 'remove', '--force', str(root / 'before_code')], check=False)

@@ -80,12 +80,12 @@ def h2t_train(preset:Annotated[str, {'metavar': 'NAME'}]=None, # what to train: 
               image_size:int=None, # in-memory data: resize every image to IMAGE_SIZE² after augmentation (ImageNet-pretrained models: 224)
               synthetic:bool=False, # random images standing in for the preset's data: CIFAR-LT's shapes and counts, or a list benchmark's classes (checks; accuracy is meaningless)
               fast_dev_run:int=None, # N: every stage trains N batches, then validates and tests on N (checks a preset, data and GPU in a minute; the numbers mean nothing)
-              final_test_only:bool=False, # stage 2 tests its last epoch and validation's choice only, not every epoch: the same numbers without the paper-protocol row, sooner on a CPU
+              paper_protocol:bool=False, # stage 2 also tests every epoch, for the labelled paper-protocol row (the official code's best-on-test epoch): the same other numbers, one test pass per epoch more
              ):
     "Two-stage long-tailed training with H2T: train, evaluate on the balanced test set, and write results to OUT."
     runtime = _runtime_flags(device=device, amp=amp, channels_last=channels_last, compile=compile, compile_mode=compile_mode, data_dir=data_dir, download=download)
     if resume is not None:
-        _refuse_on_resume('h2t-train', dict(preset=preset, stages=stages, stage1_ckpt=stage1_ckpt, ratio=ratio, synthetic=synthetic, fast_dev_run=fast_dev_run, final_test_only=final_test_only,
+        _refuse_on_resume('h2t-train', dict(preset=preset, stages=stages, stage1_ckpt=stage1_ckpt, ratio=ratio, synthetic=synthetic, fast_dev_run=fast_dev_run, paper_protocol=paper_protocol,
                                             lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width,
                                             model=model, pretrained=pretrained, image_size=image_size))
         return resume_run(resume, seeds=seeds, epochs1=epochs1, epochs2=epochs2, runtime=runtime)
@@ -96,7 +96,7 @@ def h2t_train(preset:Annotated[str, {'metavar': 'NAME'}]=None, # what to train: 
     stage2 = replace(cfg.stage2, **{k: v for k, v in dict(epochs=epochs2, ratio=ratio).items() if v is not None})
     stage1 = replace(cfg.stage1, **({} if epochs1 is None else dict(epochs=epochs1)))
     cfg = replace(cfg, **runtime, stages=tuple(stages or cfg.stages), stage1=stage1, stage2=stage2, fast_dev_run=fast_dev_run or cfg.fast_dev_run,
-                  final_test_only=final_test_only or cfg.final_test_only)
+                  paper_protocol=paper_protocol or cfg.paper_protocol)
     cfg, _ = _setting(cfg, imb_factor, train_sources, jitter, rotate_left, width, lr2, model, pretrained, image_size)
     return train_run(cfg, out, seeds, stage1_ckpt)
 
@@ -113,13 +113,13 @@ h2t_train.__doc__ += '\n\npresets:\n' + _presets_by_family()
 
 # %% ../nbs/10_cli.ipynb #n53dda51
 def table_plan(family:str, seeds:list[int], rows:list[str]|None=None, epochs1:int|None=None, epochs2:int|None=None,
-               fast_dev_run:int|None=None, runtime:dict|None=None, setting:dict|None=None, final_test_only:bool=False)->RunPlan:
+               fast_dev_run:int|None=None, runtime:dict|None=None, setting:dict|None=None, paper_protocol:bool=False)->RunPlan:
     "A family's table as a plan: its stage-1 preset, its rows (default: the family's), the seeds, and the overrides asked for (`setting`: `_setting`'s flags)."
     base, stage2 = family_rows(family, rows)
     base, stage2 = _setting(base, rows=stage2, **(setting or {}))
     for name, value in (('epochs1', epochs1), ('epochs2', epochs2)):
         if value is not None and value < 1: raise ValueError(f"--{name} {value}: train at least 1 epoch.")
-    base = replace(base, **(runtime or {}), fast_dev_run=fast_dev_run or 0, final_test_only=final_test_only or base.final_test_only,
+    base = replace(base, **(runtime or {}), fast_dev_run=fast_dev_run or 0, paper_protocol=paper_protocol or base.paper_protocol,
                    stage1=replace(base.stage1, epochs=epochs1 or base.stage1.epochs))
     return RunPlan(base, {r: replace(s, epochs=epochs2 or s.epochs) for r, s in stage2.items()}, list(seeds), kind='table', family=family)
 
@@ -144,7 +144,7 @@ def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family (list
               model:str=None, # every row's backbone instead of the family's: small_cnn, resnet32, ..., or timm:NAME (pip install "h2t_nb[timm]")
               pretrained:bool=False, # timm models: start from timm's pretrained weights (downloaded from the Hugging Face hub on first use)
               image_size:int=None, # in-memory data: resize every image to IMAGE_SIZE² after augmentation (ImageNet-pretrained models: 224)
-              final_test_only:bool=False, # test each row's last epoch and validation's choice only, not every epoch: the same numbers without the paper-protocol line, sooner on a CPU
+              paper_protocol:bool=False, # also test every stage-2 epoch, for the labelled paper-protocol line (the official code's best-on-test epoch): the same other numbers, one test pass per epoch more
              ):
     "Train the paper's table: stage 1 once per seed, every stage-2 row from it; print and save it next to the paper's; returns the table's folder."
     runtime = _runtime_flags(device=device, amp=amp, data_dir=data_dir, download=download)
@@ -153,7 +153,7 @@ def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family (list
         saved = folder.read_plan()
         if saved.kind != 'table': raise ValueError(f"{resume} is an h2t-train run folder: resume it with h2t-train --resume {resume}.")
         if family is not None and family != saved.family: raise ValueError(f"{resume} holds a {saved.family} table, not {family}: drop FAMILY (or name its own).")
-        _refuse_on_resume('h2t-table', dict(fast_dev_run=fast_dev_run, final_test_only=final_test_only, lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter,
+        _refuse_on_resume('h2t-table', dict(fast_dev_run=fast_dev_run, paper_protocol=paper_protocol, lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter,
                                             rotate_left=rotate_left, width=width, model=model, pretrained=pretrained, image_size=image_size))
         plan, notes = extend_plan(saved, folder, seeds=seeds, rows=family_rows(saved.family, rows)[1] if rows else None, epochs1=epochs1,
                                   epochs2=epochs2, runtime=runtime)
@@ -162,7 +162,7 @@ def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family (list
         if family is None: raise ValueError("name a table family (h2t-table FAMILY; --help lists them), or --resume a table folder.")
         setting = dict(lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width,
                        model=model, pretrained=pretrained, image_size=image_size)
-        plan = table_plan(family, seeds or [0], rows, epochs1, epochs2, fast_dev_run, runtime, setting, final_test_only)
+        plan = table_plan(family, seeds or [0], rows, epochs1, epochs2, fast_dev_run, runtime, setting, paper_protocol)
         outcome = execute(plan, out=out, name=f'{family}-table')
     if outcome['interrupted']: return outcome['run_dir']
     title = table_title(plan.family, plan.base, plan.seeds, fast_dev_batches(plan.base))

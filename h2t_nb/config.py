@@ -152,7 +152,7 @@ class TrainConfig:
     num_workers: int = 0 # DataLoader workers (loader pipeline)
     eval_batch_size: int = 500
     fast_dev_run: int = 0 # N > 0: every stage trains N batches, then validates and tests on N batches (its numbers mean nothing)
-    final_test_only: bool = False # stage 2 tests only its last epoch and validation's choice, not every epoch (no paper-protocol row; the same weights and reports otherwise)
+    paper_protocol: bool = False # stage 2 also tests every epoch, for the labelled paper-protocol row (the official code's best-on-test epoch); the same weights and other reports, one test pass per epoch more
 
     def __post_init__(self):
         _one_of(self, 'dataset', tuple(DATASET_BUILDERS)); self._check_model(); _one_of(self, 'amp', AMP_MODES)
@@ -220,6 +220,7 @@ def _stage2_from_old(d:dict)->dict:
 def config_from_dict(d:dict)->TrainConfig:
     "A `TrainConfig` from its `asdict` form (a saved run's), validated; older spellings of the stage-2 fields are read too."
     d = dict(d)
+    if 'paper_protocol' not in d: d['paper_protocol'] = not d.pop('final_test_only', False)   # before it: a test pass every epoch unless final_test_only
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(d) - known)
     if unknown: raise ValueError(f"saved configuration has fields {unknown} that TrainConfig does not know: it was written by another h2t_nb.")

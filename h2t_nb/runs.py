@@ -131,7 +131,9 @@ def trained_fields(cfg:TrainConfig, stage:int, stage1_ckpt:str|None=None)->dict:
     d = {k: getattr(cfg, k) for k in TRAINED_FIELDS} | dict(data_seed=data_seed(cfg), stage1=asdict(cfg.stage1))
     d |= {k: getattr(cfg, k) for k in OPTIONAL_TRAINED_FIELDS if getattr(cfg, k) not in (None, False)}   # only when set: older folders keep their fingerprints
     if stage == 2: d['stage2'] = asdict(cfg.stage2)
-    if stage == 2 and cfg.final_test_only: d['final_test_only'] = True   # what the report holds (no per-epoch test), not what was trained
+    # what stage 2's report holds, not what it trained: no per-epoch test (booked under the name it had while a test pass
+    # every epoch was the default, so the folders of that time, which tested every epoch, keep their fingerprints)
+    if stage == 2 and not cfg.paper_protocol: d['final_test_only'] = True
     if stage1_ckpt: d['stage1'] = f'checkpoint {Path(stage1_ckpt).name}'   # stage 2 from a given file: its settings are not ours
     return json.loads(json.dumps(d))   # tuples become lists, as they read back
 

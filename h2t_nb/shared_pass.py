@@ -221,7 +221,7 @@ def train_group(rows:list[Stage2Row], data:LTData, rt:Runtime, stop_after:int|No
     train_pipe = make_pipeline(cfg, data, data.train, rt)
     val_pipe = make_pipeline(cfg, data, data.val, rt) if data.val is not None else None
     test_pipe = make_pipeline(cfg, data, data.test, rt)
-    track_test = not cfg.final_test_only   # a test pass every epoch (the paper-protocol row), or only after the last
+    track_test = cfg.paper_protocol   # a test pass every epoch (the paper-protocol row), or only after the last
     test = None   # each row's test evaluation of the last epoch trained here, reused by its final report
     backbone = SharedBackbone(rows)
     try:

@@ -443,4 +443,4 @@ def train_stage2(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, i
         return mixed_loss(loss_fn, net(x_fused, *partner[:1], generator=draws.mask, parts=parts), y_a, y_b, lam)
     def start_epoch(epoch, draws): model.train(); freeze_backbone(model, sc.shift_bn); set_loss_epoch(loss_fn, epoch, draws)   # train() also reset BatchNorm's modes
     return train_epochs(2, sc, cfg, data, rt, stage_dir, model, opt, sampler, step, lambda e: stage2_lr(sc, e), start_epoch,
-                        track_test=not cfg.final_test_only, stop_after=stop_after)
+                        track_test=cfg.paper_protocol, stop_after=stop_after)
