@@ -39,9 +39,16 @@ def timed_table(seeds, out, shared, code=None, extra=()):
     "Run h2t-table on the family in `out` (with the h2t_nb found in folder `code`, if given, and `extra` flags); its wall time in seconds."
     env = {**os.environ, 'H2T_SHARED_PASS': '1' if shared else '0', 'PYTHONWARNINGS': 'ignore'}
     if code: env['PYTHONPATH'] = str(code)   # the worktree's package comes before the installed one
+    # run outside the repository: `python -c` puts its working directory first on sys.path, and this repository's h2t_nb
+    # would then shadow the worktree's (a run from the repository's root timed this code as "before" until 2026-12-02)
+    where = Path(out).resolve().parent
+    where.mkdir(parents=True, exist_ok=True)
+    imported = subprocess.run([sys.executable, '-c', 'import h2t_nb; print(h2t_nb.__file__)'], env=env, cwd=where, capture_output=True, text=True, check=True).stdout.strip()
+    expected = Path(code or REPO).resolve()
+    if expected not in Path(imported).resolve().parents: sys.exit(f"the table would run {imported}, not the code in {expected}")
     cmd = [sys.executable, '-c', 'import sys; from h2t_nb.cli import table_main; sys.argv[0] = "h2t-table"; table_main()']
     start = time.perf_counter()
-    subprocess.run([*cmd, FAMILY, '--seeds', *map(str, seeds), '--out', str(out), *extra], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run([*cmd, FAMILY, '--seeds', *map(str, seeds), '--out', str(Path(out).resolve()), *extra], check=True, env=env, cwd=where, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
