@@ -4,13 +4,14 @@
 backbone the same batches sharing passes, and finally this code's default table (shared passes, each row tested after
 its last epoch only); same seeds, same machine, back to back.
 
-    python bench/shared_pass.py                       # seeds 0-4, all rows (CPU: about 2 hours)
+    python bench/shared_pass.py                       # seeds 0-4, all rows (two CPU cores: about 2 1/4 hours)
     python bench/shared_pass.py --seeds 0 1           # fewer seeds: the same ratios per seed, sooner
     python bench/shared_pass.py --before none         # only this code, rows alone against rows sharing
     python bench/shared_pass.py --no-alone            # skip the table with every row alone (the longest of this code's)
     python bench/shared_pass.py --keep runs/bench     # keep the tables (each is a normal, resumable table)
 
-Prints the wall time of each table and the speedups: like for like (--paper-protocol) and as `h2t-table` runs by
+Each kind of table runs one seed at a time, the kinds interleaved seed by seed, and a line after each seed gives the
+times so far. Prints the wall time of each kind of table and the speedups: like for like (--paper-protocol) and as `h2t-table` runs by
 default, each over before; checks that the tables hold the same numbers (the default one: its last and
 best-on-validation numbers, all it reports), then (unless --no-rho) times the whole ρ ablation (ρ = 0, 0.1, ..., 1.0: 11 rows, one pass)
 against one row pair run alone (DR + H2T ρ=0.25 and its no-fusion control), both from the default table's stage 1 of the
@@ -94,36 +95,40 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {FAMILY}, seeds {args.seeds}, all rows", flush=True)
     # like for like with `before` (which tested every stage-2 epoch): --paper-protocol; then this code's default
-    times, tracked_runs = {}, ['shared_pp'] if args.no_alone else ['alone', 'shared_pp']
-    if args.before != 'none':
-        tracked_runs.insert(0, 'before')
-        times['before'] = timed_table(args.seeds, root / 'before', shared=False, code=worktree(args.before, root / 'before_code'))
-        print(f"before ({args.before}), its default (a test pass every stage-2 epoch): {times['before'] / 60:.1f} min", flush=True)
-    if not args.no_alone:
-        times['alone'] = timed_table(args.seeds, root / 'alone', shared=False, extra=['--paper-protocol'])
-        print(f"this code, every row alone, --paper-protocol: {times['alone'] / 60:.1f} min", flush=True)
-    times['shared_pp'] = timed_table(args.seeds, root / 'shared_pp', shared=True, extra=['--paper-protocol'])
-    tables = {run: json.loads((root / run / f'{FAMILY}-table' / 'table.json').read_text()) for run in tracked_runs}
-    same = all(t['summary'] == tables['shared_pp']['summary'] and t['paired'] == tables['shared_pp']['paired'] for t in tables.values())
-    print(f"this code, rows sharing passes, --paper-protocol (like for like): {times['shared_pp'] / 60:.1f} min; speedup "
-          + ', '.join(f"over {name} {times[name] / times['shared_pp']:.2f}x" for name in ('alone', 'before') if name in times)
-          + f"; same numbers in all these tables: {same}", flush=True)
-    times['default'] = timed_table(args.seeds, root / 'default', shared=True)
-    default = json.loads((root / 'default' / f'{FAMILY}-table' / 'table.json').read_text())
-    headline = lambda t: {(part, k): t[part].get(k) for part in ('summary', 'paired') for k in ('last', 'best_val')}
-    same_default = headline(default) == headline(tables['shared_pp']) and not default['summary'].get('best_test')
-    same = same and same_default
-    print(f"this code as it runs by default (rows sharing passes, tested after the last epoch): {times['default'] / 60:.1f} min; speedup "
-          + ', '.join(f"over {name} {times[name] / times['default']:.2f}x" for name in ('alone', 'before', 'shared_pp') if name in times)
-          + f"; same last and best-on-validation numbers, no paper-protocol line: {same_default}", flush=True)
+    runs = {}
+    if args.before != 'none': runs['before'] = dict(shared=False, code=worktree(args.before, root / 'before_code'))
+    if not args.no_alone: runs['alone'] = dict(shared=False, extra=['--paper-protocol'])
+    runs['shared_pp'] = dict(shared=True, extra=['--paper-protocol'])
+    runs['default'] = dict(shared=True)
+    label = {'before': f'before ({args.before}, a test pass every stage-2 epoch)', 'alone': 'this code, every row alone, --paper-protocol',
+             'shared_pp': 'this code, rows sharing passes, --paper-protocol (like for like)',
+             'default': 'this code as it runs by default (rows sharing passes, tested after the last epoch)'}
+    # one table per seed and kind of run, the kinds interleaved seed by seed (their order reversed every other seed), so that
+    # this machine's slow drifts in speed fall on every kind alike, and the seeds done so far already give a fair ratio
+    times, same = {run: 0. for run in runs}, True
+    headline = lambda t: {f'{part}/{k}': t[part].get(k) for part in ('summary', 'paired') for k in ('last', 'best_val')}
+    text = lambda t, *parts: json.dumps([t[part] for part in parts] if parts else t, sort_keys=True)
+    for i, seed in enumerate(args.seeds):
+        for run in (list(runs) if i % 2 == 0 else list(runs)[::-1]):
+            times[run] += timed_table([seed], root / run / f'seed{seed}', **runs[run])
+        tables = {run: json.loads((root / run / f'seed{seed}' / f'{FAMILY}-table' / 'table.json').read_text()) for run in runs}
+        tracked = [run for run in runs if run != 'default']
+        # compared as JSON text: a one-seed table's intervals are NaN, and NaN == NaN is False
+        same = same and all(text(tables[run], 'summary', 'paired') == text(tables['shared_pp'], 'summary', 'paired') for run in tracked)
+        same = same and text(headline(tables['default'])) == text(headline(tables['shared_pp'])) and not tables['default']['summary'].get('best_test')
+        print(f"seeds {args.seeds[:i + 1]} done: " + ', '.join(f"{run} {times[run] / 60:.1f} min" for run in runs)
+              + f"; same numbers so far: {same}", flush=True)
+    for run in runs:
+        print(f"{label[run]}: {times[run] / 60:.1f} min" + ('' if run in ('before', 'alone') else '; speedup ' + ', '.join(
+            f"over {name} {times[name] / times[run]:.2f}x" for name in ('alone', 'before', 'shared_pp') if name in times and name != run)), flush=True)
+    print(f"same numbers in every table (the default ones: last and best-on-validation, no paper-protocol line): {same}", flush=True)
     if not args.no_rho:
-        pair, ablation = rho_ablation_ratio(root / 'default' / f'{FAMILY}-table', args.seeds[0])
+        pair, ablation = rho_ablation_ratio(root / 'default' / f'seed{args.seeds[0]}' / f'{FAMILY}-table', args.seeds[0])
         print(f"stage 2 of seed {args.seeds[0]}: DR + H2T and its no-fusion control alone {pair:.0f} s; the 11-point ρ ablation in one pass "
               f"{ablation:.0f} s; ratio {ablation / pair:.2f}")
-    if 'before' in times: subprocess.run(['git', '-C', str(REPO), 'worktree', 'remove', '--force', str(root / 'before_code')], check=False)
+    if 'before' in runs: subprocess.run(['git', '-C', str(REPO), 'worktree', 'remove', '--force', str(root / 'before_code')], check=False)
     if not args.keep: shutil.rmtree(root)
     if not same: sys.exit('the tables differ: the shared pass is not exact, or the code changed the numbers since --before')
-
 
 if __name__ == '__main__':
     main()
