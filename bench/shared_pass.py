@@ -4,7 +4,7 @@
 backbone the same batches sharing passes, and finally this code's default table (shared passes, each row tested after
 its last epoch only); same seeds, same machine, back to back.
 
-    python bench/shared_pass.py                       # seeds 0-4, all rows (two CPU cores: about 2 1/4 hours)
+    python bench/shared_pass.py                       # seeds 0-4, all rows (two CPU cores: about an hour)
     python bench/shared_pass.py --seeds 0 1           # fewer seeds: the same ratios per seed, sooner
     python bench/shared_pass.py --before none         # only this code, rows alone against rows sharing
     python bench/shared_pass.py --no-alone            # skip the table with every row alone (the longest of this code's)
