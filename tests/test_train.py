@@ -435,15 +435,17 @@ def test_log_to_a_file_has_one_line_per_epoch(tmp_path):
 
 
 def test_loader_pipeline_trains_like_the_device_pipeline(tmp_path):
-    "pipeline='loader' in training: without augmentation both pipelines feed identical batches, so identical weights."
+    "pipeline='loader' in training: without augmentation both pipelines feed the same batches, so the same weights up to float noise."
     cfg = replace(TINY, augment=False, stage1=replace(TINY.stage1, epochs=2), stage2=replace(TINY.stage2, epochs=1))
-    a = train_run(replace(cfg, pipeline='device'), tmp_path / 'device', quiet=True)['run_dir']
-    b = train_run(replace(cfg, pipeline='loader'), tmp_path / 'loader', quiet=True)['run_dir']
+    runs = {name: train_run(replace(cfg, **change), tmp_path / name, quiet=True)['run_dir']
+            for name, change in (('device', dict(pipeline='device')), ('loader', dict(pipeline='loader')),
+                                 ('augmented', dict(pipeline='device', augment=True)))}   # the control: every batch drawn a little differently
     for stage in ('stage1', 'stage2'):
-        wa, wb = weights(a / 'seed0' / stage / 'final.pt'), weights(b / 'seed0' / stage / 'final.pt')
+        w = {name: weights(run / 'seed0' / stage / 'final.pt') for name, run in runs.items()}
+        apart = lambda name: max((w[name][k].float() - w['device'][k].float()).abs().max().item() for k in w['device'])
         # the same batches in the same order, normalised by different ops ((x/255 - mean)/std against x*scale - shift): ulps apart at the
-        # input, grown to ~1e-4 by stage 1 and to ~7e-4 in stage 2's shifted BN statistics. A different draw of a batch moves weights by ~1e-2.
-        assert all(torch.allclose(wa[k].float(), wb[k].float(), rtol=2e-3, atol=2e-3) for k in wa), stage
+        # input, grown by training to 1e-4..4e-3 (it depends on the CPU's kernels); batches drawn differently move weights by 0.07..0.5
+        assert apart('loader') < apart('augmented') / 20, (stage, apart('loader'), apart('augmented'))
 
 
 @pytest.fixture(scope='module')
