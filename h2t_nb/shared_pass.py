@@ -21,9 +21,8 @@ from .methods import fusion_module, stage2_loss, stage2_method, stage2_sampler
 from .metrics import lt_report
 from .models import freeze_backbone, head_module_ids, trained_head
 from .pipeline import DevicePipeline
-from .train import (Runtime, epoch_generators, epoch_line, evaluation_samples, fast_dev_batches, final_report,
-                          interactive, make_pipeline, mixed_loss, record_test, record_validation, resume_state, run_epoch, save_last,
-                          set_loss_epoch, stage2_lr, stage2_model, stage_optimizer, fused_logits)
+from .train import (Runtime, book_epoch, epoch_generators, evaluation_samples, fast_dev_batches, final_report,
+                          make_pipeline, mixed_loss, resume_state, run_epoch, set_loss_epoch, stage2_lr, stage2_model, stage_optimizer, fused_logits)
 
 # %% auto #0
 __all__ = ['HEAD_ONLY_FIELDS', 'share_key', 'training_stream', 'partner_stream', 'row_kind', 'share_groups', 'Stage2Row',
@@ -239,11 +238,8 @@ def train_group(rows:list[Stage2Row], data:LTData, rt:Runtime, stop_after:int|No
             val = evaluate_rows(rows, val_pipe, data.val, data, rt) if val_pipe is not None else [None] * len(rows)
             test = evaluate_rows(rows, test_pipe, data.test, data, rt) if track_test or epoch == epochs - 1 else None
             for row, row_stats, v, t in zip(rows, stats, val, test or [None] * len(rows)):
-                if v is not None: record_validation(2, row.model, rt, row.stage_dir, row.state, row_stats, epoch, v[0])
-                if track_test: record_test(row.state, row_stats, epoch, t[0])
-                row.state['epoch'] = epoch; row.state['history'].append(dict(epoch=epoch + 1, **row_stats))
-                if not interactive(): print(f"{row.stage_dir.name}: {epoch_line(2, epoch, epochs, row_stats)}", flush=True)
-                save_last(2, row.model, row.opt, row.scaler, row.cfg, data, row.state, row.stage_dir)
+                book_epoch(2, row.model, row.opt, row.scaler, row.cfg, data, rt, row.stage_dir, row.state, row_stats, epoch, epochs,
+                           v[0] if v is not None else None, t[0] if track_test else None, name=f"{row.stage_dir.name}: ")
     finally: backbone.close()   # the rows' models are whole models again
     return final_reports(rows, data, rt, test)
 

@@ -33,7 +33,7 @@ __all__ = ['build_model', 'check_model', 'choose_amp', 'choose_channels_last', '
            'predict', 'stage1_lr', 'stage2_lr', 'copy_features', 'backbone_streams', 'fused_logits', 'Stage2Forward',
            'interactive', 'epoch_line', 'run_epoch', 'fast_dev_batches', 'evaluation_indices', 'evaluation_samples',
            'stage_optimizer', 'place_model', 'check_stage1_fits', 'stage2_model', 'EpochDraws', 'epoch_generators',
-           'final_report', 'resume_state', 'record_validation', 'record_test', 'score_epoch', 'save_last',
+           'final_report', 'resume_state', 'record_validation', 'record_test', 'save_last', 'book_epoch',
            'train_epochs', 'set_loss_epoch', 'mixed_loss', 'train_stage1', 'train_stage2']
 
 # %% ../nbs/06_train.ipynb #c015
@@ -345,19 +345,22 @@ def record_test(state:dict, stats:dict, epoch:int, report:dict):
     if state['best_test'] is None or report['top1'] > state['best_test']['top1']: state['best_test'] = dict(report, epoch=epoch + 1)
     if state['best_epoch'] == epoch: state['best_val_test'] = report   # the final report's best_val, without testing best.pt again
 
-def score_epoch(stage:int, model, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict, stats:dict,
-                epoch:int, val_pipe, test_pipe):
-    "Validate (keeping `best.pt`) and, when `test_pipe` is given, track the best test epoch of the paper's protocol; the test evaluation, if any."
-    if val_pipe is not None: record_validation(stage, model, rt, stage_dir, state, stats, epoch, _evaluate(model, val_pipe, data.val, rt, data, cfg)[0])
-    if test_pipe is None: return None
-    test = _evaluate(model, test_pipe, data.test, rt, data, cfg)
-    record_test(state, stats, epoch, test[0])
-    return test
-
 def save_last(stage:int, model, opt, scaler, cfg:TrainConfig, data:LTData, state:dict, stage_dir:Path):
     "Write `last.pt`: weights, optimiser, scaler, configuration and bookkeeping."
     save_atomic(dict(format='h2t_nb', stage=stage, model=model.state_dict(), optimizer=opt.state_dict(), scaler=scaler.state_dict(),
                      config=asdict(cfg), model_name=cfg.model, num_classes=data.num_classes, **state), stage_dir / 'last.pt')
+
+def book_epoch(stage:int, model, opt, scaler, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict, stats:dict,
+               epoch:int, epochs:int,
+               val:dict|None, # the epoch's validation report (None: no validation set)
+               test:dict|None, # its test report, when the paper-protocol row tracks every epoch
+               name:str=''): # the log line's prefix (a row's name in a shared pass)
+    "Book a trained and evaluated epoch, for a row alone and for each row of a shared pass: `best.pt`, the test row, the history, the log line, `last.pt`."
+    if val is not None: record_validation(stage, model, rt, stage_dir, state, stats, epoch, val)
+    if test is not None: record_test(state, stats, epoch, test)
+    state['epoch'] = epoch; state['history'].append(dict(epoch=epoch + 1, **stats))
+    if rt.main and not interactive(): print(name + epoch_line(stage, epoch, epochs, stats), flush=True)
+    if rt.main: save_last(stage, model, opt, scaler, cfg, data, state, stage_dir)
 
 # %% ../nbs/06_train.ipynb #c039
 def train_epochs(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
@@ -393,10 +396,10 @@ def train_epochs(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
         n_steps = len(sampler) // local_batch
         if fast: batches, n_steps = itertools.islice(batches, fast), min(fast, n_steps)
         stats = run_epoch(train_step, batches, n_steps, f'stage {stage} epoch {epoch + 1}/{epochs}', rt, stage, epoch, lr)
-        last_test = score_epoch(stage, model, cfg, data, rt, stage_dir, state, stats, epoch, val_pipe, test_pipe)
-        state['epoch'] = epoch; state['history'].append(dict(epoch=epoch + 1, **stats))
-        if rt.main and not interactive(): print(epoch_line(stage, epoch, epochs, stats), flush=True)
-        if rt.main: save_last(stage, model, opt, scaler, cfg, data, state, stage_dir)
+        val = _evaluate(model, val_pipe, data.val, rt, data, cfg)[0] if val_pipe is not None else None
+        last_test = _evaluate(model, test_pipe, data.test, rt, data, cfg) if test_pipe is not None else None
+        book_epoch(stage, model, opt, scaler, cfg, data, rt, stage_dir, state, stats, epoch, epochs, val,
+                   last_test[0] if last_test is not None else None)
         rt.barrier()
     report = final_report(model, cfg, data, rt, stage_dir, state, last_test)
     if rt.main: save_atomic(load_checkpoint(stage_dir / 'last.pt', stage), stage_dir / 'final.pt')
