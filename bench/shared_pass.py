@@ -2,7 +2,7 @@
 (the code of `--before`, default 51b10c7, which tested every stage-2 epoch), the same table with this code and
 --paper-protocol (the same per-epoch test pass) with every stage-2 row in its own pass and with the rows that feed their
 backbone the same batches sharing passes, and finally this code's default table (shared passes, each row tested after
-its last epoch only); same seeds, same machine, back to back.
+its last epoch only); same seeds, same machine, the tables interleaved seed by seed.
 
     python bench/shared_pass.py                       # seeds 0-4, all rows (two CPU cores: about an hour)
     python bench/shared_pass.py --seeds 0 1           # fewer seeds: the same ratios per seed, sooner
@@ -107,14 +107,14 @@ def main():
     # this machine's slow drifts in speed fall on every kind alike, and the seeds done so far already give a fair ratio
     times, same = {run: 0. for run in runs}, True
     headline = lambda t: {f'{part}/{k}': t[part].get(k) for part in ('summary', 'paired') for k in ('last', 'best_val')}
-    text = lambda t, *parts: json.dumps([t[part] for part in parts] if parts else t, sort_keys=True)
+    text = lambda x: json.dumps(x, sort_keys=True)   # compared as JSON text: a one-seed table's intervals are NaN, and NaN == NaN is False
+    tracked = [run for run in runs if run != 'default']   # the tables that test every stage-2 epoch: every number comparable
     for i, seed in enumerate(args.seeds):
         for run in (list(runs) if i % 2 == 0 else list(runs)[::-1]):
             times[run] += timed_table([seed], root / run / f'seed{seed}', **runs[run])
         tables = {run: json.loads((root / run / f'seed{seed}' / f'{FAMILY}-table' / 'table.json').read_text()) for run in runs}
-        tracked = [run for run in runs if run != 'default']
-        # compared as JSON text: a one-seed table's intervals are NaN, and NaN == NaN is False
-        same = same and all(text(tables[run], 'summary', 'paired') == text(tables['shared_pp'], 'summary', 'paired') for run in tracked)
+        whole = lambda t: text([t['summary'], t['paired']])
+        same = same and all(whole(tables[run]) == whole(tables['shared_pp']) for run in tracked)
         same = same and text(headline(tables['default'])) == text(headline(tables['shared_pp'])) and not tables['default']['summary'].get('best_test')
         print(f"seeds {args.seeds[:i + 1]} done: " + ', '.join(f"{run} {times[run] / 60:.1f} min" for run in runs)
               + f"; same numbers so far: {same}", flush=True)
