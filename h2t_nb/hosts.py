@@ -16,7 +16,7 @@ from .methods import Stage1Loss, Stage2Method, register_stage1_loss, register_st
 from .models import MODEL_HEADS, MODELS, BasicBlock, CIFARResNet, FeatureHeadModel, SmallCNN, resnet32
 
 # %% auto #0
-__all__ = ['GCL_ARGS', 'RIDE_ARGS', 'CosineClassifier', 'with_cosine_classifier', 'GCLLoss', 'ldam_margins',
+__all__ = ['RESLT_SPLITS', 'GCL_ARGS', 'RIDE_ARGS', 'CosineClassifier', 'with_cosine_classifier', 'GCLLoss', 'ldam_margins',
            'effective_number_weights', 'LDAMLoss', 'MultiExpertModel', 'ride_resnet32', 'ride_small_cnn',
            'ride_temperatures', 'RIDELoss', 'BranchHeadMixin', 'ResLTResNet32', 'ResLTSmallCNN', 'ResLTLoss',
            'ride_torchvision', 'ExpertCrossEntropy']
@@ -205,12 +205,24 @@ class ResLTSmallCNN(BranchHeadMixin, SmallCNN):
     def __init__(self, num_classes:int=100, in_chans:int=1, width:int=32):
         super().__init__(num_classes, in_chans, width); self._add_branches()
 
+RESLT_SPLITS = {10: (2, 4), 100: (35, 70)}   # official: CIFAR-10 [2:10], [4:10]; CIFAR-100 [35:100], [70:100]
+
 class ResLTLoss(nn.Module):
     "ResLT's loss: β · ICE (each branch's cross-entropy on its own classes) + (1 − β) · FCE (cross-entropy of the summed logit)."
     needs_parts = True
-    def __init__(self, num_classes:int, beta:float=0.995, medium_from:float=0.35, tail_from:float=0.7):
+    def __init__(self, num_classes:int,
+                 beta:float=0.995, # weight of ICE against FCE (the paper's α)
+                 medium_from:float|None=None, # first class of the medium + tail branch, as a fraction of the classes
+                 tail_from:float|None=None): # first class of the tail branch, as a fraction
         super().__init__()
-        self.beta, self.medium, self.tail = beta, round(medium_from * num_classes), round(tail_from * num_classes)
+        if (medium_from is None) != (tail_from is None): raise ValueError(
+            f"ResLTLoss: give both medium_from and tail_from, or neither (got {medium_from}, {tail_from}).")
+        if medium_from is not None: split = round(medium_from * num_classes), round(tail_from * num_classes)
+        elif num_classes in RESLT_SPLITS: split = RESLT_SPLITS[num_classes]
+        else: raise ValueError(
+            f"ResLTLoss({num_classes}): ResLT's published configs split only 10 classes (2, 4) and 100 (35, 70); "
+            f"pass medium_from and tail_from (fractions of the {num_classes} classes) to choose the branches.")
+        self.beta, (self.medium, self.tail) = beta, split
     def forward(self, output, target):
         "`output` is `(logits, branches)`: the summed logit and the 3×B×K branch logits."
         logits, (head, medium, tail) = output

@@ -80,8 +80,25 @@ def test_reslt_loss_and_masks_by_hand():
     ice = (ce(0).sum() + (ce(1) * in_m).sum() + (ce(2) * in_t).sum()) / (5 + in_m.sum() + in_t.sum())
     fce = (-np_log_softmax(branches.sum(0))[np.arange(5), y]).mean()
     b = torch.tensor(branches, dtype=torch.float32)
-    got = ResLTLoss(20, beta=0.7)((b.sum(0), b), torch.tensor(y))
+    got = ResLTLoss(20, beta=0.7, medium_from=0.35, tail_from=0.7)((b.sum(0), b), torch.tensor(y))
     assert got.item() == pytest.approx(0.7 * ice + 0.3 * fce, rel=1e-5)
+
+
+@pytest.mark.parametrize('classes, medium, tail', [(10, 2, 4), (100, 35, 70)])
+def test_reslt_default_branches_are_the_official_ones(classes, medium, tail):
+    "ResLT's official scripts mask the branches from classes [2:10], [4:10] (CIFAR-10) and [35:100], [70:100] (CIFAR-100)."
+    rng = np.random.default_rng(2)
+    y = np.arange(classes)
+    branches = rng.normal(size=(3, classes, classes))
+    ce = lambda b: -np_log_softmax(branches[b])[np.arange(classes), y]
+    in_m, in_t = (y >= medium).astype(float), (y >= tail).astype(float)
+    ice = (ce(0).sum() + (ce(1) * in_m).sum() + (ce(2) * in_t).sum()) / (classes + in_m.sum() + in_t.sum())
+    b = torch.tensor(branches, dtype=torch.float32)
+    assert ResLTLoss(classes, beta=1.)((b.sum(0), b), torch.tensor(y)).item() == pytest.approx(ice, rel=1e-5)
+
+
+def test_reslt_refuses_a_split_no_published_config_uses():
+    with pytest.raises(ValueError, match='pass medium_from and tail_from'): ResLTLoss(20)
 
 
 def test_ldam_loss_by_hand():
