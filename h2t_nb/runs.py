@@ -6,7 +6,7 @@ Docs: https://h2t-nb.github.io/h2t_nb/runs.html.md"""
 
 # %% ../nbs/06a_runs.ipynb #c006
 from __future__ import annotations
-import contextlib, hashlib, json, os
+import contextlib, hashlib, itertools, json, os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -16,7 +16,6 @@ from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, write_text_atomic
 from .config import Stage2Config, TrainConfig, config_from_dict
-from .data import free_path
 from .datasets import LTData, build_data, data_seed
 from .reports import plot_run, run_summary, run_summary_text, write_csv
 from .shared_pass import share_groups, train_stage2_rows
@@ -24,9 +23,9 @@ from .train import Runtime, check_model, check_stage1_fits, fast_dev_batches, in
 
 # %% auto #0
 __all__ = ['PLAN_FILE', 'RESULTS_FILE', 'TRAINED_FIELDS', 'OPTIONAL_TRAINED_FIELDS', 'SHARED_PASS_ENV', 'RUNTIME_OVERRIDES',
-           'RunPlan', 'RunFolderBusy', 'RunFolder', 'trained_fields', 'fingerprint', 'cached_report', 'store_report',
-           'cached_or_trained', 'shared_pass_on', 'train_plan', 'execute', 'extend_plan', 'run_plan', 'write_run_files',
-           'train_run', 'resume_run', 'continue_or_run']
+           'RunPlan', 'RunFolderBusy', 'claim_folder', 'RunFolder', 'trained_fields', 'fingerprint', 'cached_report',
+           'store_report', 'cached_or_trained', 'shared_pass_on', 'train_plan', 'execute', 'extend_plan', 'run_plan',
+           'write_run_files', 'train_run', 'resume_run', 'continue_or_run']
 
 # %% ../nbs/06a_runs.ipynb #nb18f946
 PLAN_FILE = 'plan.json'
@@ -70,18 +69,26 @@ class RunPlan:
 class RunFolderBusy(RuntimeError):
     "Another process holds the run folder's lock."
 
+def claim_folder(path:Path)->Path:
+    "The first of `path`, `path-1`, `path-2`, ... that this call creates."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count():
+        candidate = path if n == 0 else path.with_name(f'{path.name}-{n}')
+        try: candidate.mkdir()   # atomic: of two runs started together, exactly one creates each name
+        except FileExistsError: continue
+        return candidate
+
 class RunFolder:
     "A run's folder: the plan it trains, one writer at a time, atomic reports, and no absolute path inside, so it resumes wherever it is."
     def __init__(self, path:str|Path): self.path = Path(path)
 
     @classmethod
     def create(cls, parent:str|Path, name:str, rt:Runtime)->RunFolder:
-        "A new folder `parent/name` (numbered if taken: earlier results are never overwritten), named by rank 0 for every process."
+        "A new folder `parent/name` (numbered if taken: earlier results are never overwritten), claimed by rank 0 for every process."
         if Path(parent).exists() and not Path(parent).is_dir(): raise NotADirectoryError(f"--out {parent} is a file: pass a folder (it is created if missing).")
-        path = free_path(Path(parent) / name)
-        if rt.world > 1:   # every process must agree on the folder rank 0 picked
+        path = claim_folder(Path(parent) / name) if rt.main else None
+        if rt.world > 1:   # every process must agree on the folder rank 0 claimed
             names = [str(path)]; dist.broadcast_object_list(names, src=0); path = Path(names[0])
-        if rt.main: path.mkdir(parents=True, exist_ok=True)
         rt.barrier()
         return cls(path)
 

@@ -175,3 +175,30 @@ def test_paper_protocol_adds_its_line_and_keeps_the_numbers(tmp_path):
     assert saved['tracked']['summary']['best_test'][-1]['top1'] == max(h['test_top1'] for h in tracked_history)
     one_line_failure(cli('--resume', str(tmp_path / 'once' / 'digits100_lt_if100-table'), '--paper-protocol', cwd=tmp_path),
                      '--paper-protocol would change what it trains')
+
+
+def _table_after_a_barrier(barrier, out):
+    "h2t-table's function in a fresh process whose first mkdir of the table folder waits for the other process."
+    import pathlib
+    mkdir, waited = pathlib.Path.mkdir, []
+    def mkdir_after_barrier(self, *args, **kwargs):
+        if self.name.startswith('digits100_lt_if100-table') and not waited:
+            waited.append(True); barrier.wait(timeout=300)
+        return mkdir(self, *args, **kwargs)
+    pathlib.Path.mkdir = mkdir_after_barrier
+    from h2t_nb.cli import h2t_table
+    h2t_table('digits100_lt_if100', rows=['dr'], fast_dev_run=1, out=out)
+
+
+def test_two_tables_started_together_land_in_two_folders(tmp_path):
+    "Both processes have looked for a free name before either creates it: each still gets its own folder."
+    import multiprocessing
+    spawn = multiprocessing.get_context('spawn')
+    barrier = spawn.Barrier(2)
+    runs = [spawn.Process(target=_table_after_a_barrier, args=(barrier, str(tmp_path / 'res'))) for _ in range(2)]
+    for run in runs: run.start()
+    for run in runs: run.join(timeout=600)
+    assert [run.exitcode for run in runs] == [0, 0]
+    folders = sorted(p.name for p in (tmp_path / 'res').iterdir())
+    assert folders == ['digits100_lt_if100-table', 'digits100_lt_if100-table-1']
+    for name in folders: assert (tmp_path / 'res' / name / 'table.json').is_file()
