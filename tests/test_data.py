@@ -10,8 +10,7 @@ import torch
 import torchvision
 from torchvision.transforms import v2
 
-from h2t_nb.data import (CIFAR10LT, CIFAR100LT, ListFileLT, digits_lt, lt_counts, lt_list_dataset, lt_subset_indices,
-                         read_list_file)
+from h2t_nb.data import CIFAR10LT, CIFAR100LT, ListFileLT, digits_lt, lt_counts, lt_list_dataset, read_list_file
 from sklearn.datasets import load_digits
 from conftest import write_cifar, write_list_dataset
 
@@ -28,10 +27,18 @@ def test_cifar100lt_through_torchvision(tmp_path, cifar_md5_off):
     assert val.counts == [min(3, 24 - n) for n in lt_counts(20, 100, 10)]
     test = SmallCIFAR100LT(root, split='test', imb_factor=10)
     assert test.counts == [2] * 100 and train.classes[:2] == ['c0', 'c1']
-    # the subset is exactly LDAM-DRW's: per class in order, shuffle with RandomState(0), keep the first n_c
+    # LDAM-DRW's gen_imbalanced_data, written here from its published code: np.random.seed(0); per class of np.unique(targets):
+    # idx = np.where(targets == c)[0]; np.random.shuffle(idx); keep idx[:n_c], n_c = int(img_max * imb_factor**(c / (C - 1)))
+    # with imb_factor = 1/IF. The validation pool is the next 3 images of each shuffled class (h2t_nb's, never the test set).
     tv_targets = np.asarray(torchvision.datasets.CIFAR100(str(root)).targets)
-    expected, expected_val = lt_subset_indices(tv_targets, lt_counts(20, 100, 10), seed=0, val_per_class=3)
-    assert train.indices.tolist() == expected.tolist() and val.indices.tolist() == expected_val.tolist()
+    legacy = np.random.RandomState(0)   # the stream np.random.seed(0) starts
+    expected, expected_val = [], []
+    for c in np.unique(tv_targets):
+        idx = np.where(tv_targets == c)[0]
+        legacy.shuffle(idx)
+        n_c = int(20 * 0.1 ** (c / (100 - 1.0)))
+        expected += idx[:n_c].tolist(); expected_val += idx[n_c:n_c + 3].tolist()
+    assert train.indices.tolist() == expected and val.indices.tolist() == expected_val
     assert not set(train.indices.tolist()) & set(val.indices.tolist())
 
 
@@ -115,11 +122,18 @@ digits_targets = load_digits().target
 @pytest.mark.parametrize('imb_factor', [1, 5, 20, 50])
 def test_digits_lt_splits(imb_factor):
     s = digits_lt(imb_factor=imb_factor, seed=1)
-    assert s.train.counts == lt_counts(100, 10, imb_factor)
+    assert s.train.counts == [int(100 * (1 / imb_factor) ** (c / 9.0)) for c in range(10)]   # LDAM-DRW's profile, truncated
     assert s.val.counts == [10] * 10 and s.test.counts == [50] * 10
     ids = [set(ds.indices.tolist()) for ds in (s.train, s.val, s.test)]
     assert sum(map(len, ids)) == len(set.union(*ids)) == len(s.train) + 600   # no image in two splits
     assert all(ds.targets.tolist() == [int(t) for t in digits_targets[ds.indices]] for ds in (s.train, s.val, s.test))
+
+
+def test_lt_counts_are_the_literature_counts():
+    "CIFAR-100-LT IF=100 has 10,847 training images (LDAM-DRW, MiSLAS, H2T), CIFAR-10-LT IF=100 12,406, IF=10 20,431."
+    assert sum(lt_counts(500, 100, 100)) == 10847 and lt_counts(500, 100, 100)[-1] == 5
+    assert sum(lt_counts(5000, 10, 100)) == 12406 and sum(lt_counts(5000, 10, 10)) == 20431
+    assert lt_counts(100, 10, 20) == [100, 71, 51, 36, 26, 18, 13, 9, 6, 5]
 
 
 def test_digits_lt_too_many_held_out():

@@ -34,11 +34,19 @@ def test_per_class_accuracy_is_the_confusion_diagonal(n, k, seed):
     assert torch.allclose(per_class_accuracy(preds, targets, k), expected, equal_nan=True)
 
 
-def test_top5_and_report_keys():
+def test_top5_and_report_groups_by_hand():
+    "Every number of the report against counts done by hand, with each class's group listed explicitly."
     logits = torch.eye(10)[torch.arange(10)].roll(1, dims=1)   # true class is never first; it sits in second place
     logits = logits + torch.eye(10) * .5
-    targets = torch.arange(10)
-    assert topk_accuracy(logits, targets) == {1: 0.0, 5: 100.0}
-    r = lt_report(logits, targets, train_counts=list(range(200, 0, -20)), thresholds=(100, 20))
-    assert {'top1', 'top5', 'balanced', 'threshold_many', 'threshold_medium', 'threshold_few',
-            'paper_many', 'paper_medium', 'paper_few', 'ece', 'mce'} == set(r)
+    assert topk_accuracy(logits, torch.arange(10)) == {1: 0.0, 5: 100.0}
+    right = [4, 3, 2, 1, 0, 4, 3, 2, 1, 4]   # of the 4 test images of each class, this many are classified right
+    targets = torch.arange(10).repeat_interleave(4)
+    preds = torch.tensor([c if j < right[c] else (c + 1) % 10 for c in range(10) for j in range(4)])
+    counts = [250, 200, 150, 101, 100, 60, 20, 19, 5, 1]   # > 100 many, 20..100 medium, < 20 few
+    r = lt_report(torch.eye(10)[preds], targets, train_counts=counts, thresholds=(100, 20), index_bounds=(3, 8))
+    mean = lambda classes: sum(25 * right[c] for c in classes) / len(classes)
+    expected = dict(top1=100 * sum(right) / 40, balanced=mean(range(10)),
+                    threshold_many=mean([0, 1, 2, 3]), threshold_medium=mean([4, 5, 6]), threshold_few=mean([7, 8, 9]),
+                    paper_many=mean([0, 1, 2]), paper_medium=mean([3, 4, 5, 6, 7]), paper_few=mean([8, 9]))
+    assert {k: r[k] for k in expected} == pytest.approx(expected)
+    assert set(r) == set(expected) | {'top5', 'ece', 'mce'}
