@@ -127,9 +127,15 @@ def test_stage2_needs_a_stage1_checkpoint(tmp_path):
     assert out.returncode == 1 and '--stage1-ckpt' in out.stderr and not (tmp_path / 'res').exists()
 
 
+@pytest.fixture(scope='module')
+def finished_run(tmp_path_factory):
+    "One finished TINY run for every test that needs checkpoints or a finished folder: copy it before changing it."
+    return train_run(TINY, tmp_path_factory.mktemp('finished'), quiet=True)['run_dir']
+
+
 @pytest.mark.parametrize('damage', ['truncated', 'garbage', 'foreign', 'stage2', 'objects'])
-def test_bad_stage1_checkpoint(tmp_path, damage):
-    good = train_run(TINY, tmp_path / 'good', quiet=True)['run_dir']
+def test_bad_stage1_checkpoint(tmp_path, damage, finished_run):
+    good = finished_run
     before = tree_digest(good)
     ckpt, bad = good / 'seed0' / 'stage1' / 'final.pt', tmp_path / 'bad.pt'
     if damage == 'truncated': bad.write_bytes(ckpt.read_bytes()[:5000])
@@ -144,8 +150,8 @@ def test_bad_stage1_checkpoint(tmp_path, damage):
     assert not (tmp_path / 'res').exists() and tree_digest(good) == before
 
 
-def test_nan_loss_stops_with_a_clear_error_and_keeps_earlier_outputs(tmp_path):
-    good = train_run(TINY, tmp_path, quiet=True)['run_dir']
+def test_nan_loss_stops_with_a_clear_error_and_keeps_earlier_outputs(tmp_path, finished_run):
+    good = tmp_path / 'offline'; shutil.copytree(finished_run, good)
     before = tree_digest(good)
     exploding = replace(TINY, stage1=replace(TINY.stage1, lr=1e12, warmup_epochs=0, milestones=()))
     with pytest.raises(FloatingPointError, match='not finite'):
@@ -203,7 +209,10 @@ def test_compiled_backbone_trains_both_stages(tmp_path):
     res = train_run(cfg, tmp_path, quiet=True)
     assert counters['stats']['unique_graphs'] >= 2   # forward_features compiled (train and eval modes at least)
     assert [(r['stage'], r['selection']) for r in res['summary']][0] == ('stage1', 'last')
-    assert load_checkpoint(res['run_dir'] / 'seed0' / 'stage2' / 'final.pt', stage=2)['config']['compile'] is True
+    stage1, stage2 = (weights(res['run_dir'] / 'seed0' / stage / 'final.pt') for stage in ('stage1', 'stage2'))
+    assert not [k for k in stage2 if '_orig_mod' in k]   # saved unwrapped: the checkpoint loads into a plain model
+    changed = {k for k in stage2 if not torch.equal(stage2[k], stage1[k]) and 'running' not in k and 'num_batches' not in k}
+    assert changed == {'fc.weight', 'fc.bias'}   # the compiled backbone stayed frozen in stage 2; its head trained
 
 
 @pytest.mark.parametrize('dataset, classes, images', [('synthetic_cifar100', 100, 10847), ('synthetic_cifar10', 10, 12406)])
@@ -372,11 +381,6 @@ def test_out_pointing_at_a_file(tmp_path):
     assert (tmp_path / 'res').read_text() == 'my notes'
 
 
-@pytest.fixture(scope='module')
-def finished_run(tmp_path_factory):
-    return train_run(TINY, tmp_path_factory.mktemp('finished'), quiet=True)['run_dir']
-
-
 def test_unknown_schedule_in_a_saved_config_is_refused_on_resume(tmp_path, finished_run):
     folder = tmp_path / 'edited'; shutil.copytree(finished_run, folder)
     (folder / 'results.json').unlink()
@@ -391,7 +395,7 @@ def test_resuming_a_finished_run_is_refused_and_changes_nothing(tmp_path, finish
     before = tree_digest(finished_run)
     one_line_failure(cli('--resume', str(finished_run), cwd=tmp_path), 'is finished (it has results.json)')
     one_line_failure(cli('--resume', str(finished_run), '--ratio', '0.5', cwd=tmp_path), '--ratio would change what it trains')
-    one_line_failure(cli('--resume', str(finished_run), '--ratio', '0', cwd=tmp_path), '--ratio would change what it trains')   # bug 3: 0 was dropped
+    one_line_failure(cli('--resume', str(finished_run), '--ratio', '0', cwd=tmp_path), '--ratio would change what it trains')   # 0 is a value, not an absent flag
     one_line_failure(cli('--resume', str(finished_run), '--epochs2', '1', cwd=tmp_path), 'a run can be extended, not shortened')
     assert tree_digest(finished_run) == before
 
@@ -449,30 +453,36 @@ def test_loader_pipeline_trains_like_the_device_pipeline(tmp_path):
 
 
 @pytest.fixture(scope='module')
-def stage1_ckpt(tmp_path_factory):
-    d = tmp_path_factory.mktemp('s1')
-    return train_run(replace(TINY, stages=(1,)), d, quiet=True)['run_dir'] / 'seed0' / 'stage1' / 'final.pt'
+def stage1_ckpt(finished_run):
+    return finished_run / 'seed0' / 'stage1' / 'final.pt'
 
 
 @pytest.mark.parametrize('option', ['per_sample', 'fusing_reverse', 'fusing_balanced', 'logit_adjusted', 'reinit_classifier'])
 def test_stage2_options_take_effect(tmp_path, stage1_ckpt, option):
     "Each stage-2 option changes what stage 2 does, and a run with it trains."
     from h2t_nb.datasets import build_data
-    from h2t_nb.losses import LogitAdjustedLoss
     from h2t_nb.methods import fusion_module, stage2_loss, stage2_sampler
     from h2t_nb.train import Stage2Forward, setup_runtime, stage2_model
     overrides = {'per_sample': dict(per_sample=True), 'fusing_reverse': dict(fusing='reverse'), 'fusing_balanced': dict(fusing='balanced'),
                  'logit_adjusted': dict(method='logit_adjusted', tau=1.0), 'reinit_classifier': dict(reinit_classifier=True)}[option]
     cfg = replace(TINY, stages=(2,), stage2=replace(TINY.stage2, epochs=1, **overrides))
     data, rt, init = build_data(cfg), setup_runtime(cfg), load_checkpoint(stage1_ckpt, stage=1)
-    if option == 'per_sample': assert Stage2Forward(stage2_model(cfg, data, rt, init)[0], fusion_module(cfg.stage2)).fuse.per_sample
+    if option == 'per_sample':   # every sample of the batch takes its own subset of ρ·C partner channels
+        fuse = Stage2Forward(stage2_model(cfg, data, rt, init)[0], fusion_module(cfg.stage2)).fuse.train()
+        own, partner = torch.zeros(16, 20, 2, 2), torch.ones(16, 20, 2, 2)
+        taken = fuse(own, partner, generator=torch.Generator().manual_seed(0))[:, :, 0, 0]   # 1: from the partner
+        assert (taken.sum(1) == int(cfg.stage2.ratio * 20)).all() and len({tuple(t.tolist()) for t in taken}) > 8
     if option.startswith('fusing'):
         sampler = stage2_sampler(cfg.stage2, data.train.targets)
         partners = torch.bincount(data.train.targets[sampler.indices()[:, 1]], minlength=10).float()
         counts = torch.tensor(data.counts, dtype=torch.float)
         target = 1 / counts if option == 'fusing_reverse' else torch.ones(10)
         assert torch.allclose(partners / partners.sum(), target / target.sum(), atol=0.06)
-    if option == 'logit_adjusted': assert isinstance(stage2_loss(cfg.stage2, data.counts), LogitAdjustedLoss)
+    if option == 'logit_adjusted':   # Menon et al.: cross-entropy of the logits plus τ·log(class prior)
+        logits, y = torch.randn(6, 10, generator=torch.Generator().manual_seed(0)), torch.arange(6)
+        prior = torch.tensor(data.counts, dtype=torch.float64) / sum(data.counts)
+        expected = F.cross_entropy(logits.double() + cfg.stage2.tau * prior.log(), y).item()
+        assert stage2_loss(cfg.stage2, data.counts)(logits, y).item() == pytest.approx(expected, rel=1e-5)
     if option == 'reinit_classifier':
         model, _ = stage2_model(cfg, data, rt, init)
         assert not torch.equal(model.fc.weight.cpu(), init['model']['fc.weight'])
