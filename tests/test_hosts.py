@@ -14,6 +14,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from h2t_nb.hosts import GCLLoss, LDAMLoss, ResLTLoss, RIDELoss, ride_small_cnn
+from h2t_nb.checkpoints import load_checkpoint
 from h2t_nb.fusion import H2T
 from h2t_nb.train import Stage2Forward
 
@@ -156,6 +157,14 @@ def test_large_host_presets_take_one_step_on_synthetic_data(tmp_path, family):
     "The large datasets' GCL and RIDE presets (GPU recipes): validated, and one step of each stage on their synthetic stand-ins."
     out = cli('h2t-train', '--preset', f'{family}_h2t', '--synthetic', '--fast-dev-run', '1', '--out', 'res', cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / 'res' / f'{family}_h2t'
+    summary = json.loads((run / 'results.json').read_text())['summary']
+    assert {(r['stage'], r['selection']) for r in summary} >= {('stage1', 'last'), ('stage2', 'last')}
+    stage1, stage2 = (load_checkpoint(run / 'seed0' / s / 'final.pt')['model'] for s in ('stage1', 'stage2'))
+    learnt = [k for k in stage2 if 'running' not in k and 'num_batches' not in k]
+    changed = [k for k in learnt if not torch.equal(stage2[k], stage1[k])]
+    stem = next(k for k in learnt if stage2[k].ndim == 4)   # the first convolution: the frozen backbone's
+    assert changed and stem not in changed and len(changed) < len(learnt) / 4, changed   # the host's head re-trained, alone
 
 
 def test_help_lists_the_hosts_presets_and_families(tmp_path):

@@ -11,8 +11,18 @@ NBS = sorted(p for p in (ROOT / 'nbs').rglob('*.ipynb')
 SKIP = get_config(path=ROOT).tst_flags.split()
 
 
-def test_skip_flags_include_slow_and_gpu():
-    assert {'notest', 'slow', 'gpu'} <= set(SKIP)
+def test_runner_skips_flagged_cells_and_runs_the_rest(tmp_path):
+    "Flagged cells (slow, gpu, notest) would fail here: the runner, with our flags, skips them and runs the rest."
+    import nbformat
+    flagged = [nbformat.v4.new_code_cell(f'#| {flag}\nraise RuntimeError("the {flag} cell ran")')
+               for flag in ('slow', 'gpu', 'notest')]
+    plain = nbformat.v4.new_code_cell("from pathlib import Path; Path('ran.txt').write_text('yes')")
+    nbformat.write(nbformat.v4.new_notebook(cells=[*flagged, plain]), tmp_path / 'flags.ipynb')
+    assert nbtest.test_nb(tmp_path / 'flags.ipynb', skip_flags=SKIP, basepath=ROOT)[0]
+    assert (tmp_path / 'ran.txt').read_text() == 'yes'   # it ran in the notebook's own folder
+    bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('raise RuntimeError("plain")')])
+    nbformat.write(bad, tmp_path / 'bad.ipynb')
+    assert not nbtest.test_nb(tmp_path / 'bad.ipynb', skip_flags=SKIP, basepath=ROOT)[0]   # an unflagged failure fails
 
 
 @pytest.mark.parametrize('nb', NBS, ids=lambda p: str(p.relative_to(ROOT / 'nbs')))
