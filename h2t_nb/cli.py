@@ -16,17 +16,19 @@ from .config import COMPILE_MODES, TrainConfig
 from .data import h2t_profile
 from .datasets import DATASET_BUILDERS
 from .presets import DEFAULT_PRESET, PAPER, PRESETS, TABLE_FAMILIES, family_rows, family_table, get_preset
-from .runs import RunFolder, RunFolderBusy, RunPlan, execute, extend_plan, resume_run, train_run
-from .table import table_title, write_table
-from .train import fast_dev_batches
 
 # %% auto #0
 __all__ = ['EXPECTED_ERRORS', 'h2t_train', 'table_plan', 'h2t_table', 'command_parser', 'run_command', 'train_main', 'table_main',
            'profile_main']
 
 # %% ../nbs/10_cli.ipynb #n5e1c9b5
-EXPECTED_ERRORS = (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError, FloatingPointError, RunFolderBusy,
+EXPECTED_ERRORS = (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError, FloatingPointError,
                    ConnectionError, ModuleNotFoundError)   # weights that cannot be downloaded, an optional extra not installed
+
+def _user_errors()->tuple:
+    "`EXPECTED_ERRORS`, and a busy run folder once the orchestrator that raises it is loaded."
+    runs = sys.modules.get('h2t_nb.runs')   # not imported for it: a refused flag never pays for the trainer
+    return EXPECTED_ERRORS + ((runs.RunFolderBusy,) if runs else ())
 _ASK = lambda v: v is not None and v is not False   # a flag the user gave (0 and 0.0 count: `--ratio 0` is a request)
 
 def _runtime_flags(**flags)->dict:
@@ -88,6 +90,7 @@ def h2t_train(preset:Annotated[str, {'metavar': 'NAME'}]=None, # what to train: 
         _refuse_on_resume('h2t-train', dict(preset=preset, stages=stages, stage1_ckpt=stage1_ckpt, ratio=ratio, synthetic=synthetic, fast_dev_run=fast_dev_run, paper_protocol=paper_protocol,
                                             lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width,
                                             model=model, pretrained=pretrained, image_size=image_size))
+        from h2t_nb.runs import resume_run   # the trainer is imported once the flags are read and checked
         return resume_run(resume, seeds=seeds, epochs1=epochs1, epochs2=epochs2, runtime=runtime)
     cfg = get_preset(preset or DEFAULT_PRESET)
     if synthetic:
@@ -98,6 +101,7 @@ def h2t_train(preset:Annotated[str, {'metavar': 'NAME'}]=None, # what to train: 
     cfg = replace(cfg, **runtime, stages=tuple(stages or cfg.stages), stage1=stage1, stage2=stage2, fast_dev_run=fast_dev_run or cfg.fast_dev_run,
                   paper_protocol=paper_protocol or cfg.paper_protocol)
     cfg, _ = _setting(cfg, imb_factor, train_sources, jitter, rotate_left, width, lr2, model, pretrained, image_size)
+    from h2t_nb.runs import train_run
     return train_run(cfg, out, seeds, stage1_ckpt)
 
 # %% ../nbs/10_cli.ipynb #n27f0553
@@ -121,6 +125,7 @@ def table_plan(family:str, seeds:list[int], rows:list[str]|None=None, epochs1:in
         if value is not None and value < 1: raise ValueError(f"--{name} {value}: train at least 1 epoch.")
     base = replace(base, **(runtime or {}), fast_dev_run=fast_dev_run or 0, paper_protocol=paper_protocol or base.paper_protocol,
                    stage1=replace(base.stage1, epochs=epochs1 or base.stage1.epochs))
+    from h2t_nb.runs import RunPlan
     return RunPlan(base, {r: replace(s, epochs=epochs2 or s.epochs) for r, s in stage2.items()}, list(seeds), kind='table', family=family)
 
 def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family (listed below), e.g. cifar100_lt_if100, digits100_lt_if100 (CPU, offline), cifar100_lt_if100_ride (not needed with --resume)
@@ -149,6 +154,7 @@ def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family (list
     "Train the paper's table: stage 1 once per seed, every stage-2 row from it; print and save it next to the paper's; returns the table's folder."
     runtime = _runtime_flags(device=device, amp=amp, data_dir=data_dir, download=download)
     if resume is not None:
+        from h2t_nb.runs import RunFolder, execute, extend_plan
         folder = RunFolder.open(resume)
         saved = folder.read_plan()
         if saved.kind != 'table': raise ValueError(f"{resume} is an h2t-train run folder: resume it with h2t-train --resume {resume}.")
@@ -163,8 +169,11 @@ def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family (list
         setting = dict(lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width,
                        model=model, pretrained=pretrained, image_size=image_size)
         plan = table_plan(family, seeds or [0], rows, epochs1, epochs2, fast_dev_run, runtime, setting, paper_protocol)
+        from h2t_nb.runs import execute
         outcome = execute(plan, out=out, name=f'{family}-table')
     if outcome['interrupted']: return outcome['run_dir']
+    from h2t_nb.table import table_title, write_table
+    from h2t_nb.train import fast_dev_batches
     title = table_title(plan.family, plan.base, plan.seeds, fast_dev_batches(plan.base))
     if outcome['runtime'].main:
         look = family_table(plan.family)
@@ -206,7 +215,7 @@ def run_command(func, prog:str, argv:list[str]|None=None)->int:
     "Parse `argv` (default: the command line) for `func` and call it; a user error becomes one line on stderr and exit status 1."
     args = command_parser(func, prog).parse_args(argv)
     try: func(**vars(args))
-    except EXPECTED_ERRORS as e: sys.exit(f'{prog}: {e}')   # SystemExit with a message: printed to stderr, status 1
+    except _user_errors() as e: sys.exit(f'{prog}: {e}')   # SystemExit with a message: printed to stderr, status 1
     return 0
 
 # %% ../nbs/10_cli.ipynb #n_mains

@@ -15,7 +15,7 @@ import h2t_nb.hosts   # registers the hosts' models, losses and methods (GCL, LD
 from .methods import FUSIONS, STAGE1_LOSSES, STAGE2_METHODS, check_loss_args
 from .models import MODEL_HEADS, MODELS
 from .samplers import FUSED_STREAMS, FUSING_STREAMS
-from .timm_models import TIMM_PREFIX, check_timm_name, timm_available
+from .timm_models import TIMM_PREFIX
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'PIPELINES', 'AMP_MODES', 'CHANNELS_LAST_MODES', 'COMPILE_MODES', 'DIGITS100_KNOBS', 'FAST_DEV_RUN_ENV',
@@ -181,9 +181,11 @@ class TrainConfig:
                 f"{MODEL_HEADS.get(self.model, 'a linear one')}: use one of {', '.join(m for m, h in MODEL_HEADS.items() if h == head)}.")
 
     def _check_model(self):
-        "A registered model or a timm one (`timm:NAME`, checked against timm's list where timm is installed); pretrained weights only for timm models."
+        "A registered model or a timm one (`timm:NAME`); pretrained weights only for timm models."
         if isinstance(self.model, str) and self.model.startswith(TIMM_PREFIX):
-            if timm_available(): check_timm_name(self.model)   # without timm, building the model says how to install it (before any folder)
+            # timm's own list is read where the model is built, on the meta device before any folder: importing timm
+            # (and torchvision with it) for every configuration would make each command's --help wait two seconds
+            if not self.model.removeprefix(TIMM_PREFIX): _refuse(self, 'model', "'timm:NAME' with a timm model's NAME")
         elif self.model not in MODELS: _refuse(self, 'model', f"one of {', '.join(map(repr, MODELS))}, or 'timm:NAME' for a timm model")
         if not isinstance(self.pretrained, bool): _refuse(self, 'pretrained', 'True or False')
         if self.pretrained and not self.model.startswith(TIMM_PREFIX): raise ValueError(

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -93,8 +92,8 @@ class LTImageDataset(Dataset):
 
 # %% ../nbs/00_data.ipynb #c021
 class CIFARLT(LTImageDataset):
-    "Long-tailed CIFAR split built on a torchvision CIFAR dataset (subclasses set `base` and `n_max`)."
-    base, n_max, n_classes, folder = torchvision.datasets.CIFAR10, 5000, 10, 'cifar-10-batches-py'
+    "Long-tailed CIFAR split built on a torchvision CIFAR dataset (subclasses set `base_name` and `n_max`)."
+    base_name, n_max, n_classes, folder = 'CIFAR10', 5000, 10, 'cifar-10-batches-py'   # a class of torchvision.datasets
     def __init__(self, root:str|Path, # folder holding (or receiving) torchvision's CIFAR files
                  split:str='train', # 'train' (long-tailed), 'val' (from left-out train images) or 'test' (balanced)
                  imb_factor:float=100, # n_max/n_min
@@ -113,16 +112,17 @@ class CIFARLT(LTImageDataset):
             train_idx, val_idx = lt_subset_indices(targets, counts, seed, val_per_class)
             idx = train_idx if split == 'train' else val_idx
             images, targets = images[torch.from_numpy(idx)], targets[idx]
-        super().__init__(images, targets, tv.classes, transform, f"{self.base.__name__}-LT IF={imb_factor:g} {split}", idx)
+        super().__init__(images, targets, tv.classes, transform, f"{self.base_name}-LT IF={imb_factor:g} {split}", idx)
         self.imb_factor, self.split = imb_factor, split
 
     @classmethod
     def _load(cls, root, train, download):
-        try: return cls.base(str(root), train=train, download=download)
+        import torchvision   # here, not at import: a command's --help should not wait for it
+        try: return getattr(torchvision.datasets, cls.base_name)(str(root), train=train, download=download)
         except RuntimeError as e:
             if download: raise
             raise FileNotFoundError(
-                f"{cls.base.__name__} not found (or corrupted) under {Path(root).resolve()}: pass download=True "
+                f"{cls.base_name} not found (or corrupted) under {Path(root).resolve()}: pass download=True "
                 f"(--download on the command line) "
                 f"(needs internet), or put torchvision's '{cls.folder}/' folder there.") from e
 
@@ -131,7 +131,7 @@ class CIFAR10LT(CIFARLT):
 
 class CIFAR100LT(CIFARLT):
     "CIFAR-100-LT: 500 head images; 10,847 training images at imbalance factor 100."
-    base, n_max, n_classes, folder = torchvision.datasets.CIFAR100, 500, 100, 'cifar-100-python'
+    base_name, n_max, n_classes, folder = 'CIFAR100', 500, 100, 'cifar-100-python'
 
 # %% ../nbs/00_data.ipynb #c027
 LIST_FILES = {  # list-file names as distributed with the benchmarks

@@ -8,7 +8,6 @@ Docs: https://h2t-nb.github.io/h2t_nb/models.html.md"""
 from __future__ import annotations
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 # %% auto #0
@@ -148,6 +147,7 @@ class TorchvisionResNet(FeatureHeadModel):
         return n.layer4(n.layer3(n.layer2(n.layer1(x))))
 
 def _torchvision(name, num_classes, weights, **kwargs):
+    import torchvision   # here, not at import: only these backbones need it
     net = getattr(torchvision.models, name)(weights=weights, **kwargs)
     if net.fc.out_features != num_classes: net.fc = nn.Linear(net.fc.in_features, num_classes)
     return TorchvisionResNet(net)

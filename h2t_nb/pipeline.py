@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
 
 from .samplers import DualStreamDataset
 
@@ -37,6 +36,7 @@ class Augment:
     def transform(self, size:tuple[int, int], # image height and width
                   train:bool=True)->v2.Compose:
         "The equivalent per-image torchvision transform, used by the reference DataLoader pipeline."
+        from torchvision.transforms import v2   # here, not at import: only the DataLoader pipeline needs torchvision
         steps = [v2.RandomCrop(size, padding=self.padding)] if train and self.padding else []
         if train and self.flip: steps.append(v2.RandomHorizontalFlip())
         if train and self.rotation: steps.append(v2.RandomRotation(self.rotation))
