@@ -13,9 +13,9 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 # %% auto #0
-__all__ = ['FUSING_STREAMS', 'FUSED_STREAMS', 'check_labels', 'LTSampler', 'InstanceSampler', 'PowerLawSampler',
-           'ClassBalancedSampler', 'SquareRootSampler', 'ReverseSampler', 'ProgressivelyBalancedSampler',
-           'ClassAwareSampler', 'DualStreamSampler', 'DualStreamDataset']
+__all__ = ['RANDOM_STREAMS', 'FUSING_STREAMS', 'FUSED_STREAMS', 'check_labels', 'stream_seed', 'epoch_generator', 'LTSampler',
+           'InstanceSampler', 'PowerLawSampler', 'ClassBalancedSampler', 'SquareRootSampler', 'ReverseSampler',
+           'ProgressivelyBalancedSampler', 'ClassAwareSampler', 'DualStreamSampler', 'DualStreamDataset']
 
 # %% ../nbs/01_samplers.ipynb #c009
 def check_labels(labels, # one integer class index per sample
@@ -40,9 +40,24 @@ def check_labels(labels, # one integer class index per sample
     return t, counts
 
 # %% ../nbs/01_samplers.ipynb #c012
-def _generator(seed:int, epoch:int, stream:int=0, device='cpu')->torch.Generator:
-    "A generator for one (seed, epoch, stream), hashed by numpy's SeedSequence so nearby seeds give unrelated draws."
-    return torch.Generator(device).manual_seed(int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1, np.uint64)[0] >> 1))
+RANDOM_STREAMS = dict(   # every per-epoch draw of a run: (seed, epoch, number); "+ rank": each process draws its own
+    sampler=0,          # a sampler's draw of the epoch's indices (all processes alike, then sharded)
+    fused=1,            # the dual-stream sampler's training (fused) stream
+    fusing=2,           # ... and its partner (fusing) stream
+    augment=100,        # crops and flips of the training stream, + rank
+    mask=200,           # H2T's channel subsets and the whole-swap draws, shared by all processes
+    mixup=300,          # mixup's Beta draw (numpy) and, on a GPU, its partner permutation, + rank
+    augment_fusing=400, # crops and flips of the partner stream, + rank
+    loss=500)           # a stochastic loss's draws (GCL's Gaussian clouds), + rank
+
+def stream_seed(seed:int, epoch:int, stream:str, rank:int=0)->list[int]:
+    "The entropy of one named stream in one epoch: `[seed, epoch, RANDOM_STREAMS[stream] + rank]`."
+    return [seed, epoch, RANDOM_STREAMS[stream] + rank]
+
+def epoch_generator(seed:int, epoch:int, stream:str, rank:int=0, device='cpu')->torch.Generator:
+    "A torch generator for one named stream in one epoch, hashed by numpy's SeedSequence: nearby seeds draw unrelated."
+    entropy = np.random.SeedSequence(stream_seed(seed, epoch, stream, rank)).generate_state(1, np.uint64)[0]
+    return torch.Generator(device).manual_seed(int(entropy >> 1))
 
 class LTSampler(Sampler):
     "Base class: validated labels, per-epoch seeded draws and DDP sharding; subclasses implement `draw(n, generator)`."
@@ -71,7 +86,7 @@ class LTSampler(Sampler):
 
     def global_indices(self)->torch.Tensor:
         "The whole epoch's draw over all replicas."
-        return self.draw(self.per_replica * self.num_replicas, _generator(self.seed, self.epoch))
+        return self.draw(self.per_replica * self.num_replicas, epoch_generator(self.seed, self.epoch, 'sampler'))
 
     def indices(self)->torch.Tensor:
         "This replica's share of the epoch's draw."
@@ -182,9 +197,9 @@ class DualStreamSampler(LTSampler):
         self.fusing, self.fused, self.pairs = fusing, fused, pairs
     def draw(self, n, generator):
         # independent streams of the same (seed, epoch): fused = stream 1, fusing = stream 2
-        fused = self.fused_sampler.draw(n, _generator(self.seed, self.epoch, 1))
+        fused = self.fused_sampler.draw(n, epoch_generator(self.seed, self.epoch, 'fused'))
         if not self.pairs: return fused   # the same draw as the pairs' first column: rows with and without a partner share their batches
-        fusing = self.fusing_sampler.draw(n, _generator(self.seed, self.epoch, 2))
+        fusing = self.fusing_sampler.draw(n, epoch_generator(self.seed, self.epoch, 'fusing'))
         return torch.stack([fused, fusing], 1)   # n×2
     def __iter__(self): return iter(map(tuple, self.indices().tolist()) if self.pairs else self.indices().tolist())
 

@@ -26,7 +26,7 @@ from .metrics import lt_report, per_class_accuracy
 from .models import MODELS, FeatureHeadModel, freeze_backbone
 from .timm_models import TIMM_PREFIX, as_h2t_model, timm_model
 from .pipeline import DevicePipeline, LoaderPipeline
-from .samplers import InstanceSampler, _generator
+from .samplers import RANDOM_STREAMS, InstanceSampler, epoch_generator
 
 # %% auto #0
 __all__ = ['build_model', 'check_model', 'choose_amp', 'choose_channels_last', 'Runtime', 'setup_runtime', 'make_pipeline',
@@ -298,9 +298,11 @@ def epoch_generators(cfg:TrainConfig, epoch:int, rt:Runtime, device_pipeline:boo
     "The `EpochDraws` of one epoch, from `(seed, epoch, process)` alone."
     on_gpu = rt.device.type == 'cuda'
     aug_device = rt.device if on_gpu and device_pipeline else 'cpu'
-    return EpochDraws(aug=_generator(cfg.seed, epoch, 100 + rt.rank, aug_device), aug_fusing=_generator(cfg.seed, epoch, 400 + rt.rank, aug_device),
-                      mask=_generator(cfg.seed, epoch, 200, rt.device), loss=_generator(cfg.seed, epoch, 500 + rt.rank, rt.device), mix=np.random.default_rng([cfg.seed, epoch, rt.rank, 300]),
-                      perm=_generator(cfg.seed, epoch, 300 + rt.rank, rt.device) if on_gpu else None)
+    draw = lambda stream, device, rank=rt.rank: epoch_generator(cfg.seed, epoch, stream, rank, device)
+    return EpochDraws(aug=draw('augment', aug_device), aug_fusing=draw('augment_fusing', aug_device),
+                      mask=draw('mask', rt.device, rank=0), loss=draw('loss', rt.device),
+                      mix=np.random.default_rng([cfg.seed, epoch, rt.rank, RANDOM_STREAMS['mixup']]),
+                      perm=draw('mixup', rt.device) if on_gpu else None)
 
 # %% ../nbs/06_train.ipynb #c037
 def final_report(model:nn.Module, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict,
