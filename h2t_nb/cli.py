@@ -117,7 +117,7 @@ h2t_train.__doc__ += '\n\npresets:\n' + _presets_by_family()
 
 # %% ../nbs/10_cli.ipynb #n53dda51
 def table_plan(family:str, seeds:list[int], rows:list[str]|None=None, epochs1:int|None=None, epochs2:int|None=None,
-               fast_dev_run:int|None=None, runtime:dict|None=None, setting:dict|None=None, paper_protocol:bool=False)->RunPlan:
+               fast_dev_run:int|None=None, runtime:dict|None=None, setting:dict|None=None, paper_protocol:bool=False): # a `RunPlan`
     "A family's table as a plan: its stage-1 preset, its rows (default: the family's), the seeds, and the overrides asked for (`setting`: `_setting`'s flags)."
     base, stage2 = family_rows(family, rows)
     base, stage2 = _setting(base, rows=stage2, **(setting or {}))

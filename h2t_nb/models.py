@@ -136,7 +136,7 @@ def official_resnet32_state_dict(ckpt:dict, # a loaded MiSLAS / H2T stage-1 chec
 # %% ../nbs/03_models.ipynb #c016
 class TorchvisionResNet(FeatureHeadModel):
     "A torchvision ResNet / ResNeXt cut into `forward_features` (through `layer4`) and a GAP + `fc` head."
-    def __init__(self, net:torchvision.models.ResNet):
+    def __init__(self, net:nn.Module): # a torchvision ResNet or ResNeXt
         super().__init__()
         self.fc, net.fc = net.fc, nn.Identity()   # the head lives here; the trunk keeps no classifier
         self.net, self.num_features = net, self.fc.in_features

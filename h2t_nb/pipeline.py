@@ -34,7 +34,7 @@ class Augment:
     resize: int|None = None # every image (training and evaluation) resized to resize×resize after augmentation, bilinear; None: as stored
 
     def transform(self, size:tuple[int, int], # image height and width
-                  train:bool=True)->v2.Compose:
+                  train:bool=True): # a torchvision v2.Compose
         "The equivalent per-image torchvision transform, used by the reference DataLoader pipeline."
         from torchvision.transforms import v2   # here, not at import: only the DataLoader pipeline needs torchvision
         steps = [v2.RandomCrop(size, padding=self.padding)] if train and self.padding else []
