@@ -1,5 +1,13 @@
-"Shared fixtures: small datasets written in the real on-disk formats."
+"Shared fixtures: small datasets written in the real on-disk formats, and the thread count of the processes tests start."
 import os
+
+# Under pytest-xdist (README's `-n 2`) two workers share the two cores: each process, and every command a test starts,
+# runs one thread, or OpenMP's threads spin against each other. Set before torch is imported, here or in a subprocess.
+# A cell that pins two threads (08_table reproduces a measured table) then shares a core: passive waits keep its
+# threads from spinning while the other worker computes.
+if os.environ.get('PYTEST_XDIST_WORKER'): os.environ.update(OMP_NUM_THREADS='1', OMP_WAIT_POLICY='PASSIVE')
+THREADS = os.environ.get('OMP_NUM_THREADS', '2')   # the commands' threads: two when tests run one at a time
+
 import pickle
 from pathlib import Path
 

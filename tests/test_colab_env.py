@@ -19,7 +19,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from conftest import write_cifar
+from conftest import THREADS, write_cifar
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = sorted(p for p in (ROOT / 'nbs').rglob('*.ipynb') if not any(s.startswith(('_', '.')) for s in p.relative_to(ROOT / 'nbs').parts))
@@ -66,8 +66,19 @@ def test_colab_versions_satisfy_the_requirements_and_older_ones_do_not():
 
 @pytest.fixture(scope='session')
 def colab_env(tmp_path_factory):
-    "A venv with the built wheel (and timm, which Colab ships), pandas and ipykernel at Colab's versions (no nbdev, no dev extra), and a kernelspec for it."
-    where = tmp_path_factory.mktemp('colab')
+    """A venv with the built wheel (and timm, which Colab ships), pandas and ipykernel at Colab's versions (no nbdev, no
+    dev extra), and a kernelspec for it; built once for all pytest-xdist workers (the build writes into the checkout)."""
+    from filelock import FileLock
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'): base = base.parent   # this run's folder, which its workers share
+    where = base / 'colab'
+    with FileLock(f'{where}.lock'):
+        if not (where / 'ready').is_file(): build_colab_env(where)
+    return where
+
+
+def build_colab_env(where):
+    where.mkdir(exist_ok=True)
     subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', str(ROOT), '-w', str(where / 'wheel')],
                    check=True, capture_output=True)
     (where / 'constraints.txt').write_text(''.join(f'{name}=={version}\n' for name, version in COLAB.items()))
@@ -81,15 +92,15 @@ def colab_env(tmp_path_factory):
     spec.mkdir(parents=True)
     (spec / 'kernel.json').write_text(json.dumps(dict(argv=[str(python), '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
                                                       display_name='Colab-like h2t_nb', language='python')))
-    return where
+    (where / 'ready').write_text('')
 
 
 @pytest.fixture
 def kernel_env(colab_env, monkeypatch):
-    "What the kernel inherits: the kernelspec, a CPU runtime, two threads."
+    "What the kernel inherits: the kernelspec, a CPU runtime, the test run's threads."
     monkeypatch.setenv('JUPYTER_PATH', str(colab_env / 'jupyter'))
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
-    monkeypatch.setenv('OMP_NUM_THREADS', '2')
+    monkeypatch.setenv('OMP_NUM_THREADS', THREADS)
     monkeypatch.setenv('PYTHONWARNINGS', 'ignore')
     for name in ('IN_TEST', 'VIRTUAL_ENV', 'PYTHONPATH'): monkeypatch.delenv(name, raising=False)
     return monkeypatch
@@ -99,11 +110,11 @@ def in_colab_env(colab_env, *args, cwd):
     "Run a command of the Colab-like environment from `cwd`."
     bin_dir = colab_env / 'env' / 'bin'
     env = {k: v for k, v in os.environ.items() if k not in ('VIRTUAL_ENV', 'PYTHONPATH')}
-    env.update(PATH=f"{bin_dir}:{env['PATH']}", CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='2', PYTHONWARNINGS='ignore')
+    env.update(PATH=f"{bin_dir}:{env['PATH']}", CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS=THREADS, PYTHONWARNINGS='ignore')
     return subprocess.run([str(bin_dir / args[0]), *args[1:]], cwd=cwd, capture_output=True, text=True, env=env)
 
 
-@pytest.mark.slow
+@pytest.mark.rehearsal
 def test_colab_env_has_colab_versions_and_no_dev_tools(colab_env, tmp_path):
     probe = ("import importlib.metadata as m, importlib.util as u, h2t_nb; "
              "print(h2t_nb.__file__); print({k: m.version(k) for k in %r}); print(u.find_spec('nbdev'))" % list(COLAB))
@@ -114,7 +125,7 @@ def test_colab_env_has_colab_versions_and_no_dev_tools(colab_env, tmp_path):
     assert eval(versions) == COLAB and nbdev == 'None'
 
 
-@pytest.mark.slow
+@pytest.mark.rehearsal
 def test_commands_run_in_colab_env(colab_env, tmp_path):
     "h2t-train's offline preset, and a fast dev run of h2t-table, with Colab's fastcore (whose own CLI API differs)."
     out = in_colab_env(colab_env, 'h2t-train', '--preset', 'offline', '--out', 'runs', cwd=tmp_path)
@@ -138,7 +149,7 @@ def execute(nb_path, workdir, first_cell=None):
     return ''.join(o.get('text', '') for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', []))
 
 
-@pytest.mark.slow
+@pytest.mark.rehearsal
 @pytest.mark.parametrize('nb', NBS, ids=lambda p: str(p.relative_to(ROOT / 'nbs')))
 def test_notebook_runs_in_colab_env(nb, kernel_env, tmp_path):
     "'Run all' on a CPU runtime: quick mode, every cell (GPU cells say they skipped), from a folder outside the repository."
@@ -196,7 +207,7 @@ def test_full_path_runs_where_a_notebook_has_one(nb):
     assert (nb in FULL_PATH_NBS) == reads_quick(nb)
 
 
-@pytest.mark.slow
+@pytest.mark.rehearsal
 @pytest.mark.parametrize('nb', FULL_PATH_NBS, ids=lambda p: str(p.relative_to(ROOT / 'nbs')))
 def test_notebook_full_path_in_colab_env(nb, kernel_env, real_format_data, tmp_path):
     "Every cell a GPU user would run, QUICK forced to False, as a fast dev run on the real-format data: the presets' real models and data code."

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import THREADS
 import torch
 from hypothesis import given, settings, strategies as st
 
@@ -19,7 +21,7 @@ from h2t_nb.fusion import H2T
 from h2t_nb.train import Stage2Forward
 
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, 'OMP_NUM_THREADS': '2', 'PYTHONWARNINGS': 'ignore'}
+ENV = {**os.environ, 'OMP_NUM_THREADS': THREADS, 'PYTHONWARNINGS': 'ignore'}
 
 
 def cli(command, *args, cwd):
@@ -129,6 +131,7 @@ def test_every_expert_gets_its_own_channel_subset_in_stage2():
     assert len(subsets) == 3 and not torch.equal(subsets[0], subsets[1]) and not torch.equal(subsets[1], subsets[2])
 
 
+@pytest.mark.rehearsal
 @pytest.mark.parametrize('host', ['gcl', 'ldam_drw', 'ride', 'reslt'])
 def test_each_host_trains_both_stages_on_the_offline_data(tmp_path, host):
     "The host's Digits-100-LT family through h2t-table for one epoch per stage: its stage 1, its stage-2 rows, its table."
@@ -151,7 +154,7 @@ def test_stage2_of_a_host_refuses_another_architectures_stage1(tmp_path, host, o
     assert 'the stage-1 checkpoint is a' in out.stderr and not (tmp_path / 'two').exists()
 
 
-@pytest.mark.slow
+@pytest.mark.rehearsal
 @pytest.mark.parametrize('family', ['imagenet_lt_r50_gcl', 'inat2018_r50_ride'])
 def test_large_host_presets_take_one_step_on_synthetic_data(tmp_path, family):
     "The large datasets' GCL and RIDE presets (GPU recipes): validated, and one step of each stage on their synthetic stand-ins."

@@ -41,15 +41,17 @@ def test_readme_has_exactly_two_setup_commands():
     assert 'pip install -e .' in main and 'pip install -e ".[dev]"' in tests and 'pytest' in tests
 
 
-def test_ci_runs_the_readme_test_command():
-    "What .ci/run extracts from README.md is exactly README's second command, and running it is .ci/run's last step."
+def test_ci_runs_the_readme_test_command_then_the_rehearsal_tier():
+    "What .ci/run extracts is exactly README's second command; it runs it, then the tier README's command leaves out."
     ci = (ROOT / '.ci' / 'run').read_text()
     extractor = re.search(r"python3 - <<'PY'\n(.*?)\nPY\n", ci, flags=re.S).group(1)
     out = subprocess.run([sys.executable, '-c', extractor], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == readme_commands()[1]
-    assert [l for l in ci.splitlines() if l.strip()][-1] == 'bash -c "$test_command"'
+    assert out.stdout.strip() == readme_commands()[1] and readme_commands()[1].endswith('pytest -n 2 -m "not rehearsal"')
+    steps = [l for l in ci.splitlines() if l.strip() and not l.startswith(('#', 'echo'))]
+    assert steps[-2:] == ['bash -c "$test_command"', '.venv/bin/python -m pytest -n 2 --dist loadgroup -m rehearsal']
 
 
+@pytest.mark.rehearsal
 def test_main_command_runs(tmp_path):
     "README's main job as written, minus the install that the test environment already did."
     main = readme_commands()[0].split('&&')[-1].strip().replace('.venv/bin/', '')

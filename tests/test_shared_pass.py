@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
+
+from conftest import THREADS
 import torch
 
 from h2t_nb.shared_pass import same_checkpoint, same_training
 
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, 'OMP_NUM_THREADS': '2', 'PYTHONWARNINGS': 'ignore'}
+ENV = {**os.environ, 'OMP_NUM_THREADS': THREADS, 'PYTHONWARNINGS': 'ignore'}
 ROWS = ['dr', 'no_fusion', 'dr_h2t', 'whole_swap', 'mislas', 'mislas_h2t']   # one pass of four kinds, led by the one-stream dr
 EPOCHS2 = 3   # enough to kill a group between its epochs
 ARGS = ['digits100_lt_if100', '--rows', *ROWS, '--epochs1', '1', '--epochs2', str(EPOCHS2)]
@@ -49,6 +51,8 @@ def alone(tmp_path_factory):
     return root / 'alone' / TABLE
 
 
+@pytest.mark.rehearsal
+@pytest.mark.xdist_group('alone')   # one worker trains the reference table for both
 def test_grouped_rows_equal_rows_alone(alone, tmp_path):
     out = table(*ARGS, '--out', 'grouped', cwd=tmp_path)
     assert 'seed 0: one backbone pass for rows dr, no_fusion, dr_h2t, whole_swap, mislas, mislas_h2t' in out.stdout
@@ -59,6 +63,8 @@ def test_grouped_rows_equal_rows_alone(alone, tmp_path):
     assert a['summary'] == b['summary'] and a['paired'] == b['paired']
 
 
+@pytest.mark.rehearsal
+@pytest.mark.xdist_group('alone')   # one worker trains the reference table for both
 def test_kill_9_inside_a_grouped_stage_2_resumes_exactly(alone, tmp_path):
     "kill -9 once a grouped row has saved an epoch of stage 2 and before the group ends; the resumed table equals the uninterrupted one."
     proc = table(*ARGS, '--out', 'half', cwd=tmp_path, wait=False)

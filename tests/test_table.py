@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import THREADS
+
 from h2t_nb.reports import paired_interval
 
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, 'OMP_NUM_THREADS': '2', 'PYTHONWARNINGS': 'ignore'}
+ENV = {**os.environ, 'OMP_NUM_THREADS': THREADS, 'PYTHONWARNINGS': 'ignore'}
 
 
 def cli(*args, cwd):
@@ -79,6 +81,7 @@ def test_fast_dev_table_trains_every_row_for_n_batches(tmp_path):
         assert [(h['epoch'], h['steps']) for h in saved['per_seed']['0'][row]['history']] == [(1, 1)]
 
 
+@pytest.mark.rehearsal
 def test_a_copied_half_finished_table_resumes_to_the_same_numbers(tmp_path):
     "kill -9 inside stage 1, the folder copied elsewhere and the original deleted: resuming the copy gives the uninterrupted table."
     args = ['digits100_lt_if100', '--rows', 'dr', 'dr_h2t', '--epochs1', '2', '--epochs2', '1']   # killed after stage 1's first epoch
@@ -99,6 +102,7 @@ def test_a_copied_half_finished_table_resumes_to_the_same_numbers(tmp_path):
     assert resumed['summary'] == whole['summary'] and resumed['paired'] == whole['paired']
 
 
+@pytest.mark.rehearsal
 def test_resume_with_more_seeds_trains_only_the_new_ones(tmp_path):
     "h2t-table --resume DIR --seeds 0 1 2 on a one-seed table trains seeds 1 and 2 and reads seed 0 back."
     assert cli('digits100_lt_if100', '--rows', 'dr', '--epochs1', '1', '--epochs2', '1', '--out', 'res', cwd=tmp_path).returncode == 0
@@ -159,6 +163,7 @@ def one_line_failure(out, message):
     assert 'Traceback' not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr[-2000:]
 
 
+@pytest.mark.rehearsal
 def test_paper_protocol_adds_its_line_and_keeps_the_numbers(tmp_path):
     "--paper-protocol adds a test pass every epoch: the same last and best-on-validation numbers, plus the paper-protocol line; refused on resume."
     common = ('digits100_lt_if100', '--rows', 'dr_h2t', '--epochs1', '1', '--epochs2', '2')
