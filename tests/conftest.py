@@ -1,4 +1,4 @@
-"Shared fixtures: small datasets written in the real on-disk formats, and the thread count of the processes tests start."
+"Shared fixtures: small datasets in the real on-disk formats, the threads of the commands tests start, a weight diff."
 import os
 
 # Under pytest-xdist (README's `-n 2`) two workers share the two cores: each process, and every command a test starts,
@@ -13,10 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import torchvision.datasets.cifar as tv_cifar
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def learnt_changes(before:dict, after:dict)->set:
+    "Names of the weights that differ between two state dicts, BatchNorm's running statistics left out."
+    return {k for k in after if not torch.equal(after[k], before[k]) and 'running' not in k and 'num_batches' not in k}
 
 
 @pytest.fixture

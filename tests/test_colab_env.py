@@ -59,15 +59,15 @@ def test_colab_versions_satisfy_the_requirements_and_older_ones_do_not():
     assert set(shared) == {'fastcore', 'numpy', 'matplotlib', 'seaborn', 'scikit-learn', 'scipy', 'tqdm', 'filelock'}
     for name in shared:
         v = Version(COLAB[name])
-        older = (Version(f'{v.major}.{v.minor}.{v.micro - 1}') if v.micro else Version(f'{v.major}.{v.minor - 1}.999') if v.minor
-                 else Version(f'{v.major - 1}.999'))
+        older = Version(f'{v.major}.{v.minor}.{v.micro - 1}' if v.micro else
+                        f'{v.major}.{v.minor - 1}.999' if v.minor else f'{v.major - 1}.999')
         assert required[name].contains(v) and not required[name].contains(older), (name, str(required[name]))
 
 
 @pytest.fixture(scope='session')
 def colab_env(tmp_path_factory):
     """A venv with the built wheel (and timm, which Colab ships), pandas and ipykernel at Colab's versions (no nbdev, no
-    dev extra), and a kernelspec for it; built once for all pytest-xdist workers (the build writes into the checkout)."""
+    dev extra), and a kernelspec for it; built once for all pytest-xdist workers (its build writes in the checkout)."""
     from filelock import FileLock
     base = tmp_path_factory.getbasetemp()
     if os.environ.get('PYTEST_XDIST_WORKER'): base = base.parent   # this run's folder, which its workers share
@@ -110,7 +110,8 @@ def in_colab_env(colab_env, *args, cwd):
     "Run a command of the Colab-like environment from `cwd`."
     bin_dir = colab_env / 'env' / 'bin'
     env = {k: v for k, v in os.environ.items() if k not in ('VIRTUAL_ENV', 'PYTHONPATH')}
-    env.update(PATH=f"{bin_dir}:{env['PATH']}", CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS=THREADS, PYTHONWARNINGS='ignore')
+    env.update(PATH=f"{bin_dir}:{env['PATH']}", CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS=THREADS,
+               PYTHONWARNINGS='ignore')
     return subprocess.run([str(bin_dir / args[0]), *args[1:]], cwd=cwd, capture_output=True, text=True, env=env)
 
 
@@ -197,13 +198,14 @@ def reads_quick(nb_path)->bool:
         code = '\n'.join('pass' if line.lstrip().startswith(('%', '!')) else line for line in cell.source.splitlines())
         try: tree = ast.parse(code)
         except SyntaxError: continue
-        if any(isinstance(n, ast.Name) and n.id == 'QUICK' and isinstance(n.ctx, ast.Load) for n in ast.walk(tree)): return True
+        if any(isinstance(n, ast.Name) and n.id == 'QUICK' and isinstance(n.ctx, ast.Load) for n in ast.walk(tree)):
+            return True
     return False
 
 
 @pytest.mark.parametrize('nb', NBS, ids=lambda p: str(p.relative_to(ROOT / 'nbs')))
 def test_full_path_runs_where_a_notebook_has_one(nb):
-    "A notebook whose code reads QUICK has a full path of its own and gets the rehearsal; one that only sets it does not."
+    "A notebook whose code reads QUICK has a full path and gets the rehearsal; one that only sets it does not."
     assert (nb in FULL_PATH_NBS) == reads_quick(nb)
 
 

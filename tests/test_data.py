@@ -27,9 +27,10 @@ def test_cifar100lt_through_torchvision(tmp_path, cifar_md5_off):
     assert val.counts == [min(3, 24 - n) for n in lt_counts(20, 100, 10)]
     test = SmallCIFAR100LT(root, split='test', imb_factor=10)
     assert test.counts == [2] * 100 and train.classes[:2] == ['c0', 'c1']
-    # LDAM-DRW's gen_imbalanced_data, written here from its published code: np.random.seed(0); per class of np.unique(targets):
-    # idx = np.where(targets == c)[0]; np.random.shuffle(idx); keep idx[:n_c], n_c = int(img_max * imb_factor**(c / (C - 1)))
-    # with imb_factor = 1/IF. The validation pool is the next 3 images of each shuffled class (h2t_nb's, never the test set).
+    # LDAM-DRW's gen_imbalanced_data, written here from its published code: np.random.seed(0); per class of
+    # np.unique(targets): idx = np.where(targets == c)[0]; np.random.shuffle(idx); keep idx[:n_c], with
+    # n_c = int(img_max * imb_factor**(c / (C - 1))) and imb_factor = 1/IF. The validation pool is the next 3 images
+    # of each shuffled class (h2t_nb's, never the test set).
     tv_targets = np.asarray(torchvision.datasets.CIFAR100(str(root)).targets)
     legacy = np.random.RandomState(0)   # the stream np.random.seed(0) starts
     expected, expected_val = [], []
@@ -122,7 +123,7 @@ digits_targets = load_digits().target
 @pytest.mark.parametrize('imb_factor', [1, 5, 20, 50])
 def test_digits_lt_splits(imb_factor):
     s = digits_lt(imb_factor=imb_factor, seed=1)
-    assert s.train.counts == [int(100 * (1 / imb_factor) ** (c / 9.0)) for c in range(10)]   # LDAM-DRW's profile, truncated
+    assert s.train.counts == [int(100 * (1 / imb_factor) ** (c / 9.0)) for c in range(10)]   # LDAM-DRW's, truncated
     assert s.val.counts == [10] * 10 and s.test.counts == [50] * 10
     ids = [set(ds.indices.tolist()) for ds in (s.train, s.val, s.test)]
     assert sum(map(len, ids)) == len(set.union(*ids)) == len(s.train) + 600   # no image in two splits

@@ -46,7 +46,8 @@ def test_ci_runs_the_readme_test_command_then_the_rehearsal_tier():
     ci = (ROOT / '.ci' / 'run').read_text()
     extractor = re.search(r"python3 - <<'PY'\n(.*?)\nPY\n", ci, flags=re.S).group(1)
     out = subprocess.run([sys.executable, '-c', extractor], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == readme_commands()[1] and readme_commands()[1].endswith('pytest -n 2 -m "not rehearsal"')
+    assert out.stdout.strip() == readme_commands()[1]
+    assert readme_commands()[1].endswith('pytest -n 2 -m "not rehearsal"')
     steps = [l for l in ci.splitlines() if l.strip() and not l.startswith(('#', 'echo'))]
     assert steps[-2:] == ['bash -c "$test_command"', '.venv/bin/python -m pytest -n 2 --dist loadgroup -m rehearsal']
 
