@@ -64,7 +64,7 @@ def rho_ablation_ratio(table_dir, seed):
     from h2t_nb.checkpoints import load_checkpoint
     from h2t_nb.datasets import build_data
     from h2t_nb.presets import family_rows
-    from h2t_nb.shared_pass import train_stage2_rows
+    from h2t_nb.train import train_stage2_rows
     from h2t_nb.train import setup_runtime, train_stage2
     base, rows = family_rows(FAMILY)
     cfg = replace(base, seed=seed)

@@ -18,8 +18,9 @@ from .checkpoints import load_checkpoint, write_text_atomic
 from .config import Stage2Config, TrainConfig, config_from_dict
 from .datasets import LTData, build_data, data_seed
 from .reports import plot_run, run_summary, run_summary_text, write_csv
-from .shared_pass import share_groups, train_stage2_rows
-from .train import Runtime, check_model, check_stage1_fits, fast_dev_batches, interactive, setup_runtime, train_stage1, train_stage2
+from .shared_pass import share_groups
+from .train import (Runtime, check_model, check_stage1_fits, fast_dev_batches, interactive, setup_runtime,
+                          train_stage1, train_stage2_rows)
 
 # %% auto #0
 __all__ = ['PLAN_FILE', 'RESULTS_FILE', 'TRAINED_FIELDS', 'OPTIONAL_TRAINED_FIELDS', 'SHARED_PASS_ENV', 'RUNTIME_OVERRIDES',
@@ -217,9 +218,8 @@ def train_plan(plan:RunPlan, folder:RunFolder, rt:Runtime, data:LTData|None=None
         share = shared_pass_on() and rt.world == 1 and not plan.base.compile
         for group in share_groups({row: cfg for row, (cfg, _, _) in pending.items()}, share):
             cfgs, dirs, asked = zip(*(pending[row] for row in group))
-            if len(group) == 1: reports = [train_stage2(cfgs[0], d, rt, dirs[0], init, stop_after=stop_after.get(2))]
-            else: reports = train_stage2_rows(list(cfgs), d, rt, list(dirs), init, stop_after=stop_after.get(2))
-            if reports is None or reports[0] is None: return None
+            reports = train_stage2_rows(list(cfgs), d, rt, list(dirs), init, stop_after=stop_after.get(2))
+            if reports is None: return None
             for row, row_dir, row_asked, report in zip(group, dirs, asked, reports):
                 res[row] = store_report(row_dir, row_asked, dict(report, shared_pass=group if len(group) > 1 else []), rt)
             if len(group) > 1 and rt.main and not quiet: print(f"seed {seed}: one backbone pass for rows {', '.join(group)}")

@@ -1,4 +1,4 @@
-"""The stage-2 rows of a seed that feed their frozen backbone the same batches share one forward per stream and step; each row keeps its own head, optimiser, schedule, loss draws and checkpoints, and ends bit-identical to the same row trained alone.
+"""An optimisation, and only that: the stage-2 rows of a seed that feed their frozen backbone the same batches are trained as one group, with one backbone forward per stream and step, and every row ends bit-identical to the same row trained alone.
 
 Docs: https://h2t-nb.github.io/h2t_nb/shared_pass.html.md"""
 
@@ -6,53 +6,19 @@ Docs: https://h2t-nb.github.io/h2t_nb/shared_pass.html.md"""
 
 # %% ../nbs/06e_shared_pass.ipynb #c006
 from __future__ import annotations
-import copy, json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .checkpoints import load_checkpoint, save_atomic
 from .config import TrainConfig
-from .datasets import LTData
-from .losses import mixup
-from .methods import fusion_module, stage2_loss, stage2_method, stage2_sampler
-from .metrics import lt_report
-from .models import freeze_backbone, head_module_ids, trained_head
-from .pipeline import DevicePipeline
-from .train import (Runtime, book_epoch, epoch_generators, evaluation_samples, fast_dev_batches, final_report,
-                          make_pipeline, mixed_loss, resume_state, run_epoch, set_loss_epoch, stage2_lr, stage2_model, stage_optimizer, fused_logits)
+from .models import trained_head
+from .train import row_kind, share_key
 
 # %% auto #0
-__all__ = ['HEAD_ONLY_FIELDS', 'share_key', 'training_stream', 'partner_stream', 'row_kind', 'share_groups', 'Stage2Row',
-           'build_row', 'share_backbone', 'backbone_batchnorms', 'SharedBackbone', 'Stream', 'shared_step',
-           'predict_rows', 'evaluate_rows', 'pass_streams', 'train_group', 'final_reports', 'train_stage2_rows',
-           'same_training', 'same_checkpoint', 'row_memory_bytes']
+__all__ = ['share_groups', 'backbone_passes', 'same_training', 'same_checkpoint', 'row_memory_bytes']
 
 # %% ../nbs/06e_shared_pass.ipynb #n9e8f932
-HEAD_ONLY_FIELDS = ('method', 'lr', 'momentum', 'weight_decay', 'fusion', 'ratio', 'per_sample', 'reinit_classifier',
-                    'lws_lr', 'smooth_head', 'smooth_tail', 'tau', 'loss_args')   # Stage2Config fields that act after the backbone
-
-def share_key(cfg:TrainConfig)->str:
-    "What the frozen backbone sees in `cfg`'s stage 2 but which streams it reads: rows with equal keys can share its passes."
-    backbone = {k: v for k, v in asdict(cfg.stage2).items() if k not in HEAD_ONLY_FIELDS + ('fused', 'fusing')}
-    rest = {k: v for k, v in asdict(cfg).items() if k not in ('name', 'stage2')}
-    return json.dumps(dict(rest, stage2=backbone), sort_keys=True, default=str)
-
-def training_stream(cfg:TrainConfig)->str:
-    "The stream of training batches `cfg`'s stage 2 draws: its sampler ('balanced', MiSLAS's 'class_aware') and, when a method sets it, its epoch length."
-    sc, method = cfg.stage2, stage2_method(cfg.stage2)
-    return (sc.fused or method.fused) + (f' ({sc.method} epochs)' if method.epoch_samples else '')
-
-def partner_stream(cfg:TrainConfig)->str|None:
-    "The partner stream `cfg`'s stage 2 feeds the backbone beside the training stream ('instance', ...), or None for a one-stream row."
-    return cfg.stage2.fusing if cfg.stage2.streams == 2 else None
-
-def row_kind(cfg:TrainConfig)->tuple[str, str|None]:
-    "A row's kind in a shared pass: its training and partner streams. Rows of one kind also share BatchNorm's running statistics."
-    return training_stream(cfg), partner_stream(cfg)
-
 def share_groups(cfgs:dict[str, TrainConfig], # row name -> its stage-2 configuration
                  share:bool=True)->list[list[str]]:
     "The rows in groups that share one backbone pass (in the rows' order); every row alone when `share` is False."
@@ -61,212 +27,13 @@ def share_groups(cfgs:dict[str, TrainConfig], # row name -> its stage-2 configur
     for row, cfg in cfgs.items(): groups.setdefault(share_key(cfg), []).append(row)
     return list(groups.values())
 
-# %% ../nbs/06e_shared_pass.ipynb #n73d3e2d
-@dataclass
-class Stage2Row:
-    "One row of a shared pass: everything `train_stage2` would hold for it."
-    cfg: TrainConfig
-    stage_dir: Path
-    model: nn.Module
-    opt: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    state: dict # epoch, best validation, history (from `last.pt` when resumed)
-    loss_fn: object
-    parts: bool # the loss reads the head's per-part logits
-    fuse: nn.Module|None
-    draws: object = None # this epoch's `EpochDraws`
-
-def build_row(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, init:dict)->Stage2Row:
-    "A row's model, optimiser, scaler, loss and fusion as `train_stage2` builds them, resumed from its `last.pt` if any."
-    model, groups = stage2_model(cfg, data, rt, init)
-    opt, scaler = stage_optimizer(groups, cfg.stage2, rt), torch.amp.GradScaler(rt.device.type, enabled=rt.amp == 'fp16')
-    state = resume_state(Path(stage_dir), 2, model, opt, scaler)
-    loss_fn = stage2_loss(cfg.stage2, data.counts)
-    if isinstance(loss_fn, nn.Module): loss_fn = loss_fn.to(rt.device)
-    return Stage2Row(cfg, Path(stage_dir), model, opt, scaler, state, loss_fn, stage2_method(cfg.stage2).parts is not None,
-                     fusion_module(cfg.stage2, model.channel_dim))
-
-def share_backbone(model:nn.Module, leader:nn.Module,
-                   buffers_from:nn.Module|None=None): # whose buffers `model` takes (default: `leader`'s)
-    "Point every parameter of `model` outside its head at `leader`'s tensor of the same name, every buffer at `buffers_from`'s (same architecture)."
-    in_head = head_module_ids(model)
-    buffers_from = buffers_from or leader
-    for name, module in model.named_modules():
-        if id(module) in in_head: continue
-        for store, source_store in ((module._parameters, leader.get_submodule(name)._parameters),
-                                    (module._buffers, buffers_from.get_submodule(name)._buffers)):
-            for key, tensor in store.items():
-                if tensor is not None: store[key] = source_store[key]
-
-def backbone_batchnorms(model:nn.Module)->dict[str, nn.Module]:
-    "The BatchNorm modules of `model`'s backbone by name (a head's own BatchNorms belong to its row)."
-    in_head = head_module_ids(model)
-    return {name: m for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_head}
-
-class SharedBackbone:
-    "The rows' one backbone (the leader's parameters), with a set of BatchNorm running statistics per kind of row (`row_kind`)."
-    def __init__(self, rows:list[Stage2Row]):
-        self.kinds = {}   # kind -> the model holding its statistics (its first row's)
-        for row in rows: self.kinds.setdefault(row_kind(row.cfg), row.model)
-        for row in rows[1:]: share_backbone(row.model, rows[0].model, buffers_from=self.kinds[row_kind(row.cfg)])
-        self.norms = {kind: backbone_batchnorms(m) for kind, m in self.kinds.items()}
-        self.also = {}   # while a batch passes: id of a BatchNorm -> the same BatchNorm of the other kinds that read the batch
-        self.hooks = [bn.register_forward_pre_hook(self._book_others) for norms in self.norms.values() for bn in norms.values()] if len(self.kinds) > 1 else []
-
-    def _book_others(self, module, args):   # the other kinds' own BatchNorm modules read the same input; their output is not needed
-        if module.training:
-            for other in self.also.get(id(module), ()): other(*args)
-
-    def features(self, x, kinds:list)->torch.Tensor|list:
-        "The frozen backbone's features of batch `x`, booked in the running statistics of each kind in `kinds` (all of which read `x`)."
-        first, others = kinds[0], kinds[1:]
-        self.also = {id(bn): [self.norms[k][name] for k in others] for name, bn in self.norms[first].items()} if others else {}
-        try:
-            with torch.no_grad(): return self.kinds[first].forward_features(x)   # no activations kept: the backbone is frozen
-        finally: self.also = {}
-
-    def close(self):
-        "Remove the hooks (the rows' models are whole models again)."
-        for h in self.hooks: h.remove()
-
-# %% ../nbs/06e_shared_pass.ipynb #n3716199
-@dataclass
-class Stream:
-    "One stream of batches in a shared pass, and the kinds of row that read it."
-    key: tuple # ('training', stream) or ('partner', stream)
-    kinds: list # the kinds of row that read it, in the rows' order
-    sampler: object # its `DualStreamSampler` (a partner stream: the second column of its longest reader's pairs)
-    reader: Stage2Row # the row whose `EpochDraws` it draws from (augmentation; mixup for a training stream)
-    batches: object = None # this epoch's batches
-
-    def start_epoch(self, epoch:int, pipeline, batch_size:int):
-        "This epoch's batches: the stream's indices, augmented as its reader would augment them alone."
-        self.sampler.set_epoch(epoch)
-        indices = self.sampler.indices()
-        training = self.key[0] == 'training'
-        gen = self.reader.draws.aug if training else self.reader.draws.aug_fusing
-        self.batches = pipeline.batches(indices if training else indices[:, 1], batch_size, train=True, generator=gen)
-
-def shared_step(rows:list[Stage2Row], backbone:SharedBackbone, streams:list[Stream], active:set, rt:Runtime)->list[torch.Tensor|None]:
-    "One training step of the rows of the `active` kinds, from one backbone forward per stream; each row's loss after its optimiser step (None: its epoch has ended)."
-    alpha, out = rows[0].cfg.stage2.mixup_alpha, {}
-    for stream in streams:   # training streams first: each kind's statistics see its training batch before its partner batch
-        kinds = [k for k in stream.kinds if k in active]
-        if not kinds: continue
-        x, y = next(stream.batches)
-        with rt.autocast():
-            mixed = mixup(x, y, alpha, stream.reader.draws.mix, stream.reader.draws.perm) if stream.key[0] == 'training' else (x,)
-            out[stream.key] = (backbone.features(mixed[0], kinds), *mixed[1:])
-    losses = []
-    for row in rows:
-        training, partner = row_kind(row.cfg)
-        if (training, partner) not in active: losses.append(None); continue
-        maps, y_a, y_b, lam = out['training', training]
-        partner_maps = out['partner', partner][0] if partner else None
-        with rt.autocast():   # each row's fusion and head, exactly as Stage2Forward runs them for a row alone
-            loss = mixed_loss(row.loss_fn, fused_logits(row.model, row.fuse, maps, partner_maps, row.draws.mask, row.parts), y_a, y_b, lam)
-        row.opt.zero_grad(set_to_none=True)
-        row.scaler.scale(loss).backward(); row.scaler.step(row.opt); row.scaler.update()
-        losses.append(loss)
-    return losses
-
-@torch.no_grad()
-def predict_rows(models:list[nn.Module], pipeline, samples:torch.Tensor, batch_size:int, rt:Runtime)->list[torch.Tensor]:
-    "Each model's logits for `samples`, from one forward of the first model's backbone (shared by all, statistics included) per batch."
-    for m in models: m.eval()
-    logits = [[] for _ in models]
-    with rt.autocast():
-        for x, _ in pipeline.batches(samples, batch_size, train=False):
-            maps = models[0].forward_features(x)
-            for out, m in zip(logits, models): out.append(m.forward_head(maps).float())
-    return [torch.cat(out).cpu() for out in logits]
-
-def evaluate_rows(rows:list[Stage2Row], pipe, dataset, data:LTData, rt:Runtime)->list[tuple]:
-    "Each row's evaluation `(report, logits, indices)` on `dataset` (all of it, or a fast dev run's share), as `_evaluate` gives one row's."
-    cfg = rows[0].cfg
-    idx = evaluation_samples(dataset, cfg)
-    targets = dataset.targets[idx]
-    kinds = {}   # one pass per set of running statistics: the rows of each kind
-    for i, row in enumerate(rows): kinds.setdefault(row_kind(row.cfg), []).append(i)
-    logits = {}
-    for members in kinds.values():
-        logits.update(zip(members, predict_rows([rows[i].model for i in members], pipe, idx, cfg.eval_batch_size, rt)))
-    return [(lt_report(logits[i], targets, data.counts, data.thresholds, data.index_bounds), logits[i], idx) for i in range(len(rows))]
-
-# %% ../nbs/06e_shared_pass.ipynb #n3f1cb11
-def pass_streams(rows:list[Stage2Row], data:LTData)->list[Stream]:
-    "The streams rows read: each training stream, then each partner stream (sampled for its longest reader), with the kinds that read them."
-    seed, streams = rows[0].cfg.seed, {}
-    for row in rows:
-        training, partner = kind = row_kind(row.cfg)
-        if ('training', training) not in streams:
-            streams['training', training] = Stream(('training', training), [], stage2_sampler(row.cfg.stage2, data.train.targets, seed=seed, pairs=False), row)
-        if partner is not None:
-            pairs = stage2_sampler(row.cfg.stage2, data.train.targets, seed=seed)
-            stream = streams.setdefault(('partner', partner), Stream(('partner', partner), [], pairs, row))
-            if len(pairs) > len(stream.sampler): stream.sampler = pairs   # its first batches are the shorter epochs' (`DualStreamSampler`)
-        for key in (('training', training), ('partner', partner)):
-            if key in streams and kind not in streams[key].kinds: streams[key].kinds.append(kind)
-    return sorted(streams.values(), key=lambda s: s.key[0] == 'partner')   # training streams first, in the rows' order
-
-def train_group(rows:list[Stage2Row], data:LTData, rt:Runtime, stop_after:int|None=None)->list[dict]|None:
-    "Train rows that resume from the same epoch with one backbone pass per stream and step; their reports (None if stopped)."
-    lead = rows[0]; cfg, sc = lead.cfg, lead.cfg.stage2
-    streams = pass_streams(rows, data)
-    fast = fast_dev_batches(cfg)
-    epochs = 1 if fast else sc.epochs
-    steps = {kind: len(s.sampler) // sc.batch_size for s in streams if s.key[0] == 'training' for kind in s.kinds}   # each kind's epoch
-    if fast: steps = {kind: min(fast, n) for kind, n in steps.items()}
-    train_pipe = make_pipeline(cfg, data, data.train, rt)
-    val_pipe = make_pipeline(cfg, data, data.val, rt) if data.val is not None else None
-    test_pipe = make_pipeline(cfg, data, data.test, rt)
-    track_test = cfg.paper_protocol   # a test pass every epoch (the paper-protocol row), or only after the last
-    test = None   # each row's test evaluation of the last epoch trained here, reused by its final report
-    backbone = SharedBackbone(rows)
-    try:
-        for epoch in range(lead.state['epoch'] + 1, epochs):
-            if stop_after is not None and epoch >= stop_after: return None
-            lrs = [stage2_lr(row.cfg.stage2, epoch) for row in rows]
-            for row, lr in zip(rows, lrs):
-                for group in row.opt.param_groups: group['lr'] = lr * group['peak_lr'] / row.cfg.stage2.lr
-                row.draws = epoch_generators(row.cfg, epoch, rt, isinstance(train_pipe, DevicePipeline))
-                row.model.train(); freeze_backbone(row.model, sc.shift_bn); set_loss_epoch(row.loss_fn, epoch, row.draws)
-            for stream in streams: stream.start_epoch(epoch, train_pipe, sc.batch_size)
-            step = lambda k: shared_step(rows, backbone, streams, {kind for kind, n in steps.items() if k < n}, rt)
-            stats = run_epoch(step, range(max(steps.values())), max(steps.values()), f'stage 2 epoch {epoch + 1}/{epochs} ({len(rows)} rows)',
-                              rt, 2, epoch, lrs, images_per_step=sc.batch_size)
-            val = evaluate_rows(rows, val_pipe, data.val, data, rt) if val_pipe is not None else [None] * len(rows)
-            test = evaluate_rows(rows, test_pipe, data.test, data, rt) if track_test or epoch == epochs - 1 else None
-            for row, row_stats, v, t in zip(rows, stats, val, test or [None] * len(rows)):
-                book_epoch(2, row.model, row.opt, row.scaler, row.cfg, data, rt, row.stage_dir, row.state, row_stats, epoch, epochs,
-                           v[0] if v is not None else None, t[0] if track_test else None, name=f"{row.stage_dir.name}: ")
-    finally: backbone.close()   # the rows' models are whole models again
-    return final_reports(rows, data, rt, test)
-
-def final_reports(rows:list[Stage2Row], data:LTData, rt:Runtime,
-                  last_tests:list|None=None, # each row's test evaluation of its last epoch, when the loop just made them
-                 )->list[dict]:
-    "Each row's final report and `final.pt`; each on a copy of its model, since it loads the row's `best.pt`, whose backbone is not the others'."
-    reports = []
-    for row, last_test in zip(rows, last_tests or [None] * len(rows)):
-        reports.append(final_report(copy.deepcopy(row.model), row.cfg, data, rt, row.stage_dir, row.state, last_test))
-        save_atomic(load_checkpoint(row.stage_dir / 'last.pt', 2), row.stage_dir / 'final.pt')
-    return reports
-
-def train_stage2_rows(cfgs:list[TrainConfig], # rows with one `share_key` (and one seed)
-                      data:LTData, rt:Runtime, stage_dirs:list, init:dict, stop_after:int|None=None)->list[dict]|None:
-    "Train stage-2 rows that share their backbone's inputs with one pass per step; each row's report, as if it ran alone."
-    if len({share_key(c) for c in cfgs}) != 1: raise ValueError("train_stage2_rows: these rows feed their backbone different batches; group them with share_groups.")
-    if rt.world > 1 or cfgs[0].compile: raise ValueError("train_stage2_rows: a shared pass runs in one process without torch.compile; train these rows alone.")
-    rows = [build_row(cfg, data, rt, d, init) for cfg, d in zip(cfgs, stage_dirs)]
-    by_epoch = {}
-    for i, row in enumerate(rows): by_epoch.setdefault(row.state['epoch'], []).append(i)
-    reports = {}
-    for members in by_epoch.values():
-        out = train_group([rows[i] for i in members], data, rt, stop_after)
-        if out is None: return None
-        reports.update(zip(members, out))
-    return [reports[i] for i in range(len(rows))]
+# %% ../nbs/06e_shared_pass.ipynb #ndc8a16
+def backbone_passes(cfgs:list[TrainConfig])->dict[str, int]:
+    "Backbone forwards per training step and per evaluation batch, for `cfgs` alone and as one group."
+    kinds = [row_kind(c) for c in cfgs]
+    streams = {('training', t) for t, _ in kinds} | {('partner', p) for _, p in kinds if p is not None}
+    return dict(step_alone=sum(1 + (p is not None) for _, p in kinds), step_group=len(streams),
+                eval_alone=len(kinds), eval_group=len(set(kinds)))
 
 # %% ../nbs/06e_shared_pass.ipynb #ndbdcb3c
 def same_training(a:dict, b:dict)->bool:

@@ -6,7 +6,7 @@ Docs: https://h2t-nb.github.io/h2t_nb/train.html.md"""
 
 # %% ../nbs/06_train.ipynb #c006
 from __future__ import annotations
-import contextlib, functools, itertools, math, os, sys, time
+import contextlib, copy, json, math, os, sys, time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -23,18 +23,21 @@ from .datasets import LTData
 from .losses import mixup
 from .methods import STAGE1_LOSSES, fusion_module, stage1_loss, stage2_loss, stage2_method, stage2_parameter_groups, stage2_sampler
 from .metrics import lt_report, per_class_accuracy
-from .models import MODELS, FeatureHeadModel, freeze_backbone
+from .models import MODELS, FeatureHeadModel, freeze_backbone, head_module_ids
 from .timm_models import TIMM_PREFIX, as_h2t_model, timm_model
 from .pipeline import DevicePipeline, LoaderPipeline
 from .samplers import RANDOM_STREAMS, InstanceSampler, epoch_generator
 
 # %% auto #0
-__all__ = ['build_model', 'check_model', 'choose_amp', 'choose_channels_last', 'Runtime', 'setup_runtime', 'make_pipeline',
-           'predict', 'stage1_lr', 'stage2_lr', 'copy_features', 'backbone_streams', 'fused_logits', 'Stage2Forward',
-           'interactive', 'epoch_line', 'run_epoch', 'fast_dev_batches', 'evaluation_indices', 'evaluation_samples',
-           'stage_optimizer', 'place_model', 'check_stage1_fits', 'stage2_model', 'EpochDraws', 'epoch_generators',
-           'final_report', 'resume_state', 'record_validation', 'record_test', 'save_last', 'book_epoch',
-           'train_epochs', 'set_loss_epoch', 'mixed_loss', 'train_stage1', 'train_stage2']
+__all__ = ['HEAD_ONLY_FIELDS', 'build_model', 'check_model', 'choose_amp', 'choose_channels_last', 'Runtime', 'setup_runtime',
+           'make_pipeline', 'stage1_lr', 'stage2_lr', 'copy_features', 'backbone_streams', 'fused_logits',
+           'Stage2Forward', 'interactive', 'epoch_line', 'run_epoch', 'fast_dev_batches', 'evaluation_indices',
+           'evaluation_samples', 'stage_optimizer', 'place_model', 'check_stage1_fits', 'stage2_model', 'EpochDraws',
+           'epoch_generators', 'training_stream', 'partner_stream', 'row_kind', 'resume_state', 'set_loss_epoch', 'Row',
+           'build_row', 'share_backbone', 'backbone_batchnorms', 'SharedBackbone', 'InstanceFeed', 'Stream',
+           'pass_streams', 'RowHead', 'StreamFeed', 'predict', 'evaluate', 'evaluate_rows', 'record_validation',
+           'record_test', 'save_last', 'book_epoch', 'final_report', 'final_reports', 'train_epochs', 'mixed_loss',
+           'train_stage1', 'share_key', 'train_stage2_rows', 'train_stage2']
 
 # %% ../nbs/06_train.ipynb #c015
 def build_model(cfg:TrainConfig, data:LTData)->FeatureHeadModel:
@@ -131,22 +134,6 @@ def make_pipeline(cfg:TrainConfig, data:LTData, dataset, rt:Runtime):
                                         data.augment.transform(dataset.images.shape[-2:], train=False), rt.device, cfg.num_workers)
     return LoaderPipeline(dataset, *data.transforms, rt.device, cfg.num_workers)
 
-@torch.no_grad()
-def predict(model:nn.Module, pipeline,
-            samples:int|torch.Tensor, # how many (samples 0..n-1), or which dataset indices
-            batch_size:int, rt:Runtime)->torch.Tensor:
-    "Logits for `samples` (eval mode); under DDP each process predicts a share and all processes get all logits."
-    model.eval()
-    samples = torch.arange(samples) if isinstance(samples, int) else samples
-    n, idx = len(samples), samples[rt.rank::rt.world]
-    with rt.autocast(): logits = torch.cat([model(x).float() for x, _ in pipeline.batches(idx, batch_size, train=False)])
-    if rt.world == 1: return logits.cpu()
-    per = math.ceil(n / rt.world)
-    padded = torch.zeros(per, logits.shape[1], device=logits.device); padded[:len(logits)] = logits
-    gathered = [torch.zeros_like(padded) for _ in range(rt.world)]
-    dist.all_gather(gathered, padded)
-    return torch.stack(gathered, 1).reshape(-1, logits.shape[1])[:n].cpu()   # rank r held positions r, r+world, ...
-
 # %% ../nbs/06_train.ipynb #c023
 def stage1_lr(c:Stage1Config, epoch:int)->float:
     "Linear warm-up over `warmup_epochs` (from `warmup_start`·lr), then step decay at the milestones (or cosine); `epoch` counts from 0."
@@ -188,11 +175,11 @@ class Stage2Forward(nn.Module):
 # %% ../nbs/06_train.ipynb #c027
 def _check_finite(loss_sum, steps, stage, epoch):
     if not math.isfinite(loss_sum): raise FloatingPointError(
-        f"stage {stage}, epoch {epoch + 1}: the loss became {loss_sum / max(steps, 1)} (not finite). Lower the learning rate "
-        "or switch amp off; the last good checkpoint of this run was kept.")
+        f"stage {stage}, epoch {epoch + 1}: the loss became {loss_sum / max(steps, 1)} (not finite). Lower the "
+        "learning rate or switch amp off; the last good checkpoint of this run was kept.")
 
 def interactive()->bool:
-    "True in a terminal or a Jupyter notebook (progress bars); False when output goes to a file, a pipe or CI (plain lines)."
+    "True in a terminal or a Jupyter notebook (progress bars); False for a file, a pipe or CI (plain lines)."
     if sys.stdout.isatty(): return True
     try: return type(get_ipython()).__name__ == 'ZMQInteractiveShell'   # Jupyter's kernel; nbdev's test runner is not
     except NameError: return False
@@ -200,64 +187,56 @@ def interactive()->bool:
 def epoch_line(stage:int, epoch:int, epochs:int, stats:dict)->str:
     "One plain log line for an epoch: stage, epoch, loss, lr, validation accuracy, images/s."
     val = f"  val {stats['val_balanced']:.2f}%" if 'val_balanced' in stats else ''
-    return f"stage {stage} epoch {epoch + 1}/{epochs}  loss {stats['loss']:.4f}  lr {stats['lr']:.4g}{val}  {stats['images_per_s']:,.0f} img/s"
+    return (f"stage {stage} epoch {epoch + 1}/{epochs}  loss {stats['loss']:.4f}  lr {stats['lr']:.4g}{val}  "
+            f"{stats['images_per_s']:,.0f} img/s")
 
-def run_epoch(step, batches, n_steps:int, desc:str, rt:Runtime, stage:int, epoch:int, lr:float|list[float],
-              images_per_step:int|None=None, # images a step reads per process (default: the batch's first tensor's length)
-             )->dict|list[dict]:
-    "Drive `step(batch) -> loss` (or a list of losses, one per row of a shared pass, None for a row whose epoch has ended) with a tqdm bar; stop on a non-finite loss."
-    totals, counts, steps, images, start = None, None, 0, 0, time.perf_counter()
-    bar = tqdm(batches, total=n_steps, desc=desc, disable=not rt.main or not interactive(), leave=False, mininterval=1)
-    for batch in bar:
-        losses = step(batch)
-        many = isinstance(losses, list)
-        if many:
-            stepped = torch.tensor([l is not None for l in losses])
-            zero = torch.zeros((), device=next(l for l in losses if l is not None).device)
-            values = torch.stack([zero if l is None else l.detach().float() for l in losses])   # adding 0 leaves a finished row's total as it was
-        else: stepped, values = torch.ones(1, dtype=torch.bool), losses.detach().float()[None]
-        totals = values if totals is None else totals + values
-        counts = stepped.long() if counts is None else counts + stepped
-        steps += 1; images += (images_per_step or len(batch[0])) * rt.world
-        if steps % 20 == 0:   # .item() waits for the device: only every 20 steps
-            _check_finite(totals.sum().item(), steps, stage, epoch)
-            bar.set_postfix(loss=f'{totals[0].item() / steps:.3f}', img_s=f'{images / (time.perf_counter() - start):.0f}')
-    if totals is None: totals, counts = torch.zeros(1), torch.zeros(1, dtype=torch.long)
-    _check_finite(totals.sum().item(), steps, stage, epoch)
-    rate, lrs = images / (time.perf_counter() - start), lr if isinstance(lr, list) else [lr]
-    stats = [dict(loss=t / max(c, 1), lr=l, steps=c, images_per_s=rate) for t, c, l in zip(totals.tolist(), counts.tolist(), lrs)]
-    return stats if isinstance(lr, list) else stats[0]
+def run_epoch(step, # step(k) -> one loss per row (None: the row's epoch has ended)
+              n_steps:int, desc:str, rt:Runtime, stage:int, epoch:int,
+              lrs:list[float], # each row's learning rate this epoch
+              images_per_step:int, # images one step reads in each process
+             )->list[dict]:
+    "Run `n_steps` steps under a tqdm bar; each row's mean loss, lr, steps and the images/s."
+    totals, counts, images, start = torch.zeros(len(lrs)), torch.zeros(len(lrs), dtype=torch.long), 0, time.perf_counter()
+    bar = tqdm(range(n_steps), desc=desc, disable=not rt.main or not interactive(), leave=False, mininterval=1)
+    for k in bar:
+        losses = step(k)
+        if k == 0: totals = totals.to(next(l for l in losses if l is not None).device)
+        zero = totals.new_zeros(())   # adds nothing to a finished row's total
+        totals = totals + torch.stack([zero if l is None else l.detach().float() for l in losses])
+        counts += torch.tensor([l is not None for l in losses])
+        images += images_per_step * rt.world
+        if (k + 1) % 20 == 0:   # .item() waits for the device: only every 20 steps
+            _check_finite(totals.sum().item(), k + 1, stage, epoch)
+            bar.set_postfix(loss=f'{totals[0].item() / (k + 1):.3f}', img_s=f'{images / (time.perf_counter() - start):.0f}')
+    _check_finite(totals.sum().item(), n_steps, stage, epoch)
+    rate = images / (time.perf_counter() - start)
+    return [dict(loss=t / max(c, 1), lr=lr, steps=c, images_per_s=rate)
+            for t, c, lr in zip(totals.tolist(), counts.tolist(), lrs)]
 
 # %% ../nbs/06_train.ipynb #c029
 def _ddp(module, rt):
     if rt.world == 1: return module
     return nn.parallel.DistributedDataParallel(module, device_ids=[rt.device.index] if rt.device.type == 'cuda' else None)
 
-def _shard(cfg:TrainConfig, rt:Runtime)->dict: return dict(seed=cfg.seed, num_replicas=rt.world, rank=rt.rank)
-
 def fast_dev_batches(cfg:TrainConfig)->int:
-    "Batches per stage of a fast dev run: `cfg.fast_dev_run`, else `H2T_FAST_DEV_RUN` from the environment; 0 for a real run."
+    "Batches per stage of a fast dev run: `cfg.fast_dev_run`, else `H2T_FAST_DEV_RUN`; 0 for a real run."
     return cfg.fast_dev_run or fast_dev_run_from_env()
 
 def evaluation_indices(n:int, # samples in the split
                        limit:int|None=None)->torch.Tensor: # at most this many (a fast dev run), spread evenly
-    "The samples an evaluation reads: all of them, or `limit` spread evenly over the split so that every class still appears."
+    "All `n` samples, or `limit` of them spread evenly over the split so that every class still appears."
     if limit is None or limit >= n: return torch.arange(n)
     return torch.linspace(0, n - 1, limit).round().long().unique()
 
 def evaluation_samples(dataset, cfg:TrainConfig)->torch.Tensor:
-    "The indices an evaluation of `dataset` reads under `cfg`: all, or a fast dev run's batches' worth spread over the split."
+    "The indices an evaluation of `dataset` reads under `cfg`: all, or a fast dev run's share."
     n = fast_dev_batches(cfg)
     return evaluation_indices(len(dataset), n * cfg.eval_batch_size if n else None)
 
-def _evaluate(model, pipe, dataset, rt, data, cfg):
-    idx = evaluation_samples(dataset, cfg)
-    logits = predict(model, pipe, idx, cfg.eval_batch_size, rt)
-    return lt_report(logits, dataset.targets[idx], data.counts, data.thresholds, data.index_bounds), logits, idx
-
 def stage_optimizer(groups:list[dict], sc, rt:Runtime)->torch.optim.SGD:
-    "SGD with momentum (Nesterov's when the stage asks) over parameter groups that each carry their own `peak_lr`."
-    return torch.optim.SGD(groups, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay, nesterov=getattr(sc, 'nesterov', False),
+    "SGD with momentum (Nesterov's when the stage asks) over groups that each carry their own `peak_lr`."
+    return torch.optim.SGD(groups, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay,
+                           nesterov=getattr(sc, 'nesterov', False),
                            fused=rt.device.type == 'cuda')   # one kernel for the whole update on a GPU
 
 # %% ../nbs/06_train.ipynb #c031
@@ -304,148 +283,424 @@ def epoch_generators(cfg:TrainConfig, epoch:int, rt:Runtime, device_pipeline:boo
                       mix=np.random.default_rng([cfg.seed, epoch, rt.rank, RANDOM_STREAMS['mixup']]),
                       perm=draw('mixup', rt.device) if on_gpu else None)
 
-# %% ../nbs/06_train.ipynb #c037
-def final_report(model:nn.Module, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict,
-                 last_test:tuple|None=None, # the last epoch's test evaluation `(report, logits, indices)`, when the loop just made it
-                )->dict:
-    "Test metrics of the last-epoch model and of the validation-selected one (`best.pt`), with the training history."
-    test_pipe = functools.cache(lambda: make_pipeline(cfg, data, data.test, rt))   # built once, and only if an evaluation is left to run
-    report = dict(history=state['history'], best_epoch=state['best_epoch'] + 1)
-    # the weights the loop evaluated at its last epoch are these: their test pass is reused, not run again
-    report['last'], last_logits, idx = last_test or _evaluate(model, test_pipe(), data.test, rt, data, cfg)
-    report['per_class_last'] = per_class_accuracy(last_logits.argmax(1), data.test.targets[idx], data.num_classes).tolist()
-    if state.get('best_test') is not None: report['best_test'] = state['best_test']
-    if (stage_dir / 'best.pt').exists():
-        if state['best_epoch'] == state['epoch']: report['best_val'] = report['last']   # best.pt holds the last epoch's weights
-        elif state.get('best_val_test') is not None: report['best_val'] = state['best_val_test']   # ... or weights the loop tested at their epoch
-        else:   # a stage from before the loop kept that report
-            model.load_state_dict(load_checkpoint(stage_dir / 'best.pt')['model'])
-            report['best_val'], *_ = _evaluate(model, test_pipe(), data.test, rt, data, cfg)
-    return report
-
 # %% ../nbs/06_train.ipynb #n0971427
+def training_stream(cfg:TrainConfig)->str:
+    "The stream of training batches of `cfg`'s stage 2: its sampler and, when the method sets it, its epoch length."
+    sc, method = cfg.stage2, stage2_method(cfg.stage2)
+    return (sc.fused or method.fused) + (f' ({sc.method} epochs)' if method.epoch_samples else '')
+
+def partner_stream(cfg:TrainConfig)->str|None:
+    "The partner stream `cfg`'s stage 2 feeds the backbone beside the training stream, or None (one stream)."
+    return cfg.stage2.fusing if cfg.stage2.streams == 2 else None
+
+def row_kind(cfg:TrainConfig)->tuple[str, str|None]:
+    "A stage-2 row's kind: its training and partner streams. Rows of one kind share BatchNorm's running statistics."
+    return training_stream(cfg), partner_stream(cfg)
+
 def resume_state(stage_dir:Path, stage:int, model, opt, scaler)->dict:
     "The stage's bookkeeping, restored (with model, optimiser and scaler) from `last.pt` when the folder has one."
     state = dict(epoch=-1, best_val=-1.0, best_epoch=-1, history=[], best_test=None, best_val_test=None)
     if not (stage_dir / 'last.pt').exists(): return state
     ckpt = load_checkpoint(stage_dir / 'last.pt', stage)
     model.load_state_dict(ckpt['model']); opt.load_state_dict(ckpt['optimizer']); scaler.load_state_dict(ckpt['scaler'])
-    if (stage_dir / 'best.pt').exists(): load_checkpoint(stage_dir / 'best.pt', stage)   # a damaged best.pt fails now, not after training
+    if (stage_dir / 'best.pt').exists(): load_checkpoint(stage_dir / 'best.pt', stage)   # a damaged best.pt fails now
     return {k: ckpt.get(k, v) for k, v in state.items()}
-
-# %% ../nbs/06_train.ipynb #nde395fc
-def record_validation(stage:int, model, rt:Runtime, stage_dir:Path, state:dict, stats:dict, epoch:int, report:dict):
-    "Book an epoch's validation report: its balanced accuracy in `stats`, and `best.pt` when it is the best so far."
-    stats['val_balanced'] = report['balanced']
-    if report['balanced'] > state['best_val']:
-        state.update(best_val=report['balanced'], best_epoch=epoch)
-        if rt.main: save_atomic(dict(format='h2t_nb', stage=stage, model=model.state_dict(), epoch=epoch), stage_dir / 'best.pt')
-
-def record_test(state:dict, stats:dict, epoch:int, report:dict):
-    "Book an epoch's test report: for the labelled paper-protocol row (never used to select anything), and as `best.pt`'s when validation just chose this epoch."
-    stats['test_top1'] = report['top1']
-    if state['best_test'] is None or report['top1'] > state['best_test']['top1']: state['best_test'] = dict(report, epoch=epoch + 1)
-    if state['best_epoch'] == epoch: state['best_val_test'] = report   # the final report's best_val, without testing best.pt again
-
-def save_last(stage:int, model, opt, scaler, cfg:TrainConfig, data:LTData, state:dict, stage_dir:Path):
-    "Write `last.pt`: weights, optimiser, scaler, configuration and bookkeeping."
-    save_atomic(dict(format='h2t_nb', stage=stage, model=model.state_dict(), optimizer=opt.state_dict(), scaler=scaler.state_dict(),
-                     config=asdict(cfg), model_name=cfg.model, num_classes=data.num_classes, **state), stage_dir / 'last.pt')
-
-def book_epoch(stage:int, model, opt, scaler, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:Path, state:dict, stats:dict,
-               epoch:int, epochs:int,
-               val:dict|None, # the epoch's validation report (None: no validation set)
-               test:dict|None, # its test report, when the paper-protocol row tracks every epoch
-               name:str=''): # the log line's prefix (a row's name in a shared pass)
-    "Book a trained and evaluated epoch, for a row alone and for each row of a shared pass: `best.pt`, the test row, the history, the log line, `last.pt`."
-    if val is not None: record_validation(stage, model, rt, stage_dir, state, stats, epoch, val)
-    if test is not None: record_test(state, stats, epoch, test)
-    state['epoch'] = epoch; state['history'].append(dict(epoch=epoch + 1, **stats))
-    if rt.main and not interactive(): print(name + epoch_line(stage, epoch, epochs, stats), flush=True)
-    if rt.main: save_last(stage, model, opt, scaler, cfg, data, state, stage_dir)
-
-# %% ../nbs/06_train.ipynb #c039
-def train_epochs(stage:int, sc, cfg:TrainConfig, data:LTData, rt:Runtime,
-        stage_dir:str|Path, # folder of this stage's checkpoints
-        model:nn.Module, opt:torch.optim.Optimizer, sampler, step, # step(batch, draws) -> loss
-        schedule, # epoch -> learning rate of the group whose peak is `sc.lr`
-        start_epoch, # (epoch, draws): the model in training mode (and an epoch-dependent loss set) at the start of each epoch
-        track_test:bool=False, # evaluate on the test set every epoch (for the labelled paper-protocol row)
-        stop_after:int|None=None)->dict|None:
-    "Resume, then per epoch: lr, draws, train, score, checkpoint; finally `final.pt` and the test report (None if stopped)."
-    stage_dir, scaler = Path(stage_dir), torch.amp.GradScaler(rt.device.type, enabled=rt.amp == 'fp16')
-    state = resume_state(stage_dir, stage, model, opt, scaler)
-    if cfg.compile: model.forward_features = torch.compile(model.forward_features, mode=cfg.compile_mode)
-    train_pipe = make_pipeline(cfg, data, data.train, rt)
-    val_pipe = make_pipeline(cfg, data, data.val, rt) if data.val is not None else None
-    test_pipe = make_pipeline(cfg, data, data.test, rt) if track_test else None
-    local_batch, fast = sc.batch_size // rt.world, fast_dev_batches(cfg)
-    epochs = 1 if fast else sc.epochs   # a fast dev run: one epoch of `fast` batches
-    last_test = None   # the test evaluation of the last epoch trained here (stage 2), reused by the final report
-    for epoch in range(state['epoch'] + 1, epochs):
-        if stop_after is not None and epoch >= stop_after: return None
-        lr = schedule(epoch)
-        for group in opt.param_groups: group['lr'] = lr * group['peak_lr'] / sc.lr
-        sampler.set_epoch(epoch)
-        draws = epoch_generators(cfg, epoch, rt, isinstance(train_pipe, DevicePipeline))
-        start_epoch(epoch, draws)
-        def train_step(batch):
-            with rt.autocast(): loss = step(batch, draws)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
-            return loss
-        batches = train_pipe.batches(sampler.indices(), local_batch, train=True, generator=draws.aug, fusing_generator=draws.aug_fusing)
-        n_steps = len(sampler) // local_batch
-        if fast: batches, n_steps = itertools.islice(batches, fast), min(fast, n_steps)
-        stats = run_epoch(train_step, batches, n_steps, f'stage {stage} epoch {epoch + 1}/{epochs}', rt, stage, epoch, lr)
-        val = _evaluate(model, val_pipe, data.val, rt, data, cfg)[0] if val_pipe is not None else None
-        last_test = _evaluate(model, test_pipe, data.test, rt, data, cfg) if test_pipe is not None else None
-        book_epoch(stage, model, opt, scaler, cfg, data, rt, stage_dir, state, stats, epoch, epochs, val,
-                   last_test[0] if last_test is not None else None)
-        rt.barrier()
-    report = final_report(model, cfg, data, rt, stage_dir, state, last_test)
-    if rt.main: save_atomic(load_checkpoint(stage_dir / 'last.pt', stage), stage_dir / 'final.pt')
-    rt.barrier()
-    return report
 
 # %% ../nbs/06_train.ipynb #n8aac29a
 def set_loss_epoch(loss_fn, epoch:int, draws:EpochDraws):
-    "Tell an epoch-dependent loss its epoch (deferred re-weighting) and a stochastic one its generator (GCL's clouds)."
+    "Tell an epoch-dependent loss its epoch (deferred re-weighting) and a stochastic one its generator (GCL)."
     if hasattr(loss_fn, 'set_epoch'): loss_fn.set_epoch(epoch)
     if hasattr(loss_fn, 'generator'): loss_fn.generator = draws.loss
 
+@dataclass
+class Row:
+    "One model the loop trains: stage 1's network, or one stage-2 classifier."
+    stage: int
+    cfg: TrainConfig
+    stage_dir: Path
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    state: dict # epoch, best validation, history (from `last.pt` when resumed)
+    loss_fn: object
+    parts: bool # the loss reads the head's per-part logits
+    fuse: nn.Module|None = None # stage 2's fusion (None: none)
+    draws: EpochDraws|None = None # this epoch's random sources
+
+    @property
+    def sc(self):
+        "This row's stage settings."
+        return self.cfg.stage1 if self.stage == 1 else self.cfg.stage2
+    @property
+    def kind(self)->tuple|None:
+        "The streams a stage-2 row reads (`row_kind`); None in stage 1."
+        return row_kind(self.cfg) if self.stage == 2 else None
+
+    def start_epoch(self, epoch:int, rt:Runtime, device_pipeline:bool)->float:
+        "Set the epoch's learning rate (each group at its own peak's share), draws and modes; return the lr."
+        lr = stage1_lr(self.sc, epoch) if self.stage == 1 else stage2_lr(self.sc, epoch)
+        for group in self.opt.param_groups: group['lr'] = lr * group['peak_lr'] / self.sc.lr
+        self.draws = epoch_generators(self.cfg, epoch, rt, device_pipeline)
+        self.model.train()
+        if self.stage == 2: freeze_backbone(self.model, self.sc.shift_bn)   # train() also reset BatchNorm's modes
+        set_loss_epoch(self.loss_fn, epoch, self.draws)
+        return lr
+
+    def optimise(self, loss:torch.Tensor):
+        "One optimiser step on `loss` (through the gradient scaler)."
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward(); self.scaler.step(self.opt); self.scaler.update()
+
+def build_row(stage:int, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path,
+              init:dict|None=None)->Row: # stage 2: the stage-1 checkpoint
+    "A stage's model, optimiser, scaler, loss and fusion, resumed from `stage_dir/last.pt` if there is one."
+    if stage == 1:
+        sc = cfg.stage1
+        model = place_model(build_model(cfg, data), rt)
+        groups, fuse = [dict(params=list(model.parameters()), peak_lr=sc.lr)], None
+        loss_fn, parts = stage1_loss(sc, data.counts), STAGE1_LOSSES[sc.loss].parts is not None
+    else:
+        sc = cfg.stage2
+        model, groups = stage2_model(cfg, data, rt, init)
+        loss_fn, parts = stage2_loss(sc, data.counts), stage2_method(sc).parts is not None
+        fuse = fusion_module(sc, model.channel_dim)
+    opt, scaler = stage_optimizer(groups, sc, rt), torch.amp.GradScaler(rt.device.type, enabled=rt.amp == 'fp16')
+    state = resume_state(Path(stage_dir), stage, model, opt, scaler)
+    if cfg.compile: model.forward_features = torch.compile(model.forward_features, mode=cfg.compile_mode)
+    if isinstance(loss_fn, nn.Module): loss_fn = loss_fn.to(rt.device)
+    return Row(stage, cfg, Path(stage_dir), model, opt, scaler, state, loss_fn, parts, fuse)
+
+# %% ../nbs/06_train.ipynb #n73d3e2d
+def share_backbone(model:nn.Module, leader:nn.Module,
+                   buffers_from:nn.Module|None=None): # whose buffers `model` takes (default: `leader`'s)
+    "Point every parameter of `model` outside its head at `leader`'s tensor, every buffer at `buffers_from`'s."
+    in_head = head_module_ids(model)
+    buffers_from = buffers_from or leader
+    for name, module in model.named_modules():
+        if id(module) in in_head: continue
+        for store, source_store in ((module._parameters, leader.get_submodule(name)._parameters),
+                                    (module._buffers, buffers_from.get_submodule(name)._buffers)):
+            for key, tensor in store.items():
+                if tensor is not None: store[key] = source_store[key]
+
+def backbone_batchnorms(model:nn.Module)->dict[str, nn.Module]:
+    "The BatchNorm modules of `model`'s backbone by name (a head's own BatchNorms belong to its row)."
+    in_head = head_module_ids(model)
+    return {name: m for name, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_head}
+
+class SharedBackbone:
+    "The rows' one backbone (the first row's parameters), with a set of BatchNorm statistics per kind of row."
+    def __init__(self, rows:list[Row]):
+        self.kinds = {}   # kind -> the model holding its statistics (its first row's)
+        for row in rows: self.kinds.setdefault(row.kind, row.model)
+        for row in rows[1:]: share_backbone(row.model, rows[0].model, buffers_from=self.kinds[row.kind])
+        self.norms = {kind: backbone_batchnorms(m) for kind, m in self.kinds.items()}
+        self.also = {}   # while a batch passes: id of a BatchNorm -> the same BatchNorm of the other kinds reading it
+        self.hooks = ([bn.register_forward_pre_hook(self._book_others) for norms in self.norms.values()
+                       for bn in norms.values()] if len(self.kinds) > 1 else [])
+
+    def _book_others(self, module, args):   # the other kinds' BatchNorms read the same input; their output is unused
+        if module.training:
+            for other in self.also.get(id(module), ()): other(*args)
+
+    def features(self, x, kinds:list)->torch.Tensor|list:
+        "The frozen backbone's features of batch `x`, booked in the statistics of each kind in `kinds`."
+        first, others = kinds[0], kinds[1:]
+        self.also = {id(bn): [self.norms[k][name] for k in others] for name, bn in self.norms[first].items()} if others else {}
+        try:
+            with torch.no_grad(): return self.kinds[first].forward_features(x)   # the backbone is frozen: no graph
+        finally: self.also = {}
+
+    def close(self):
+        "Remove the hooks (the rows' models are whole models again)."
+        for h in self.hooks: h.remove()
+
+# %% ../nbs/06_train.ipynb #n3716199
+class InstanceFeed:
+    "Stage 1's batches: instance-sampled, mixed up, through the whole network; one optimiser step per batch."
+    def __init__(self, rows:list[Row], data:LTData, rt:Runtime, pipeline):
+        (self.row,), self.rt, self.pipeline = rows, rt, pipeline
+        self.net = _ddp(self.row.model, rt)
+        self.sampler = InstanceSampler(data.train.targets, seed=self.row.cfg.seed, num_replicas=rt.world, rank=rt.rank)
+        self.images_per_step = self.row.sc.batch_size // rt.world
+
+    def start_epoch(self, epoch:int, limit:int|None=None)->int:
+        "Draw the epoch's batches; the number of steps (at most `limit`)."
+        self.sampler.set_epoch(epoch)
+        self.batches = self.pipeline.batches(self.sampler.indices(), self.images_per_step, train=True,
+                                             generator=self.row.draws.aug)
+        return min(len(self.sampler) // self.images_per_step, limit or math.inf)
+
+    def step(self, k:int)->list[torch.Tensor]:
+        "Train on the next batch; its loss."
+        row, (x, y) = self.row, next(self.batches)
+        with self.rt.autocast():
+            x, y_a, y_b, lam = mixup(x, y, row.sc.mixup_alpha, row.draws.mix, row.draws.perm)
+            loss = mixed_loss(row.loss_fn, self.net(x, parts=True) if row.parts else self.net(x), y_a, y_b, lam)
+        row.optimise(loss)
+        return [loss]
+
+    def close(self):
+        "Nothing to release: stage 1 holds no hooks."
+
+# %% ../nbs/06_train.ipynb #n4b2e6a1
+@dataclass
+class Stream:
+    "One stream of stage-2 batches, and the kinds of row that read it."
+    key: tuple # ('training', stream) or ('partner', stream)
+    kinds: list # the kinds of row that read it, in the rows' order
+    sampler: object # its `DualStreamSampler` (a partner stream: the second column of its longest reader's pairs)
+    reader: Row # the row whose `EpochDraws` it draws from (augmentation; mixup for a training stream)
+    batches: object = None # this epoch's batches
+
+    def start_epoch(self, epoch:int, pipeline, batch_size:int):
+        "This epoch's batches: the stream's indices, augmented as its reader would augment them alone."
+        self.sampler.set_epoch(epoch)
+        indices = self.sampler.indices()
+        training = self.key[0] == 'training'
+        gen = self.reader.draws.aug if training else self.reader.draws.aug_fusing
+        self.batches = pipeline.batches(indices if training else indices[:, 1], batch_size, train=True, generator=gen)
+
+def pass_streams(rows:list[Row], data:LTData, rt:Runtime)->list[Stream]:
+    "The streams rows read (training streams first), each with the kinds that read it; this process's share of each."
+    shard, streams = dict(seed=rows[0].cfg.seed, num_replicas=rt.world, rank=rt.rank), {}
+    for row in rows:
+        training, partner = kind = row.kind
+        if ('training', training) not in streams:
+            sampler = stage2_sampler(row.sc, data.train.targets, pairs=False, **shard)
+            streams['training', training] = Stream(('training', training), [], sampler, row)
+        if partner is not None:
+            pairs = stage2_sampler(row.sc, data.train.targets, **shard)
+            stream = streams.setdefault(('partner', partner), Stream(('partner', partner), [], pairs, row))
+            if len(pairs) > len(stream.sampler): stream.sampler = pairs   # the longest epoch's pairs serve all
+        for key in (('training', training), ('partner', partner)):
+            if key in streams and kind not in streams[key].kinds: streams[key].kinds.append(kind)
+    return sorted(streams.values(), key=lambda s: s.key[0] == 'partner')
+
+class RowHead(nn.Module):
+    "A stage-2 row after the backbone: its fusion and its head (DDP wraps this under torchrun)."
+    def __init__(self, row:Row):
+        super().__init__()
+        self.model, self.fuse = row.model, row.fuse
+    def forward(self, maps, partner_maps, generator=None, parts:bool=False):
+        "The row's logits for the training maps, fused with the partner maps when it fuses."
+        return fused_logits(self.model, self.fuse, maps, partner_maps, generator, parts)
+
+# %% ../nbs/06_train.ipynb #n6c1d0b4
+class StreamFeed:
+    "Stage 2's batches: one backbone pass per stream and step for all rows; each row's fusion, head and step."
+    def __init__(self, rows:list[Row], data:LTData, rt:Runtime, pipeline):
+        self.rows, self.rt, self.pipeline = rows, rt, pipeline
+        self.images_per_step = rows[0].sc.batch_size // rt.world
+        self.streams, self.backbone = pass_streams(rows, data, rt), SharedBackbone(rows)
+        self.heads = [_ddp(RowHead(row), rt) for row in rows]
+        # torch.compile's CUDA graphs reuse an output's memory at the next call: keep a copy of each stream's maps
+        self.copy_maps = rows[0].cfg.compile and len(self.streams) > 1
+
+    def start_epoch(self, epoch:int, limit:int|None=None)->int:
+        "Draw every stream's batches; the steps of the longest epoch (each kind's at most `limit`)."
+        for stream in self.streams: stream.start_epoch(epoch, self.pipeline, self.images_per_step)
+        self.steps = {kind: min(len(s.sampler) // self.images_per_step, limit or math.inf)
+                      for s in self.streams if s.key[0] == 'training' for kind in s.kinds}
+        return max(self.steps.values())
+
+    def step(self, k:int)->list[torch.Tensor|None]:
+        "Step `k` of every row whose epoch lasts that long: one loss per row, None for a row that has finished."
+        active, maps = {kind for kind, n in self.steps.items() if k < n}, {}
+        alpha = self.rows[0].sc.mixup_alpha
+        for stream in self.streams:   # training streams first: each kind's statistics see its training batch first
+            kinds = [kind for kind in stream.kinds if kind in active]
+            if not kinds: continue
+            x, y = next(stream.batches)
+            with self.rt.autocast():
+                draws = stream.reader.draws
+                mixed = mixup(x, y, alpha, draws.mix, draws.perm) if stream.key[0] == 'training' else (x,)
+                f = self.backbone.features(mixed[0], kinds)
+                maps[stream.key] = (copy_features(f) if self.copy_maps else f, *mixed[1:])
+        losses = []
+        for row, head in zip(self.rows, self.heads):
+            if row.kind not in active: losses.append(None); continue
+            training, partner = row.kind
+            f, y_a, y_b, lam = maps['training', training]
+            partner_maps = maps['partner', partner][0] if partner else None
+            with self.rt.autocast(): logits = head(f, partner_maps, row.draws.mask, row.parts)
+            with self.rt.autocast(): loss = mixed_loss(row.loss_fn, logits, y_a, y_b, lam)
+            row.optimise(loss)
+            losses.append(loss)
+        return losses
+
+    def close(self):
+        "The rows' models are whole models again."
+        self.backbone.close()
+
+# %% ../nbs/06_train.ipynb #c019b
+def _gathered(logits:torch.Tensor, n:int, rt:Runtime)->torch.Tensor:
+    "All processes' logits in sample order (rank r predicted positions r, r + world, ...)."
+    if rt.world == 1: return logits.cpu()
+    per = math.ceil(n / rt.world)
+    padded = torch.zeros(per, logits.shape[1], device=logits.device); padded[:len(logits)] = logits
+    gathered = [torch.zeros_like(padded) for _ in range(rt.world)]
+    dist.all_gather(gathered, padded)
+    return torch.stack(gathered, 1).reshape(-1, logits.shape[1])[:n].cpu()
+
+@torch.no_grad()
+def predict(models:list[nn.Module], # models that share the first one's backbone (statistics included)
+            pipeline, samples:int|torch.Tensor, # how many (samples 0..n-1), or which dataset indices
+            batch_size:int, rt:Runtime)->list[torch.Tensor]:
+    "Each model's logits for `samples` (eval mode), from one backbone pass per batch."
+    for m in models: m.eval()
+    samples = torch.arange(samples) if isinstance(samples, int) else samples
+    n, outs = len(samples), [[] for _ in models]
+    with rt.autocast():
+        for x, _ in pipeline.batches(samples[rt.rank::rt.world], batch_size, train=False):
+            maps = models[0].forward_features(x)
+            for out, m in zip(outs, models): out.append(m.forward_head(maps).float())
+    return [_gathered(torch.cat(out), n, rt) for out in outs]
+
+def evaluate(models:list[nn.Module], pipeline, dataset, data:LTData, rt:Runtime, cfg:TrainConfig)->list[tuple]:
+    "Each model's `(report, logits, indices)` on `dataset` (all of it, or a fast dev run's share)."
+    idx = evaluation_samples(dataset, cfg)
+    return [(lt_report(logits, dataset.targets[idx], data.counts, data.thresholds, data.index_bounds), logits, idx)
+            for logits in predict(models, pipeline, idx, cfg.eval_batch_size, rt)]
+
+def evaluate_rows(rows:list[Row], pipeline, dataset, data:LTData, rt:Runtime)->list[tuple]:
+    "Each row's `evaluate`, from one backbone pass per batch and kind of row."
+    by_kind, out = {}, {}
+    for i, row in enumerate(rows): by_kind.setdefault(row.kind, []).append(i)
+    for members in by_kind.values():
+        out.update(zip(members, evaluate([rows[i].model for i in members], pipeline, dataset, data, rt, rows[0].cfg)))
+    return [out[i] for i in range(len(rows))]
+
+# %% ../nbs/06_train.ipynb #nde395fc
+def record_validation(row:Row, rt:Runtime, stats:dict, epoch:int, report:dict):
+    "Book an epoch's validation report in `stats`, and write `best.pt` when it is the best so far."
+    stats['val_balanced'] = report['balanced']
+    if report['balanced'] > row.state['best_val']:
+        row.state.update(best_val=report['balanced'], best_epoch=epoch)
+        if rt.main:
+            save_atomic(dict(format='h2t_nb', stage=row.stage, model=row.model.state_dict(), epoch=epoch), row.stage_dir / 'best.pt')
+
+def record_test(state:dict, stats:dict, epoch:int, report:dict):
+    "Book an epoch's test report: for the paper-protocol row, and as `best.pt`'s when validation chose this epoch."
+    stats['test_top1'] = report['top1']
+    if state['best_test'] is None or report['top1'] > state['best_test']['top1']: state['best_test'] = dict(report, epoch=epoch + 1)
+    if state['best_epoch'] == epoch: state['best_val_test'] = report   # the final report's best_val, tested once
+
+def save_last(row:Row, data:LTData):
+    "Write `last.pt`: weights, optimiser, scaler, configuration and bookkeeping."
+    save_atomic(dict(format='h2t_nb', stage=row.stage, model=row.model.state_dict(), optimizer=row.opt.state_dict(),
+                     scaler=row.scaler.state_dict(), config=asdict(row.cfg), model_name=row.cfg.model,
+                     num_classes=data.num_classes, **row.state), row.stage_dir / 'last.pt')
+
+def book_epoch(row:Row, data:LTData, rt:Runtime, stats:dict, epoch:int, epochs:int,
+               val:dict|None, # the epoch's validation report (None: no validation set)
+               test:dict|None, # its test report, when the paper-protocol row tracks every epoch
+               name:str=''): # the log line's prefix (a row's name in a group)
+    "Book a trained and evaluated epoch: `best.pt`, the test row, the history, the log line, `last.pt`."
+    if val is not None: record_validation(row, rt, stats, epoch, val)
+    if test is not None: record_test(row.state, stats, epoch, test)
+    row.state['epoch'] = epoch; row.state['history'].append(dict(epoch=epoch + 1, **stats))
+    if rt.main and not interactive(): print(name + epoch_line(row.stage, epoch, epochs, stats), flush=True)
+    if rt.main: save_last(row, data)
+
+# %% ../nbs/06_train.ipynb #c037
+def final_report(row:Row, data:LTData, rt:Runtime, test_pipe,
+                 last_test:tuple|None=None, # the last epoch's test evaluation, when the loop just made it
+                )->dict:
+    "Test metrics of the last-epoch model and of the validation-selected one (`best.pt`), with the history."
+    state, stage_dir = row.state, row.stage_dir
+    report = dict(history=state['history'], best_epoch=state['best_epoch'] + 1)
+    # the weights the loop evaluated at its last epoch are these: their test pass is reused, not run again
+    report['last'], last_logits, idx = last_test or evaluate([row.model], test_pipe, data.test, data, rt, row.cfg)[0]
+    report['per_class_last'] = per_class_accuracy(last_logits.argmax(1), data.test.targets[idx], data.num_classes).tolist()
+    if state.get('best_test') is not None: report['best_test'] = state['best_test']
+    if (stage_dir / 'best.pt').exists():
+        if state['best_epoch'] == state['epoch']: report['best_val'] = report['last']   # best.pt holds these weights
+        elif state.get('best_val_test') is not None: report['best_val'] = state['best_val_test']   # tested at its epoch
+        else:   # a stage from before the loop kept that report: test best.pt, then put the last weights back
+            last = copy.deepcopy(row.model.state_dict())   # in a group the backbone is the other rows' too
+            row.model.load_state_dict(load_checkpoint(stage_dir / 'best.pt')['model'])
+            report['best_val'] = evaluate([row.model], test_pipe, data.test, data, rt, row.cfg)[0][0]
+            row.model.load_state_dict(last)
+    return report
+
+def final_reports(rows:list[Row], data:LTData, rt:Runtime, test_pipe=None,
+                  last_tests:list|None=None)->list[dict]: # each row's test evaluation of its last epoch, if just made
+    "Each row's final report, and its `final.pt` (a copy of its `last.pt`)."
+    test_pipe = test_pipe or make_pipeline(rows[0].cfg, data, data.test, rt)
+    reports = [final_report(row, data, rt, test_pipe, t) for row, t in zip(rows, last_tests or [None] * len(rows))]
+    if rt.main:
+        for row in rows: save_atomic(load_checkpoint(row.stage_dir / 'last.pt', row.stage), row.stage_dir / 'final.pt')
+    rt.barrier()
+    return reports
+
+# %% ../nbs/06_train.ipynb #c039
+def train_epochs(rows:list[Row], data:LTData, rt:Runtime,
+                 feed, # InstanceFeed or StreamFeed: builds the batches and steps every row
+                 stop_after:int|None=None)->list[dict]|None:
+    "Train `rows` (resumed at one epoch) to the end of their stage; each row's report (None if stopped)."
+    lead = rows[0]; stage, cfg = lead.stage, lead.cfg
+    fast = fast_dev_batches(cfg)
+    epochs = 1 if fast else lead.sc.epochs   # a fast dev run: one epoch of `fast` batches
+    train_pipe = make_pipeline(cfg, data, data.train, rt)
+    val_pipe = make_pipeline(cfg, data, data.val, rt) if data.val is not None else None
+    test_pipe = make_pipeline(cfg, data, data.test, rt)
+    track_test = stage == 2 and cfg.paper_protocol   # a test pass every epoch, for the paper-protocol row
+    feed, test = feed(rows, data, rt, train_pipe), None
+    try:
+        for epoch in range(lead.state['epoch'] + 1, epochs):
+            if stop_after is not None and epoch >= stop_after: return None
+            lrs = [row.start_epoch(epoch, rt, isinstance(train_pipe, DevicePipeline)) for row in rows]
+            n_steps = feed.start_epoch(epoch, fast or None)
+            desc = f'stage {stage} epoch {epoch + 1}/{epochs}' + (f' ({len(rows)} rows)' if len(rows) > 1 else '')
+            stats = run_epoch(feed.step, n_steps, desc, rt, stage, epoch, lrs, feed.images_per_step)
+            val = evaluate_rows(rows, val_pipe, data.val, data, rt) if val_pipe is not None else [None] * len(rows)
+            test = evaluate_rows(rows, test_pipe, data.test, data, rt) if track_test or epoch == epochs - 1 else None
+            for row, row_stats, v, t in zip(rows, stats, val, test or [None] * len(rows)):
+                book_epoch(row, data, rt, row_stats, epoch, epochs, v and v[0], t[0] if track_test else None,
+                           name=f'{row.stage_dir.name}: ' if len(rows) > 1 else '')
+            rt.barrier()
+    finally: feed.close()
+    return final_reports(rows, data, rt, test_pipe, test)
+
+# %% ../nbs/06_train.ipynb #na4cd68f
 def mixed_loss(loss_fn, out, y_a, y_b, lam:float):
     "The mixup loss for any loss: lam·L(out, y_a) + (1 − lam)·L(out, y_b) (one term when nothing was mixed)."
     return loss_fn(out, y_a) if lam == 1.0 else lam * loss_fn(out, y_a) + (1 - lam) * loss_fn(out, y_b)
 
 def train_stage1(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, stop_after:int|None=None)->dict|None:
-    "Stage 1 (representation learning) in `stage_dir`, resuming from its `last.pt`; the report, or None if stopped early."
-    sc = cfg.stage1
-    model = place_model(build_model(cfg, data), rt)
-    opt = stage_optimizer([dict(params=list(model.parameters()), peak_lr=sc.lr)], sc, rt)
-    net, sampler = _ddp(model, rt), InstanceSampler(data.train.targets, **_shard(cfg, rt))
-    loss_fn, parts = stage1_loss(sc, data.counts), STAGE1_LOSSES[sc.loss].parts is not None
-    if isinstance(loss_fn, nn.Module): loss_fn = loss_fn.to(rt.device)
-    def step(batch, draws):
-        x, y_a, y_b, lam = mixup(batch[0], batch[1], sc.mixup_alpha, draws.mix, draws.perm)
-        return mixed_loss(loss_fn, net(x, parts=True) if parts else net(x), y_a, y_b, lam)
-    def start_epoch(epoch, draws): model.train(); set_loss_epoch(loss_fn, epoch, draws)
-    return train_epochs(1, sc, cfg, data, rt, stage_dir, model, opt, sampler, step, lambda e: stage1_lr(sc, e), start_epoch, stop_after=stop_after)
+    "Stage 1 (representation learning) in `stage_dir`, resuming from its `last.pt`; the report (None if stopped)."
+    reports = train_epochs([build_row(1, cfg, data, rt, stage_dir)], data, rt, InstanceFeed, stop_after)
+    return None if reports is None else reports[0]
 
-# %% ../nbs/06_train.ipynb #na4cd68f
+HEAD_ONLY_FIELDS = ('method', 'lr', 'momentum', 'weight_decay', 'fusion', 'ratio', 'per_sample', 'reinit_classifier',
+                    'lws_lr', 'smooth_head', 'smooth_tail', 'tau', 'loss_args')   # Stage2Config fields that act after the backbone
+
+def share_key(cfg:TrainConfig)->str:
+    "What the frozen backbone sees in `cfg`'s stage 2 but its streams: rows with equal keys can share its passes."
+    backbone = {k: v for k, v in asdict(cfg.stage2).items() if k not in HEAD_ONLY_FIELDS + ('fused', 'fusing')}
+    rest = {k: v for k, v in asdict(cfg).items() if k not in ('name', 'stage2')}
+    return json.dumps(dict(rest, stage2=backbone), sort_keys=True, default=str)
+
+def train_stage2_rows(cfgs:list[TrainConfig], # rows with one `share_key` (and one seed)
+                      data:LTData, rt:Runtime, stage_dirs:list, init:dict, stop_after:int|None=None)->list[dict]|None:
+    "Stage-2 rows that read the same batches, trained together; each row's report, as if it ran alone."
+    if len({share_key(c) for c in cfgs}) != 1: raise ValueError(
+        "train_stage2_rows: these rows feed their backbone different batches; group them with share_groups.")
+    if len(cfgs) > 1 and (rt.world > 1 or cfgs[0].compile): raise ValueError(
+        "train_stage2_rows: a group of rows trains in one process without torch.compile; train these rows alone.")
+    rows = [build_row(2, cfg, data, rt, d, init) for cfg, d in zip(cfgs, stage_dirs)]
+    by_epoch, reports = {}, {}   # after a crash some rows may have saved one more epoch: each set runs on its own
+    for i, row in enumerate(rows): by_epoch.setdefault(row.state['epoch'], []).append(i)
+    for members in by_epoch.values():
+        out = train_epochs([rows[i] for i in members], data, rt, StreamFeed, stop_after)
+        if out is None: return None
+        reports.update(zip(members, out))
+    return [reports[i] for i in range(len(rows))]
+
 def train_stage2(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, init:dict,
                  stop_after:int|None=None)->dict|None:
     "Stage 2 (classifier re-training by the configured method, with its fusion) from the stage-1 checkpoint `init`."
-    sc = cfg.stage2
-    model, groups = stage2_model(cfg, data, rt, init)
-    opt = stage_optimizer(groups, sc, rt)
-    net, sampler = _ddp(Stage2Forward(model, fusion_module(sc, model.channel_dim)), rt), stage2_sampler(sc, data.train.targets, **_shard(cfg, rt))
-    loss_fn, parts = stage2_loss(sc, data.counts), stage2_method(sc).parts is not None
-    if isinstance(loss_fn, nn.Module): loss_fn = loss_fn.to(rt.device)
-    def step(batch, draws):
-        x_fused, y_fused, *partner = batch   # (x, y), or (x, y, x_partner, y_partner) from a two-stream sampler
-        x_fused, y_a, y_b, lam = mixup(x_fused, y_fused, sc.mixup_alpha, draws.mix, draws.perm)   # the training images only, before the fusion
-        return mixed_loss(loss_fn, net(x_fused, *partner[:1], generator=draws.mask, parts=parts), y_a, y_b, lam)
-    def start_epoch(epoch, draws): model.train(); freeze_backbone(model, sc.shift_bn); set_loss_epoch(loss_fn, epoch, draws)   # train() also reset BatchNorm's modes
-    return train_epochs(2, sc, cfg, data, rt, stage_dir, model, opt, sampler, step, lambda e: stage2_lr(sc, e), start_epoch,
-                        track_test=cfg.paper_protocol, stop_after=stop_after)
+    reports = train_stage2_rows([cfg], data, rt, [stage_dir], init, stop_after)
+    return None if reports is None else reports[0]
