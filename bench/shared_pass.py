@@ -38,7 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def timed_table(seeds, out, shared, code=None, extra=()):
     "Run h2t-table on the family in `out` (with the h2t_nb found in folder `code`, if given, and `extra` flags); its wall time in seconds."
+    # --rows-alone for this code; commits from before it was a flag read H2T_SHARED_PASS=0 instead
     env = {**os.environ, 'H2T_SHARED_PASS': '1' if shared else '0', 'PYTHONWARNINGS': 'ignore'}
+    if not shared and code is None: extra = (*extra, '--rows-alone')
     if code: env['PYTHONPATH'] = str(code)   # the worktree's package comes before the installed one
     # run outside the repository: `python -c` puts its working directory first on sys.path, and this repository's h2t_nb
     # would then shadow the worktree's (a run from the repository's root timed this code as "before" until 2026-12-02)

@@ -8,101 +8,81 @@ Docs: https://h2t-nb.github.io/h2t_nb/cli.html.md"""
 from __future__ import annotations
 import argparse, inspect, sys, types, typing
 from dataclasses import replace
+from pathlib import Path
 from typing import Annotated
 
+import torch
 from fastcore.docments import docments
 
-from .config import COMPILE_MODES, TrainConfig
-from .data import h2t_profile
+from .config import STAGE_CLASSES, TrainConfig, apply_flags, config_flags, given_flags, kind_of, resume_fields
+from .data import GROUP_NAMES, digits_lt, index_range_groups, lt_counts, scaled_thresholds, threshold_groups
 from .datasets import DATASET_BUILDERS
 from .presets import DEFAULT_PRESET, PAPER, PRESETS, TABLE_FAMILIES, family_rows, family_table, get_preset
 
 # %% auto #0
-__all__ = ['EXPECTED_ERRORS', 'h2t_train', 'table_plan', 'h2t_table', 'command_parser', 'run_command', 'train_main', 'table_main',
-           'profile_main']
+__all__ = ['EXPECTED_ERRORS', 'run_options', 'h2t_train', 'table_plan', 'h2t_table', 'command_parser', 'run_command',
+           'group_table', 'h2t_profile', 'train_main', 'table_main', 'profile_main']
 
 # %% ../nbs/10_cli.ipynb #n5e1c9b5
 EXPECTED_ERRORS = (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError, FloatingPointError,
-                   ConnectionError, ModuleNotFoundError)   # weights that cannot be downloaded, an optional extra not installed
+                   ConnectionError, ModuleNotFoundError)   # weights that cannot be downloaded, an extra not installed
 
 def _user_errors()->tuple:
     "`EXPECTED_ERRORS`, and a busy run folder once the orchestrator that raises it is loaded."
     runs = sys.modules.get('h2t_nb.runs')   # not imported for it: a refused flag never pays for the trainer
     return EXPECTED_ERRORS + ((runs.RunFolderBusy,) if runs else ())
-_ASK = lambda v: v is not None and v is not False   # a flag the user gave (0 and 0.0 count: `--ratio 0` is a request)
 
-def _runtime_flags(**flags)->dict:
-    "The runtime flags given, as configuration fields (`--amp off` is amp=None)."
-    out = {k: v for k, v in flags.items() if _ASK(v)}
-    if 'amp' in out: out['amp'] = None if out['amp'] == 'off' else out['amp']
-    return out
+def run_options(out:str='runs', # results go to OUT/NAME (a new numbered folder if that one exists)
+                seeds:Annotated[int, {'nargs': '+'}]=None, # one stage 1 per seed (default: the preset's, 0); at least 5 before claiming an effect (with --resume: more seeds extend the folder)
+                resume:str=None, # folder of a run or table to continue with its own plan (more --seeds, --epochs1/--epochs2 and a table's --rows extend it)
+                stage1_ckpt:str=None, # start stage 2 from this stage-1 checkpoint instead of training stage 1 (h2t-train: with --stages 2): a stage1/final.pt, or an official MiSLAS / H2T ResNet-32 .pth.tar
+                synthetic:bool=False, # random images standing in for the preset's data: CIFAR-LT's shapes and counts, or a list benchmark's classes (checks; the numbers mean nothing)
+               )->dict:
+    "The options both commands take beside the configuration's flags, with their defaults."
+    return dict(out=out, seeds=seeds, resume=resume, stage1_ckpt=stage1_ckpt, synthetic=synthetic)
 
-def _setting(cfg:TrainConfig, imb_factor=None, train_sources=None, jitter=None, rotate_left=False, width=None, lr2=None, model=None,
-             pretrained=False, image_size=None, rows:dict|None=None)->tuple[TrainConfig, dict|None]:
-    "`cfg` (and a table's `rows`) with the flags that were given: data, model (its width, its weights), stage-2 lr; validated now, before any work."
-    given = {k: v for k, v in dict(imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width,
-                                    model=model, pretrained=pretrained, image_size=image_size).items() if _ASK(v)}
-    if lr2 is not None:
-        cfg = replace(cfg, stage2=replace(cfg.stage2, lr=lr2))   # replace validates: a bad lr is refused by name (Stage2Config.lr=...)
-        rows = None if rows is None else {r: replace(s, lr=lr2) for r, s in rows.items()}
-    return replace(cfg, **given), rows
+def _options(command:str, given:dict)->tuple[dict, dict]:
+    "A command's keyword options as run options (defaults filled in) and configuration flags; unknown names refused."
+    known = inspect.signature(run_options).parameters
+    run = run_options(**{k: v for k, v in given.items() if k in known})
+    flags = {k: v for k, v in given.items() if k not in known}
+    unknown = sorted(set(flags) - set(config_flags()))
+    if unknown: raise ValueError(f"{command}: unknown options {unknown}: {command} --help lists them.")
+    return run, flags
 
-def _refuse_on_resume(command:str, flags:dict):
-    "Flags that would change what a folder trains are refused on resume, by name."
-    given = [k for k, v in flags.items() if _ASK(v)]
-    if given: raise ValueError(f"--resume continues the folder's own plan: {' '.join('--' + k.replace('_', '-') for k in given)} would change what "
-                               f"it trains (--seeds and more --epochs1/--epochs2{' and --rows' if command == 'h2t-table' else ''} extend it; "
-                               "--device, --amp, --data-dir choose where it runs). Start a new folder for other settings.")
+def _on_resume(command:str, flags:dict, others:dict)->tuple[dict, dict]:
+    "The runtime flags and the epochs a resume applies; every other option given is refused by name."
+    given = given_flags(flags)
+    refused = [k for k, v in others.items() if v is not None and v is not False] + [k for k in given if k in resume_fields('refuse')]
+    if refused: raise ValueError(
+        f"--resume continues the folder's own plan: {' '.join('--' + k.replace('_', '-') for k in refused)} would change "
+        f"what it trains (--seeds and more --epochs1/--epochs2{' and --rows' if command == 'h2t-table' else ''} extend "
+        "it; --device, --amp, --data-dir choose where it runs). Start a new folder for other settings.")
+    runtime = {k: v for k, v in given.items() if k in resume_fields('apply')}
+    return runtime, {k: given.get(k) for k in resume_fields('extend')}
+
+def _data(cfg:TrainConfig, synthetic:bool)->TrainConfig:
+    "`cfg` on random images of its data's shapes and counts, when `synthetic`."
+    if not synthetic: return cfg
+    if 'synthetic_' + cfg.dataset not in DATASET_BUILDERS: raise ValueError(
+        f'--synthetic mimics CIFAR-LT and the list benchmarks; {cfg.name} uses {cfg.dataset}.')
+    return replace(cfg, dataset='synthetic_' + cfg.dataset, pipeline='auto')
 
 # %% ../nbs/10_cli.ipynb #n7496ed1
 def h2t_train(preset:Annotated[str, {'metavar': 'NAME'}]=None, # what to train: a row of the paper (default: digits100_lt_if100_dr_h2t, offline); --help lists them
-              data_dir:str=None, # dataset root: torchvision's CIFAR folder, or the image root holding ImageNet-LT/Places-LT/iNat list files
-              out:str='runs', # results go to OUT/PRESET (a new numbered folder if that one exists)
-              seeds:Annotated[int, {'nargs': '+'}]=None, # one run per seed; several give mean ± std (with --resume: more seeds extend the run)
               stages:Annotated[int, {'nargs': '+', 'choices': [1, 2]}]=None, # stages to run (default: the preset's)
-              stage1_ckpt:str=None, # stage-1 checkpoint to start stage 2 from, with --stages 2: a stage1/final.pt, or an official MiSLAS / H2T ResNet-32 .pth.tar
-              resume:str=None, # folder of a run to continue with its own plan (--seeds, --epochs1/--epochs2 extend it)
-              download:bool=False, # let torchvision download CIFAR (needs internet)
-              device:str=None, # 'cuda' or 'cpu' (default: CUDA when present)
-              amp:Annotated[str, {'choices': ['auto', 'bf16', 'fp16', 'off']}]=None, # mixed precision (default: the preset's, auto: bf16 on 8.0+ GPUs, fp16 on 7.x, off on a CPU)
-              channels_last:bool=False, # channels-last memory format (default: auto, on tensor-core GPUs with mixed precision)
-              compile:bool=False, # torch.compile the backbone
-              compile_mode:Annotated[str, {'choices': list(COMPILE_MODES)}]=None, # torch.compile mode, e.g. reduce-overhead (CUDA graphs)
-              epochs1:int=None, # stage-1 epochs instead of the preset's
-              epochs2:int=None, # stage-2 epochs instead of the preset's
-              ratio:float=None, # the fusing ratio ρ instead of the preset's
-              lr2:float=None, # stage-2 (peak) learning rate instead of the preset's: with --epochs2, how far stage 2 moves the classifier
-              imb_factor:float=None, # imbalance factor n_max/n_min instead of the preset's (e.g. 200 for a harder tail)
-              train_sources:int=None, # Digits-100-LT: training source images per digit, 23 to 94 (default 25)
-              jitter:int=None, # Digits-100-LT: random shift of each digit in pixels (default 2)
-              rotate_left:bool=False, # Digits-100-LT: left digits turned by 90°, so the tail's left digits share no features with the head's right ones
-              width:int=None, # backbone width for models that take one (small_cnn: 4·WIDTH feature channels; default 32)
-              model:str=None, # the backbone instead of the preset's: small_cnn, resnet32, ..., or timm:NAME for any timm model (pip install "h2t_nb[timm]")
-              pretrained:bool=False, # timm models: start from timm's pretrained weights (downloaded from the Hugging Face hub on first use)
-              image_size:int=None, # in-memory data: resize every image to IMAGE_SIZE² after augmentation (ImageNet-pretrained models: 224)
-              synthetic:bool=False, # random images standing in for the preset's data: CIFAR-LT's shapes and counts, or a list benchmark's classes (checks; accuracy is meaningless)
-              fast_dev_run:int=None, # N: every stage trains N batches, then validates and tests on N (checks a preset, data and GPU in a minute; the numbers mean nothing)
-              paper_protocol:bool=False, # stage 2 also tests every epoch, for the labelled paper-protocol row (the official code's best-on-test epoch): the same other numbers, one test pass per epoch more
-             ):
+              **options): # `run_options` and the configuration's flags (`config_flags`)
     "Two-stage long-tailed training with H2T: train, evaluate on the balanced test set, and write results to OUT."
-    runtime = _runtime_flags(device=device, amp=amp, channels_last=channels_last, compile=compile, compile_mode=compile_mode, data_dir=data_dir, download=download)
-    if resume is not None:
-        _refuse_on_resume('h2t-train', dict(preset=preset, stages=stages, stage1_ckpt=stage1_ckpt, ratio=ratio, synthetic=synthetic, fast_dev_run=fast_dev_run, paper_protocol=paper_protocol,
-                                            lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width,
-                                            model=model, pretrained=pretrained, image_size=image_size))
+    run, flags = _options('h2t-train', options)
+    if run['resume'] is not None:
+        runtime, epochs = _on_resume('h2t-train', flags, dict(preset=preset, stages=stages, stage1_ckpt=run['stage1_ckpt'],
+                                                              synthetic=run['synthetic']))
         from h2t_nb.runs import resume_run   # the trainer is imported once the flags are read and checked
-        return resume_run(resume, seeds=seeds, epochs1=epochs1, epochs2=epochs2, runtime=runtime)
-    cfg = get_preset(preset or DEFAULT_PRESET)
-    if synthetic:
-        if 'synthetic_' + cfg.dataset not in DATASET_BUILDERS: raise ValueError(f'--synthetic mimics CIFAR-LT and the list benchmarks; {cfg.name} uses {cfg.dataset}.')
-        cfg = replace(cfg, dataset='synthetic_' + cfg.dataset, pipeline='auto')
-    stage2 = replace(cfg.stage2, **{k: v for k, v in dict(epochs=epochs2, ratio=ratio).items() if v is not None})
-    stage1 = replace(cfg.stage1, **({} if epochs1 is None else dict(epochs=epochs1)))
-    cfg = replace(cfg, **runtime, stages=tuple(stages or cfg.stages), stage1=stage1, stage2=stage2, fast_dev_run=fast_dev_run or cfg.fast_dev_run,
-                  paper_protocol=paper_protocol or cfg.paper_protocol)
-    cfg, _ = _setting(cfg, imb_factor, train_sources, jitter, rotate_left, width, lr2, model, pretrained, image_size)
+        return resume_run(run['resume'], seeds=run['seeds'], **epochs, runtime=runtime)
+    cfg = _data(get_preset(preset or DEFAULT_PRESET), run['synthetic'])
+    cfg, _ = apply_flags(replace(cfg, stages=tuple(stages or cfg.stages)), flags)
     from h2t_nb.runs import train_run
-    return train_run(cfg, out, seeds, stage1_ckpt)
+    return train_run(cfg, run['out'], run['seeds'], run['stage1_ckpt'])
 
 # %% ../nbs/10_cli.ipynb #n27f0553
 def _presets_by_family()->str:
@@ -116,65 +96,41 @@ def _presets_by_family()->str:
 h2t_train.__doc__ += '\n\npresets:\n' + _presets_by_family()
 
 # %% ../nbs/10_cli.ipynb #n53dda51
-def table_plan(family:str, seeds:list[int], rows:list[str]|None=None, epochs1:int|None=None, epochs2:int|None=None,
-               fast_dev_run:int|None=None, runtime:dict|None=None, setting:dict|None=None, paper_protocol:bool=False): # a `RunPlan`
-    "A family's table as a plan: its stage-1 preset, its rows (default: the family's), the seeds, and the overrides asked for (`setting`: `_setting`'s flags)."
+def table_plan(family:str, seeds:list[int]|None=None, rows:list[str]|None=None,
+               flags:dict|None=None, # the configuration's flags given (`config_flags`)
+               stage1_ckpt:str|None=None, synthetic:bool=False): # a `RunPlan`
+    "A family's table as a plan: its stage-1 preset, its rows (default: the family's), the seeds, the flags given."
     base, stage2 = family_rows(family, rows)
-    base, stage2 = _setting(base, rows=stage2, **(setting or {}))
-    for name, value in (('epochs1', epochs1), ('epochs2', epochs2)):
-        if value is not None and value < 1: raise ValueError(f"--{name} {value}: train at least 1 epoch.")
-    base = replace(base, **(runtime or {}), fast_dev_run=fast_dev_run or 0, paper_protocol=paper_protocol or base.paper_protocol,
-                   stage1=replace(base.stage1, epochs=epochs1 or base.stage1.epochs))
+    base, stage2 = apply_flags(_data(base, synthetic), flags or {}, stage2)
     from h2t_nb.runs import RunPlan
-    return RunPlan(base, {r: replace(s, epochs=epochs2 or s.epochs) for r, s in stage2.items()}, list(seeds), kind='table', family=family)
+    return RunPlan(base, stage2, list(seeds or [base.seed]), None if stage1_ckpt is None else str(stage1_ckpt),
+                   kind='table', family=family)
 
 def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family (listed below), e.g. cifar100_lt_if100, digits100_lt_if100 (CPU, offline), cifar100_lt_if100_ride (not needed with --resume)
-              seeds:Annotated[int, {'nargs': '+'}]=None, # one stage 1 per seed (default: 0); at least 5 before claiming an effect (with --resume: more seeds extend the table)
               rows:Annotated[str, {'nargs': '+'}]=None, # stage-2 rows to train (default: the family's), e.g. dr dr_h2t (with --resume: more rows extend the table)
-              data_dir:str=None, # dataset root (CIFAR, ImageNet-LT, Places-LT, iNat); Digits-100-LT needs none
-              download:bool=False, # let torchvision download CIFAR (needs internet)
-              out:str='runs', # the table goes to OUT/FAMILY-table (a new numbered folder if that one exists)
-              resume:str=None, # folder of a table to continue with its own plan (--seeds, --rows, --epochs1/--epochs2 extend it)
-              device:str=None, # 'cuda' or 'cpu' (default: CUDA when present)
-              amp:Annotated[str, {'choices': ['auto', 'bf16', 'fp16', 'off']}]=None, # mixed precision (default: the family's, auto: bf16 on 8.0+ GPUs, fp16 on 7.x, off on a CPU)
-              epochs1:int=None, # override the stage-1 epochs (quick checks)
-              epochs2:int=None, # override the stage-2 epochs (quick checks)
-              fast_dev_run:int=None, # N: every stage of every row trains N batches, then validates and tests on N (a minute's check; the numbers mean nothing)
-              lr2:float=None, # every row's stage-2 (peak) learning rate instead of the family's
-              imb_factor:float=None, # imbalance factor instead of the family's (e.g. 200)
-              train_sources:int=None, # Digits-100-LT: training source images per digit, 23 to 94 (default 25)
-              jitter:int=None, # Digits-100-LT: random shift of each digit in pixels (default 2)
-              rotate_left:bool=False, # Digits-100-LT: left digits turned by 90° (no feature sharing between the tail's left digits and the head's right ones)
-              width:int=None, # backbone width for models that take one (small_cnn: 4·WIDTH feature channels)
-              model:str=None, # every row's backbone instead of the family's: small_cnn, resnet32, ..., or timm:NAME (pip install "h2t_nb[timm]")
-              pretrained:bool=False, # timm models: start from timm's pretrained weights (downloaded from the Hugging Face hub on first use)
-              image_size:int=None, # in-memory data: resize every image to IMAGE_SIZE² after augmentation (ImageNet-pretrained models: 224)
-              paper_protocol:bool=False, # also test every stage-2 epoch, for the labelled paper-protocol line (the official code's best-on-test epoch): the same other numbers, one test pass per epoch more
-             ):
-    "Train the paper's table: stage 1 once per seed, every stage-2 row from it; print and save it next to the paper's; returns the table's folder."
-    runtime = _runtime_flags(device=device, amp=amp, data_dir=data_dir, download=download)
-    if resume is not None:
+              **options): # `run_options` and the configuration's flags (`config_flags`)
+    "Train the paper's table: stage 1 once per seed, every stage-2 row from it; print and save it next to the paper's."
+    run, flags = _options('h2t-table', options)
+    if run['resume'] is not None:
+        runtime, epochs = _on_resume('h2t-table', flags, dict(stage1_ckpt=run['stage1_ckpt'], synthetic=run['synthetic']))
         from h2t_nb.runs import RunFolder, execute, extend_plan
-        folder = RunFolder.open(resume)
+        folder = RunFolder.open(run['resume'])
         saved = folder.read_plan()
-        if saved.kind != 'table': raise ValueError(f"{resume} is an h2t-train run folder: resume it with h2t-train --resume {resume}.")
-        if family is not None and family != saved.family: raise ValueError(f"{resume} holds a {saved.family} table, not {family}: drop FAMILY (or name its own).")
-        _refuse_on_resume('h2t-table', dict(fast_dev_run=fast_dev_run, paper_protocol=paper_protocol, lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter,
-                                            rotate_left=rotate_left, width=width, model=model, pretrained=pretrained, image_size=image_size))
-        plan, notes = extend_plan(saved, folder, seeds=seeds, rows=family_rows(saved.family, rows)[1] if rows else None, epochs1=epochs1,
-                                  epochs2=epochs2, runtime=runtime)
+        if saved.kind != 'table': raise ValueError(
+            f"{run['resume']} is an h2t-train run folder: resume it with h2t-train --resume {run['resume']}.")
+        if family is not None and family != saved.family: raise ValueError(
+            f"{run['resume']} holds a {saved.family} table, not {family}: drop FAMILY (or name its own).")
+        plan, notes = extend_plan(saved, folder, seeds=run['seeds'], rows=family_rows(saved.family, rows)[1] if rows else None,
+                                  **epochs, runtime=runtime)
         outcome = execute(plan, folder, notes=notes)
     else:
         if family is None: raise ValueError("name a table family (h2t-table FAMILY; --help lists them), or --resume a table folder.")
-        setting = dict(lr2=lr2, imb_factor=imb_factor, train_sources=train_sources, jitter=jitter, rotate_left=rotate_left, width=width,
-                       model=model, pretrained=pretrained, image_size=image_size)
-        plan = table_plan(family, seeds or [0], rows, epochs1, epochs2, fast_dev_run, runtime, setting, paper_protocol)
+        plan = table_plan(family, run['seeds'], rows, flags, run['stage1_ckpt'], run['synthetic'])
         from h2t_nb.runs import execute
-        outcome = execute(plan, out=out, name=f'{family}-table')
+        outcome = execute(plan, out=run['out'], name=f'{family}-table')
     if outcome['interrupted']: return outcome['run_dir']
     from h2t_nb.table import table_title, write_table
-    from h2t_nb.train import fast_dev_batches
-    title = table_title(plan.family, plan.base, plan.seeds, fast_dev_batches(plan.base))
+    title = table_title(plan.family, plan.base, plan.seeds, plan.base.fast_dev_run)
     if outcome['runtime'].main:
         look = family_table(plan.family)
         print(write_table(outcome['results'], PAPER[TABLE_FAMILIES[plan.family]['paper']], outcome['run_dir'], title, look['controls'], look['baseline'], look['names']))
@@ -202,6 +158,7 @@ def command_parser(func, # a function whose parameters are typed and commented (
     except OSError: comments = {}   # defined where no source can be read (python -c): options without help texts
     parser = argparse.ArgumentParser(prog=prog, description=inspect.getdoc(func), formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, param in inspect.signature(func).parameters.items():
+        if param.kind is inspect.Parameter.VAR_KEYWORD: _add_run_options(parser); continue
         kind, extra = _option_type(hints.get(name, str))
         help = comments.get(name) or ''
         if param.default is inspect.Parameter.empty or extra.get('nargs') == '?':   # a positional (optional with nargs='?')
@@ -210,6 +167,19 @@ def command_parser(func, # a function whose parameters are typed and commented (
         else: parser.add_argument('--' + name.replace('_', '-'), type=kind, default=param.default, help=help, **extra)
     return parser
 
+def _add_run_options(parser:argparse.ArgumentParser):
+    "Both commands' shared options: `run_options`, then every configuration flag, help from its declaration."
+    own = command_parser(run_options, '')
+    for action in own._actions[1:]: parser._add_action(action)   # after -h
+    for flag, (stage, f) in config_flags().items():
+        kind, extra = _option_type(typing.get_type_hints(STAGE_CLASSES.get(stage, TrainConfig))[f.name])
+        declared = kind_of(f)
+        extra |= {k: v for k, v in declared['cli'].items() if k not in ('values', 'only_if')}
+        help = declared['help'] + " (default: the preset's)"
+        option = '--' + flag.replace('_', '-')
+        if kind is bool: parser.add_argument(option, action='store_true', help=help)
+        else: parser.add_argument(option, type=kind, default=None, help=help, **extra)
+
 # %% ../nbs/10_cli.ipynb #n_run
 def run_command(func, prog:str, argv:list[str]|None=None)->int:
     "Parse `argv` (default: the command line) for `func` and call it; a user error becomes one line on stderr and exit status 1."
@@ -217,6 +187,35 @@ def run_command(func, prog:str, argv:list[str]|None=None)->int:
     try: func(**vars(args))
     except _user_errors() as e: sys.exit(f'{prog}: {e}')   # SystemExit with a message: printed to stderr, status 1
     return 0
+
+# %% ../nbs/10_cli.ipynb #n474b00
+def group_table(counts, groups)->str:
+    "Classes and training images per many/medium/few group, as text."
+    counts, groups = torch.as_tensor(counts), torch.as_tensor(groups)
+    return '  '.join(f"{g}: {int((groups == i).sum())} classes / {int(counts[groups == i].sum()):,} images"
+                     for i, g in enumerate(GROUP_NAMES))
+
+def h2t_profile(out:str='h2t_out', # folder for the class-profile plot
+                imb_factor:float=20, # imbalance factor of the offline digits-LT training split
+               ):
+    "Print the long-tailed class tables of the offline digits-LT and of CIFAR-100-LT, and save their profile plot."
+    from matplotlib.figure import Figure   # draws and saves without pyplot: no backend change, nothing shown
+    from h2t_nb.reports import plot_class_profile
+    from h2t_nb.runs import claim_path
+    train = digits_lt(imb_factor=imb_factor).train
+    c100 = lt_counts(500, 100, 100)
+    print(f"{train.name}: {len(train):,} training images, per class: {train.counts}")
+    scaled = threshold_groups(train.counts, *scaled_thresholds(max(train.counts), min(train.counts)))
+    print('  threshold split (scaled):', group_table(train.counts, scaled))
+    print(f"CIFAR-100-LT IF=100: {sum(c100):,} training images, n_max={c100[0]}, n_min={c100[-1]}")
+    print('  threshold split (>100, 20-100, <20):', group_table(c100, threshold_groups(c100)))
+    print('  paper split (index ranges 36/71):  ', group_table(c100, index_range_groups(100)))
+    fig = Figure(figsize=(6, 3.5))
+    plot_class_profile({'CIFAR-100-LT IF=100': c100, train.name: train.counts}, ax=fig.subplots())
+    path = claim_path(Path(out) / 'class_profile.png', file=True)
+    fig.savefig(path, dpi=120, bbox_inches='tight')
+    print(f"saved the class-profile plot to {path}")
+    return path
 
 # %% ../nbs/10_cli.ipynb #n_mains
 def train_main()->int:

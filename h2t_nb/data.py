@@ -19,8 +19,8 @@ from torch.utils.data import Dataset
 __all__ = ['LIST_FILES', 'GROUP_NAMES', 'DIGITS100_CANVASES', 'TRAIN_SOURCES', 'JITTER', 'lt_counts', 'lt_subset_indices',
            'LTImageDataset', 'CIFARLT', 'CIFAR10LT', 'CIFAR100LT', 'read_list_file', 'count_sorted_class_map',
            'ListFileLT', 'lt_list_dataset', 'LTSplits', 'digits_lt', 'threshold_groups', 'index_range_groups',
-           'scaled_thresholds', 'scaled_index_bounds', 'plot_class_profile', 'digit_source_pools', 'distinct_pairs',
-           'compose_pairs', 'digits100_lt', 'group_table', 'free_path', 'h2t_profile']
+           'scaled_thresholds', 'scaled_index_bounds', 'digit_source_pools', 'distinct_pairs', 'compose_pairs',
+           'digits100_lt']
 
 # %% ../nbs/00_data.ipynb #c009
 def _check_imbalance(imb_factor, num_classes):
@@ -271,18 +271,6 @@ def scaled_index_bounds(num_classes:int)->tuple[int, int]:
     "Index-range bounds at the official CIFAR-100 fractions 0.36 / 0.71 of the classes."
     return round(0.36 * num_classes), round(0.71 * num_classes)
 
-# %% ../nbs/00_data.ipynb #c044
-def plot_class_profile(profiles:dict, # name -> per-class training counts
-                       ax=None):
-    "Log-scale training count against relative class rank for several long-tailed profiles."
-    import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
-    for name, counts in profiles.items():
-        ax.plot(np.linspace(0, 1, len(counts)), counts, marker='.' if len(counts) <= 20 else None, label=f'{name} ({sum(counts):,})')
-    ax.set(yscale='log', xlabel='class rank / (C - 1)   (0 = head)', ylabel='training images', title='Long-tailed class profiles')
-    ax.grid(alpha=.3, which='both'); ax.legend(fontsize=8)
-    return ax
-
 # %% ../nbs/00_data.ipynb #ne642ee5
 def digit_source_pools(seed:int=0, # seed of the pools' own generator
                        test_sources:int=60, # source images per digit reserved for test pairs
@@ -364,40 +352,3 @@ def digits100_lt(imb_factor:float=100, # n_max/n_min; 100, 50 and 200 give CIFAR
         ds.sources = torch.from_numpy(np.stack([left, right], 1))   # N×2 scikit-learn indices of each image's digits
         splits[split] = ds
     return LTSplits(splits['train'], splits['val'], splits['test'])
-
-# %% ../nbs/00_data.ipynb #c047
-def group_table(counts, groups)->str:
-    "Classes and training images per many/medium/few group, as text."
-    counts, groups = torch.as_tensor(counts), torch.as_tensor(groups)
-    return '  '.join(f"{g}: {int((groups == i).sum())} classes / {int(counts[groups == i].sum()):,} images"
-                     for i, g in enumerate(GROUP_NAMES))
-
-def free_path(path:str|Path)->Path:
-    "`path` if it is free, else the first free `stem-N.suffix` beside it (earlier results are never overwritten)."
-    path = candidate = Path(path)
-    n = 0
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
-
-# %% ../nbs/00_data.ipynb #c048
-def h2t_profile(out:str='h2t_out', # folder for the class-profile plot
-                imb_factor:float=20, # imbalance factor of the offline digits-LT training split
-               ):
-    "Print the long-tailed class tables of the offline digits-LT and of CIFAR-100-LT, and save their profile plot."
-    from matplotlib.figure import Figure   # draws and saves without pyplot: no backend change, nothing shown
-    train = digits_lt(imb_factor=imb_factor).train
-    c100 = lt_counts(500, 100, 100)
-    print(f"{train.name}: {len(train):,} training images, per class: {train.counts}")
-    print('  threshold split (scaled):', group_table(train.counts, threshold_groups(train.counts, *scaled_thresholds(max(train.counts), min(train.counts)))))
-    print(f"CIFAR-100-LT IF=100: {sum(c100):,} training images, n_max={c100[0]}, n_min={c100[-1]}")
-    print('  threshold split (>100, 20-100, <20):', group_table(c100, threshold_groups(c100)))
-    print('  paper split (index ranges 36/71):  ', group_table(c100, index_range_groups(100)))
-    fig = Figure(figsize=(6, 3.5))
-    plot_class_profile({'CIFAR-100-LT IF=100': c100, train.name: train.counts}, ax=fig.subplots())
-    Path(out).mkdir(parents=True, exist_ok=True)
-    path = free_path(Path(out) / 'class_profile.png')
-    fig.savefig(path, dpi=120, bbox_inches='tight')
-    print(f"saved the class-profile plot to {path}")
-    return path

@@ -82,6 +82,12 @@ def h2t_fuse(fused:torch.Tensor|list, # class-balanced features: B×C×H×W maps
             raise ValueError("multi-expert fusion needs two lists of the same length, one map per expert in each.")
         return [h2t_fuse(f, g, ratio, per_sample, generator, channel_dim) for f, g in zip(fused, fusing)]
     ratio = check_ratio(ratio); _check_streams(fused, fusing)
+    return _fuse_channels(fused, fusing, ratio, per_sample, generator, channel_dim)
+
+def _fuse_channels(fused, fusing, ratio, per_sample, generator, channel_dim):
+    "`h2t_fuse` on inputs already checked: `H2T` checks its ratio once, when it is built, not at every batch."
+    if isinstance(fused, (list, tuple)):
+        return [_fuse_channels(f, g, ratio, per_sample, generator, channel_dim) for f, g in zip(fused, fusing)]
     axis = channel_axis(fused.shape, channel_dim)
     B, C = fused.shape[0], fused.shape[axis]
     mask = channel_mask(B, C, int(ratio * C), per_sample, fused.device, generator)
@@ -101,7 +107,7 @@ class H2T(nn.Module):
     def forward(self, fused, fusing=None, generator:torch.Generator|None=None): # `generator` overrides the module's for this call
         "`h2t_fuse(fused, fusing)` in training mode; `fused` itself in eval mode, without `fusing`, or at ratio 0."
         if not self.training or fusing is None or self.ratio == 0: return fused
-        return h2t_fuse(fused, fusing, self.ratio, self.per_sample, generator or self.generator, self.channel_dim)
+        return _fuse_channels(fused, fusing, self.ratio, self.per_sample, generator or self.generator, self.channel_dim)
     def extra_repr(self):
         "The ratio, the subset mode and a channel axis other than the default, as the module's repr shows them."
         return f"ratio={self.ratio}, per_sample={self.per_sample}" + ('' if self.channel_dim is None else f", channel_dim={self.channel_dim}")
@@ -113,11 +119,15 @@ def whole_sample_swap(fused:torch.Tensor|list, # class-balanced features, B×C(�
                       generator:torch.Generator|None=None)->torch.Tensor:
     "Control for H2T: replace each fused sample entirely by its fusing partner with probability `rate` (in every expert's map alike)."
     rate = check_ratio(rate, 'rate')
+    if not isinstance(fused, (list, tuple)): _check_streams(fused, fusing)   # any layout: a whole sample is swapped
+    return _swap_samples(fused, fusing, rate, generator)
+
+def _swap_samples(fused, fusing, rate, generator):
+    "`whole_sample_swap` on inputs already checked (`WholeSampleSwap` checks its rate once, when it is built)."
     if isinstance(fused, (list, tuple)):   # multi-expert maps: a whole sample is swapped in all of them
         draw_device = generator.device if generator is not None else fused[0].device
         swap = torch.rand(len(fused[0]), generator=generator, device=draw_device) < rate
         return [torch.where(swap.to(f.device).view(-1, *[1] * (f.ndim - 1)), g, f) for f, g in zip(fused, fusing)]
-    _check_streams(fused, fusing)   # any layout: a whole sample is swapped, whatever its channel axis
     draw_device = generator.device if generator is not None else fused.device
     swap = (torch.rand(len(fused), generator=generator, device=draw_device) < rate).to(fused.device)
     return torch.where(swap.view(-1, *[1] * (fused.ndim - 1)), fusing, fused)
@@ -130,7 +140,7 @@ class WholeSampleSwap(nn.Module):
     def forward(self, fused, fusing=None, generator:torch.Generator|None=None):
         "`whole_sample_swap(fused, fusing)` in training mode; `fused` itself in eval mode, without `fusing`, or at rate 0."
         if not self.training or fusing is None or self.rate == 0: return fused
-        return whole_sample_swap(fused, fusing, self.rate, generator or self.generator)
+        return _swap_samples(fused, fusing, self.rate, generator or self.generator)
     def extra_repr(self):
         "The swap rate, as the module's repr shows it."
         return f"rate={self.rate}"

@@ -17,7 +17,7 @@ from .checkpoints import write_text_atomic
 # %% auto #0
 __all__ = ['REPORT_COLUMNS', 'METRICS', 'SELECTIONS', 'ROW_NAMES', 'mean_std', 'run_summary', 'run_summary_text',
            'paired_interval', 'table_summary', 'paired_differences', 'table_text', 'markdown_table', 'plot_table',
-           'plot_run', 'write_csv']
+           'plot_run', 'write_csv', 'plot_class_profile']
 
 # %% ../nbs/06c_reports.ipynb #n8af8162
 REPORT_COLUMNS = ['top1', 'balanced', 'paper_many', 'paper_medium', 'paper_few', 'threshold_many', 'threshold_medium', 'threshold_few', 'ece']
@@ -195,3 +195,17 @@ def write_csv(path:str|Path, rows:list[dict]):
     writer = csv.DictWriter(buffer, fieldnames=fields, restval='')
     writer.writeheader(); writer.writerows(rows)
     write_text_atomic(path, buffer.getvalue())
+
+# %% ../nbs/06c_reports.ipynb #n8b31ca
+def plot_class_profile(profiles:dict, # name -> per-class training counts
+                       ax=None):
+    "Log-scale training count against relative class rank for several long-tailed profiles."
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
+    for name, counts in profiles.items():
+        ax.plot(np.linspace(0, 1, len(counts)), counts, marker='.' if len(counts) <= 20 else None,
+                label=f'{name} ({sum(counts):,})')
+    ax.set(yscale='log', xlabel='class rank / (C - 1)   (0 = head)', ylabel='training images',
+           title='Long-tailed class profiles')
+    ax.grid(alpha=.3, which='both'); ax.legend(fontsize=8)
+    return ax

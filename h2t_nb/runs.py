@@ -15,18 +15,17 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, write_text_atomic
-from .config import Stage2Config, TrainConfig, config_from_dict
+from .config import Stage2Config, TrainConfig, config_from_dict, fingerprint_fields, resume_fields
 from .datasets import LTData, build_data, data_seed
 from .reports import plot_run, run_summary, run_summary_text, write_csv
 from .shared_pass import share_groups
-from .train import (Runtime, check_model, check_stage1_fits, fast_dev_batches, interactive, setup_runtime,
+from .train import (Runtime, check_model, check_stage1_fits, interactive, setup_runtime,
                           train_stage1, train_stage2_rows)
 
 # %% auto #0
-__all__ = ['PLAN_FILE', 'RESULTS_FILE', 'TRAINED_FIELDS', 'OPTIONAL_TRAINED_FIELDS', 'SHARED_PASS_ENV', 'RUNTIME_OVERRIDES',
-           'RunPlan', 'RunFolderBusy', 'claim_folder', 'RunFolder', 'trained_fields', 'fingerprint', 'cached_report',
-           'store_report', 'cached_or_trained', 'shared_pass_on', 'train_plan', 'execute', 'extend_plan', 'run_plan',
-           'write_run_files', 'train_run', 'resume_run', 'continue_or_run']
+__all__ = ['PLAN_FILE', 'RESULTS_FILE', 'RUNTIME_OVERRIDES', 'RunPlan', 'RunFolderBusy', 'claim_path', 'RunFolder',
+           'trained_fields', 'fingerprint', 'cached_report', 'store_report', 'cached_or_trained', 'train_plan',
+           'execute', 'extend_plan', 'run_plan', 'write_run_files', 'train_run', 'resume_run', 'continue_or_run']
 
 # %% ../nbs/06a_runs.ipynb #nb18f946
 PLAN_FILE = 'plan.json'
@@ -70,12 +69,14 @@ class RunPlan:
 class RunFolderBusy(RuntimeError):
     "Another process holds the run folder's lock."
 
-def claim_folder(path:Path)->Path:
-    "The first of `path`, `path-1`, `path-2`, ... that this call creates."
+def claim_path(path:Path, file:bool=False)->Path:
+    "The first of `path`, `path-1`, ... (a file: `stem-1.suffix`, ...) that this call creates."
     path.parent.mkdir(parents=True, exist_ok=True)
     for n in itertools.count():
-        candidate = path if n == 0 else path.with_name(f'{path.name}-{n}')
-        try: candidate.mkdir()   # atomic: of two runs started together, exactly one creates each name
+        candidate = path if n == 0 else path.with_name(f'{path.stem}-{n}{path.suffix}' if file else f'{path.name}-{n}')
+        try:   # atomic: of two callers started together, exactly one creates each name
+            if file: open(candidate, 'x').close()
+            else: candidate.mkdir()
         except FileExistsError: continue
         return candidate
 
@@ -87,7 +88,7 @@ class RunFolder:
     def create(cls, parent:str|Path, name:str, rt:Runtime)->RunFolder:
         "A new folder `parent/name` (numbered if taken: earlier results are never overwritten), claimed by rank 0 for every process."
         if Path(parent).exists() and not Path(parent).is_dir(): raise NotADirectoryError(f"--out {parent} is a file: pass a folder (it is created if missing).")
-        path = claim_folder(Path(parent) / name) if rt.main else None
+        path = claim_path(Path(parent) / name) if rt.main else None
         if rt.world > 1:   # every process must agree on the folder rank 0 claimed
             names = [str(path)]; dist.broadcast_object_list(names, src=0); path = Path(names[0])
         rt.barrier()
@@ -131,13 +132,9 @@ class RunFolder:
         finally: lock.release()
 
 # %% ../nbs/06a_runs.ipynb #n858df12
-TRAINED_FIELDS = ('dataset', 'imb_factor', 'val_per_class', 'augment', 'model', 'seed', 'fast_dev_run')
-OPTIONAL_TRAINED_FIELDS = ('rotation', 'train_sources', 'jitter', 'rotate_left', 'width', 'pretrained', 'image_size')   # booked only when set (the regime study's knobs, RIDE's rotation, timm weights, a resize)
-
 def trained_fields(cfg:TrainConfig, stage:int, stage1_ckpt:str|None=None)->dict:
-    "What a stage's result depends on: the data (with its draw), the model, the seed and the stages' settings, as JSON data."
-    d = {k: getattr(cfg, k) for k in TRAINED_FIELDS} | dict(data_seed=data_seed(cfg), stage1=asdict(cfg.stage1))
-    d |= {k: getattr(cfg, k) for k in OPTIONAL_TRAINED_FIELDS if getattr(cfg, k) not in (None, False)}   # only when set: older folders keep their fingerprints
+    "What a stage's result depends on: the fields declared so (`fingerprint_fields`), the data draw and the stages."
+    d = fingerprint_fields(cfg) | dict(data_seed=data_seed(cfg), stage1=asdict(cfg.stage1))
     if stage == 2: d['stage2'] = asdict(cfg.stage2)
     # what stage 2's report holds, not what it trained: no per-epoch test (booked under the name it had while a test pass
     # every epoch was the default, so the folders of that time, which tested every epoch, keep their fingerprints)
@@ -186,14 +183,6 @@ def cached_or_trained(stage_dir:Path, asked:dict, train, rt:Runtime)->dict|None:
     return None if report is None else store_report(stage_dir, asked, report, rt)
 
 # %% ../nbs/06a_runs.ipynb #ne9ba7b9
-SHARED_PASS_ENV = 'H2T_SHARED_PASS'   # '0': every stage-2 row runs its own backbone pass (the benchmark's "before")
-
-def shared_pass_on()->bool:
-    "Whether stage-2 rows that feed their backbone the same batches share its passes (`06e_shared_pass`); on unless `H2T_SHARED_PASS=0`."
-    value = os.environ.get(SHARED_PASS_ENV, '1').strip()
-    if value not in ('0', '1'): raise ValueError(f"{SHARED_PASS_ENV}={value!r}: use 1 (rows share a backbone pass, the default) or 0 (every row alone).")
-    return value == '1'
-
 def train_plan(plan:RunPlan, folder:RunFolder, rt:Runtime, data:LTData|None=None, stop_after:dict|None=None,
                quiet:bool=False)->dict|None:
     "`{seed: {'stage1': report, row: report, ...}}` for the plan, trained in `folder`; None if `stop_after` interrupted it."
@@ -215,7 +204,7 @@ def train_plan(plan:RunPlan, folder:RunFolder, rt:Runtime, data:LTData|None=None
             asked = trained_fields(row_cfg, 2, plan.stage1_ckpt)
             res[row] = cached_report(row_dir, asked)
             if res[row] is None: pending[row] = (row_cfg, row_dir, asked)
-        share = shared_pass_on() and rt.world == 1 and not plan.base.compile
+        share = not plan.base.rows_alone and rt.world == 1 and not plan.base.compile
         for group in share_groups({row: cfg for row, (cfg, _, _) in pending.items()}, share):
             cfgs, dirs, asked = zip(*(pending[row] for row in group))
             reports = train_stage2_rows(list(cfgs), d, rt, list(dirs), init, stop_after=stop_after.get(2))
@@ -231,7 +220,6 @@ def execute(plan:RunPlan, folder:RunFolder|None=None, out:str|Path='runs', name:
     "Check the plan, its data and device, then train it in `folder` (default: a new `out/name`) under the folder's lock."
     data = build_data(plan.config(plan.seeds[0]))                       # missing data fails now, before any work
     check_model(plan.base, data)                                        # ... and a model that cannot read it, or weights that cannot be had
-    shared_pass_on()                                                    # ... and a bad H2T_SHARED_PASS
     if plan.stage1_ckpt: check_stage1_fits(load_checkpoint(plan.stage1_ckpt, stage=1), plan.base, data)   # ... and a missing, foreign or unfitting file
     rt = setup_runtime(plan.base)                                       # ... and a device that is not there
     folder = folder or RunFolder.create(out, name or plan.base.name, rt)
@@ -241,13 +229,13 @@ def execute(plan:RunPlan, folder:RunFolder|None=None, out:str|Path='runs', name:
         if rt.main and not quiet:
             print(f"{folder.path.name}: {rt.why}")
             for note in notes: print(f"resume: {note}")
-            fast = fast_dev_batches(plan.base)
+            fast = plan.base.fast_dev_run
             if fast: print(f"fast dev run: every stage trains {fast} batches, then validates and tests on {fast}; the files are real, the numbers mean nothing")
         results = train_plan(plan, folder, rt, data, stop_after, quiet)
     return dict(run_dir=folder.path, interrupted=results is None, results=results, counts=data.counts, runtime=rt)
 
 # %% ../nbs/06a_runs.ipynb #n4590b6d
-RUNTIME_OVERRIDES = ('device', 'amp', 'channels_last', 'compile', 'compile_mode', 'data_dir', 'download', 'num_workers')
+RUNTIME_OVERRIDES = resume_fields('apply')   # where and how fast a folder trains: a resume may change it
 
 def extend_plan(plan:RunPlan, folder:RunFolder, seeds:list[int]|None=None, rows:dict|None=None, epochs1:int|None=None,
                 epochs2:int|None=None, runtime:dict|None=None)->tuple[RunPlan, list[str]]:
@@ -288,7 +276,7 @@ def write_run_files(outcome:dict, plan:RunPlan, quiet:bool=False)->dict:
     "A finished run's `results.json`, `results.csv` and plot (rank 0), and its table printed; the run's outcome with its summary."
     if outcome['interrupted']: return outcome
     per_seed, folder, rt = outcome['results'], RunFolder(outcome['run_dir']), outcome['runtime']
-    rows, fast = run_summary(per_seed), fast_dev_batches(plan.base)
+    rows, fast = run_summary(per_seed), plan.base.fast_dev_run
     folder.write_json(RESULTS_FILE['run'], dict(summary=rows, per_seed=per_seed, counts=outcome['counts'], config=asdict(plan.base),
                                                 fast_dev_run=fast), rt)
     if rt.main:

@@ -13,7 +13,8 @@ from torch import nn
 
 from .config import TrainConfig
 from .models import trained_head
-from .train import row_kind, share_key
+from .config import share_key
+from .train import row_kind
 
 # %% auto #0
 __all__ = ['share_groups', 'backbone_passes', 'same_training', 'same_checkpoint', 'row_memory_bytes']

@@ -6,7 +6,7 @@ Docs: https://h2t-nb.github.io/h2t_nb/train.html.md"""
 
 # %% ../nbs/06_train.ipynb #c006
 from __future__ import annotations
-import contextlib, copy, json, math, os, sys, time
+import contextlib, copy, math, os, sys, time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_atomic
-from .config import Stage1Config, Stage2Config, TrainConfig, fast_dev_run_from_env
+from .config import Stage1Config, Stage2Config, TrainConfig, share_key
 from .data import LTImageDataset
 from .datasets import LTData
 from .losses import mixup
@@ -29,15 +29,15 @@ from .pipeline import DevicePipeline, LoaderPipeline
 from .samplers import RANDOM_STREAMS, InstanceSampler, epoch_generator
 
 # %% auto #0
-__all__ = ['HEAD_ONLY_FIELDS', 'build_model', 'check_model', 'choose_amp', 'choose_channels_last', 'Runtime', 'setup_runtime',
-           'make_pipeline', 'stage1_lr', 'stage2_lr', 'copy_features', 'backbone_streams', 'fused_logits',
-           'Stage2Forward', 'interactive', 'epoch_line', 'run_epoch', 'fast_dev_batches', 'evaluation_indices',
-           'evaluation_samples', 'stage_optimizer', 'place_model', 'check_stage1_fits', 'stage2_model', 'EpochDraws',
-           'epoch_generators', 'training_stream', 'partner_stream', 'row_kind', 'resume_state', 'set_loss_epoch', 'Row',
-           'build_row', 'share_backbone', 'backbone_batchnorms', 'SharedBackbone', 'InstanceFeed', 'Stream',
-           'pass_streams', 'RowHead', 'StreamFeed', 'predict', 'evaluate', 'evaluate_rows', 'record_validation',
-           'record_test', 'save_last', 'book_epoch', 'final_report', 'final_reports', 'train_epochs', 'mixed_loss',
-           'train_stage1', 'share_key', 'train_stage2_rows', 'train_stage2']
+__all__ = ['build_model', 'check_model', 'choose_amp', 'choose_channels_last', 'Runtime', 'setup_runtime', 'make_pipeline',
+           'stage1_lr', 'stage2_lr', 'copy_features', 'backbone_streams', 'fused_logits', 'Stage2Forward',
+           'interactive', 'epoch_line', 'run_epoch', 'evaluation_indices', 'evaluation_samples', 'stage_optimizer',
+           'place_model', 'check_stage1_fits', 'stage2_model', 'EpochDraws', 'epoch_generators', 'training_stream',
+           'partner_stream', 'row_kind', 'resume_state', 'set_loss_epoch', 'Row', 'build_row', 'share_backbone',
+           'backbone_batchnorms', 'SharedBackbone', 'InstanceFeed', 'Stream', 'pass_streams', 'RowHead', 'StreamFeed',
+           'predict', 'evaluate', 'evaluate_rows', 'record_validation', 'record_test', 'save_last', 'book_epoch',
+           'final_report', 'final_reports', 'train_epochs', 'mixed_loss', 'train_stage1', 'train_stage2_rows',
+           'train_stage2']
 
 # %% ../nbs/06_train.ipynb #c015
 def build_model(cfg:TrainConfig, data:LTData)->FeatureHeadModel:
@@ -218,10 +218,6 @@ def _ddp(module, rt):
     if rt.world == 1: return module
     return nn.parallel.DistributedDataParallel(module, device_ids=[rt.device.index] if rt.device.type == 'cuda' else None)
 
-def fast_dev_batches(cfg:TrainConfig)->int:
-    "Batches per stage of a fast dev run: `cfg.fast_dev_run`, else `H2T_FAST_DEV_RUN`; 0 for a real run."
-    return cfg.fast_dev_run or fast_dev_run_from_env()
-
 def evaluation_indices(n:int, # samples in the split
                        limit:int|None=None)->torch.Tensor: # at most this many (a fast dev run), spread evenly
     "All `n` samples, or `limit` of them spread evenly over the split so that every class still appears."
@@ -230,7 +226,7 @@ def evaluation_indices(n:int, # samples in the split
 
 def evaluation_samples(dataset, cfg:TrainConfig)->torch.Tensor:
     "The indices an evaluation of `dataset` reads under `cfg`: all, or a fast dev run's share."
-    n = fast_dev_batches(cfg)
+    n = cfg.fast_dev_run
     return evaluation_indices(len(dataset), n * cfg.eval_batch_size if n else None)
 
 def stage_optimizer(groups:list[dict], sc, rt:Runtime)->torch.optim.SGD:
@@ -641,7 +637,7 @@ def train_epochs(rows:list[Row], data:LTData, rt:Runtime,
                  stop_after:int|None=None)->list[dict]|None:
     "Train `rows` (resumed at one epoch) to the end of their stage; each row's report (None if stopped)."
     lead = rows[0]; stage, cfg = lead.stage, lead.cfg
-    fast = fast_dev_batches(cfg)
+    fast = cfg.fast_dev_run
     epochs = 1 if fast else lead.sc.epochs   # a fast dev run: one epoch of `fast` batches
     train_pipe = make_pipeline(cfg, data, data.train, rt)
     val_pipe = make_pipeline(cfg, data, data.val, rt) if data.val is not None else None
@@ -673,15 +669,6 @@ def train_stage1(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, s
     "Stage 1 (representation learning) in `stage_dir`, resuming from its `last.pt`; the report (None if stopped)."
     reports = train_epochs([build_row(1, cfg, data, rt, stage_dir)], data, rt, InstanceFeed, stop_after)
     return None if reports is None else reports[0]
-
-HEAD_ONLY_FIELDS = ('method', 'lr', 'momentum', 'weight_decay', 'fusion', 'ratio', 'per_sample', 'reinit_classifier',
-                    'lws_lr', 'smooth_head', 'smooth_tail', 'tau', 'loss_args')   # Stage2Config fields that act after the backbone
-
-def share_key(cfg:TrainConfig)->str:
-    "What the frozen backbone sees in `cfg`'s stage 2 but its streams: rows with equal keys can share its passes."
-    backbone = {k: v for k, v in asdict(cfg.stage2).items() if k not in HEAD_ONLY_FIELDS + ('fused', 'fusing')}
-    rest = {k: v for k, v in asdict(cfg).items() if k not in ('name', 'stage2')}
-    return json.dumps(dict(rest, stage2=backbone), sort_keys=True, default=str)
 
 def train_stage2_rows(cfgs:list[TrainConfig], # rows with one `share_key` (and one seed)
                       data:LTData, rt:Runtime, stage_dirs:list, init:dict, stop_after:int|None=None)->list[dict]|None:

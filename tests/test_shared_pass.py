@@ -24,9 +24,9 @@ TABLE = 'digits100_lt_if100-table'
 
 def table(*args, cwd, shared=True, wait=True):
     exe = shutil.which('h2t-table', path=str(BIN)) or 'h2t-table'
-    env = {**ENV, 'H2T_SHARED_PASS': '1' if shared else '0'}
-    if not wait: return subprocess.Popen([exe, *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    out = subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, env=env)
+    args = [*args] if shared else [*args, '--rows-alone']
+    if not wait: return subprocess.Popen([exe, *args], cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, env=ENV)
     assert out.returncode == 0, out.stderr[-3000:]
     return out
 
@@ -44,7 +44,7 @@ def assert_rows_identical(a_dir, b_dir):
 
 @pytest.fixture(scope='module')
 def alone(tmp_path_factory):
-    "The reference: the same table with every row in its own backbone pass (H2T_SHARED_PASS=0)."
+    "The reference: the same table with every row in its own backbone pass (--rows-alone)."
     root = tmp_path_factory.mktemp('alone')
     out = table(*ARGS, '--out', 'alone', cwd=root, shared=False)
     assert 'one backbone pass' not in out.stdout
@@ -81,8 +81,17 @@ def test_kill_9_inside_a_grouped_stage_2_resumes_exactly(alone, tmp_path):
     assert_rows_identical(half, alone)
 
 
-def test_bad_shared_pass_setting_is_refused_before_any_work(tmp_path):
+def test_rows_alone_is_a_runtime_flag_that_a_resume_may_change(tmp_path):
+    "--rows-alone trains every row in its own pass; on --resume it is applied and said, like --device."
     exe = shutil.which('h2t-table', path=str(BIN)) or 'h2t-table'
-    out = subprocess.run([exe, *ARGS, '--out', 'bad'], cwd=tmp_path, capture_output=True, text=True, env={**ENV, 'H2T_SHARED_PASS': 'yes'})
-    assert out.returncode != 0 and "H2T_SHARED_PASS='yes'" in out.stderr and 'Traceback' not in out.stderr
-    assert not (tmp_path / 'bad').exists()
+    args = ['digits100_lt_if100', '--rows', 'dr', 'dr_h2t', '--fast-dev-run', '1']
+    out = subprocess.run([exe, *args, '--out', 'shared'], cwd=tmp_path, capture_output=True, text=True, env=ENV)
+    assert out.returncode == 0 and 'seed 0: one backbone pass for rows dr, dr_h2t' in out.stdout, out.stderr[-2000:]
+    folder = tmp_path / 'shared' / TABLE
+    assert row_report(folder, 'dr')['shared_pass'] == ['dr', 'dr_h2t']
+    more = subprocess.run([exe, '--resume', str(folder), '--seeds', '0', '1', '--rows-alone'], cwd=tmp_path,
+                          capture_output=True, text=True, env=ENV)
+    assert more.returncode == 0 and 'resume: rows_alone False -> True' in more.stdout, more.stderr[-2000:]
+    assert 'one backbone pass' not in more.stdout
+    seed1 = json.loads((folder / 'seed1' / 'dr' / 'report.json').read_text())
+    assert seed1['shared_pass'] == [] and row_report(folder, 'dr')['shared_pass'] == ['dr', 'dr_h2t']

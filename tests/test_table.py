@@ -61,7 +61,7 @@ def test_resume_finishes_an_interrupted_table_without_retraining(tmp_path):
 @pytest.mark.parametrize('args, message', [
     (['cifar100_lt'], "unknown table family 'cifar100_lt'"),
     (['digits100_lt_if100', '--rows', 'dr', 'h2t'], "unknown rows ['h2t']"),
-    (['digits100_lt_if100', '--epochs1', '0'], '--epochs1 0: train at least 1 epoch'),
+    (['digits100_lt_if100', '--epochs1', '0'], 'Stage1Config.epochs=0 is not accepted: use an integer >= 1'),
     (['cifar100_lt_if100', '--data-dir', 'nowhere'], 'CIFAR100 not found'),
     (['cifar100_lt_if100'], 'needs a data folder'),
 ])

@@ -16,6 +16,7 @@ from torch import nn
 
 from conftest import learnt_changes
 from h2t_nb.checkpoints import load_checkpoint, save_atomic
+from h2t_nb.config import config_from_dict
 from h2t_nb.presets import PRESETS
 from h2t_nb.runs import resume_run, train_run
 
@@ -508,16 +509,18 @@ def test_fast_dev_run_trains_n_batches_and_writes_every_file(tmp_path):
 
 
 def test_fast_dev_run_from_the_environment_evaluates_a_spread_of_each_split(tmp_path, monkeypatch):
-    "H2T_FAST_DEV_RUN forces it on every run of the process; evaluations read N batches spread over the split."
+    "H2T_FAST_DEV_RUN is the default of every configuration built after it is set; evaluations read N batches spread over the split."
+    saved = {k: v for k, v in asdict(replace(TINY, eval_batch_size=100)).items() if k != 'fast_dev_run'}
     monkeypatch.setenv('H2T_FAST_DEV_RUN', '1')
-    cfg = replace(TINY, eval_batch_size=100)
+    cfg = config_from_dict(saved)
+    assert cfg.fast_dev_run == 1 and TINY.fast_dev_run == 0   # read once, when a configuration is built
     res = train_run(cfg, tmp_path, quiet=True)
     stage2 = res['per_seed'][0]['stage2']
     assert [(h['epoch'], h['steps']) for h in stage2['history']] == [(1, 1)]
     assert len(stage2['per_class_last']) == 10 and not any(math.isnan(a) for a in stage2['per_class_last'])   # 100 of 500 test images, every class
     monkeypatch.setenv('H2T_FAST_DEV_RUN', 'two')
     with pytest.raises(ValueError, match="H2T_FAST_DEV_RUN='two': use a whole number of batches"):
-        train_run(cfg, tmp_path / 'x', quiet=True)
+        config_from_dict(saved)
 
 
 def test_amp_auto_follows_the_gpu_capability(monkeypatch):
@@ -572,7 +575,7 @@ def test_regime_knobs_reach_the_run_and_its_data(tmp_path):
     assert torch.equal(upright.train.images[..., 8 + 3:], data.train.images[..., 8 + 3:])   # right digits as they were
     assert not torch.equal(upright.train.images[..., :8 + 3], data.train.images[..., :8 + 3])   # left digits turned
     before = tree_digest(run_dir)
-    one_line_failure(cli('--resume', str(run_dir), '--rotate-left', '--lr2', '0.1', cwd=tmp_path), '--lr2 --rotate-left would change what it trains')
+    one_line_failure(cli('--resume', str(run_dir), '--rotate-left', '--lr2', '0.1', cwd=tmp_path), '--rotate-left --lr2 would change what it trains')
     assert tree_digest(run_dir) == before
 
 
