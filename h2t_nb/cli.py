@@ -17,7 +17,7 @@ from fastcore.docments import docments
 from .config import STAGE_CLASSES, TrainConfig, apply_flags, config_flags, given_flags, kind_of, resume_fields
 from .data import GROUP_NAMES, digits_lt, index_range_groups, lt_counts, scaled_thresholds, threshold_groups
 from .datasets import DATASET_BUILDERS
-from .presets import DEFAULT_PRESET, PAPER, PRESETS, TABLE_FAMILIES, family_rows, family_table, get_preset
+from .presets import DEFAULT_PRESET, FAMILIES, OFFLINE, TABLE_FAMILIES, family_rows, family_table, get_preset, paper_numbers
 
 # %% auto #0
 __all__ = ['EXPECTED_ERRORS', 'run_options', 'h2t_train', 'table_plan', 'h2t_table', 'command_parser', 'run_command',
@@ -86,12 +86,9 @@ def h2t_train(preset:Annotated[str, {'metavar': 'NAME'}]=None, # what to train: 
 
 # %% ../nbs/10_cli.ipynb #n27f0553
 def _presets_by_family()->str:
-    "The presets, one line per table family (its rows) and one per preset outside any family."
-    groups = {}
-    for name in PRESETS:
-        family = max((f for f in TABLE_FAMILIES if name.startswith(f + '_')), key=len, default=None)   # the longest: digits100_lt_if100_r32 before digits100_lt_if100
-        groups.setdefault(family or name, []).append(name[len(family) + 1:] if family else None)
-    return '\n'.join(f"  {f}_ROW, ROW one of: {' '.join(rows)}" if rows != [None] else f"  {f}" for f, rows in groups.items())
+    "The presets: the offline demo, then one line per family with its rows."
+    return '\n'.join([f"  {OFFLINE.name}"] + [f"  {name}_ROW, ROW one of: stage1 {' '.join(f.rows)}"
+                                              for name, f in FAMILIES.items()])
 
 h2t_train.__doc__ += '\n\npresets:\n' + _presets_by_family()
 
@@ -133,11 +130,11 @@ def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family (list
     title = table_title(plan.family, plan.base, plan.seeds, plan.base.fast_dev_run)
     if outcome['runtime'].main:
         look = family_table(plan.family)
-        print(write_table(outcome['results'], PAPER[TABLE_FAMILIES[plan.family]['paper']], outcome['run_dir'], title, look['controls'], look['baseline'], look['names']))
+        print(write_table(outcome['results'], paper_numbers(plan.family), outcome['run_dir'], title, look['controls'], look['baseline'], look['names']))
         print(f"table, per-seed reports, checkpoints and plot: {outcome['run_dir']}")
     return outcome['run_dir']
 
-h2t_table.__doc__ += '\n\nfamilies (their rows):\n' + '\n'.join(f"  {f}: {' '.join(spec['rows']) or 'stage 1 only'}" for f, spec in TABLE_FAMILIES.items())
+h2t_table.__doc__ += '\n\nfamilies (their rows):\n' + '\n'.join(f"  {name}: {' '.join(f.table) or 'stage 1 only'}" for name, f in TABLE_FAMILIES.items())
 
 # %% ../nbs/10_cli.ipynb #n_parser
 def _option_type(hint)->tuple[type, dict]:

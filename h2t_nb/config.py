@@ -11,7 +11,6 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replac
 
 from .datasets import DATASET_BUILDERS, DIGITS100_DATASETS, FILE_DATASETS
 from .fusion import check_ratio
-import h2t_nb.hosts   # registers the hosts' models, losses and methods (GCL, LDAM-DRW, RIDE, ResLT) before any check
 from .methods import FUSIONS, STAGE1_LOSSES, STAGE2_METHODS, check_loss_args
 from .models import MODEL_HEADS, MODELS
 from .samplers import FUSED_STREAMS, FUSING_STREAMS

@@ -19,7 +19,7 @@ from .models import MODEL_HEADS, MODELS, BasicBlock, CIFARResNet, FeatureHeadMod
 __all__ = ['RESLT_SPLITS', 'GCL_ARGS', 'RIDE_ARGS', 'CosineClassifier', 'with_cosine_classifier', 'GCLLoss', 'ldam_margins',
            'effective_number_weights', 'LDAMLoss', 'MultiExpertModel', 'ride_resnet32', 'ride_small_cnn',
            'ride_temperatures', 'RIDELoss', 'BranchHeadMixin', 'ResLTResNet32', 'ResLTSmallCNN', 'ResLTLoss',
-           'ride_torchvision', 'ExpertCrossEntropy']
+           'ride_torchvision', 'ExpertCrossEntropy', 'register_hosts']
 
 # %% ../nbs/06d_hosts.ipynb #n48623d4
 class CosineClassifier(nn.Module):
@@ -248,27 +248,29 @@ def _rgb(make):
     return build
 
 # %% ../nbs/06d_hosts.ipynb #n47f5228
-MODELS.update(resnet32_cosine=lambda num_classes, in_chans=3: with_cosine_classifier(resnet32(num_classes, in_chans)),
-              small_cnn_cosine=lambda num_classes, in_chans=1: with_cosine_classifier(SmallCNN(num_classes, in_chans)),
-              ride_resnet32=ride_resnet32, ride_resnet32_reduced=lambda num_classes, in_chans=3: ride_resnet32(num_classes, in_chans, widths=(24, 48)),
-              ride_small_cnn=ride_small_cnn, reslt_resnet32=ResLTResNet32, reslt_small_cnn=ResLTSmallCNN,
-              resnet50_cosine=_rgb(lambda n: with_cosine_classifier(MODELS['resnet50'](n))),
-              resnet152_imagenet_cosine=_rgb(lambda n: with_cosine_classifier(MODELS['resnet152_imagenet'](n))),
-              ride_resnet50=_rgb(lambda n: ride_torchvision('resnet50', n)),
-              ride_resnet152_imagenet=_rgb(lambda n: ride_torchvision('resnet152', n, weights='IMAGENET1K_V1')))   # downloads the weights on first use
-MODEL_HEADS.update(resnet32_cosine='cosine', small_cnn_cosine='cosine', ride_resnet32='experts', ride_resnet32_reduced='experts',
-                   ride_small_cnn='experts', reslt_resnet32='branches', reslt_small_cnn='branches', resnet50_cosine='cosine',
-                   resnet152_imagenet_cosine='cosine', ride_resnet50='experts', ride_resnet152_imagenet='experts')
-
 GCL_ARGS, RIDE_ARGS = ('s', 'm', 'noise_mul', 'gamma'), ('s', 'max_m', 'diversity', 'base_temperature', 'reweight_factor', 'drw_epoch')
-register_stage1_loss('gcl', Stage1Loss(lambda counts, a: GCLLoss(counts, **{'s': 30., 'm': 0., 'noise_mul': 0.5, **a}), head='cosine', args=GCL_ARGS,
-                                       summary='GCL: Gaussian clouded cosines (s 30, no margin)'))
-register_stage1_loss('ldam_drw', Stage1Loss(lambda counts, a: LDAMLoss(counts, **a), head='cosine', args=('s', 'max_m', 'drw_epoch', 'beta'),
-                                            summary='LDAM margins, effective-number re-weighting from epoch 160'))
-register_stage1_loss('ride', Stage1Loss(lambda counts, a: RIDELoss(counts, **a), parts='experts', head='experts', args=RIDE_ARGS,
-                                        summary='RIDE: LDAM-DRW per expert plus the distribution-aware diversity term'))
-register_stage1_loss('reslt', Stage1Loss(lambda counts, a: ResLTLoss(len(counts), **a), parts='branches', head='branches',
-                                         args=('beta', 'medium_from', 'tail_from'), summary="ResLT: β·ICE + (1 − β)·FCE"))
+
+def _register_models_and_stage1_losses():
+    "The hosts' models (with their kind of head) and their stage-1 losses, in the registries configurations check."
+    MODELS.update(resnet32_cosine=lambda num_classes, in_chans=3: with_cosine_classifier(resnet32(num_classes, in_chans)),
+                  small_cnn_cosine=lambda num_classes, in_chans=1: with_cosine_classifier(SmallCNN(num_classes, in_chans)),
+                  ride_resnet32=ride_resnet32, ride_resnet32_reduced=lambda num_classes, in_chans=3: ride_resnet32(num_classes, in_chans, widths=(24, 48)),
+                  ride_small_cnn=ride_small_cnn, reslt_resnet32=ResLTResNet32, reslt_small_cnn=ResLTSmallCNN,
+                  resnet50_cosine=_rgb(lambda n: with_cosine_classifier(MODELS['resnet50'](n))),
+                  resnet152_imagenet_cosine=_rgb(lambda n: with_cosine_classifier(MODELS['resnet152_imagenet'](n))),
+                  ride_resnet50=_rgb(lambda n: ride_torchvision('resnet50', n)),
+                  ride_resnet152_imagenet=_rgb(lambda n: ride_torchvision('resnet152', n, weights='IMAGENET1K_V1')))   # downloads the weights on first use
+    MODEL_HEADS.update(resnet32_cosine='cosine', small_cnn_cosine='cosine', ride_resnet32='experts', ride_resnet32_reduced='experts',
+                       ride_small_cnn='experts', reslt_resnet32='branches', reslt_small_cnn='branches', resnet50_cosine='cosine',
+                       resnet152_imagenet_cosine='cosine', ride_resnet50='experts', ride_resnet152_imagenet='experts')
+    register_stage1_loss('gcl', Stage1Loss(lambda counts, a: GCLLoss(counts, **{'s': 30., 'm': 0., 'noise_mul': 0.5, **a}), head='cosine', args=GCL_ARGS,
+                                           summary='GCL: Gaussian clouded cosines (s 30, no margin)'))
+    register_stage1_loss('ldam_drw', Stage1Loss(lambda counts, a: LDAMLoss(counts, **a), head='cosine', args=('s', 'max_m', 'drw_epoch', 'beta'),
+                                                summary='LDAM margins, effective-number re-weighting from epoch 160'))
+    register_stage1_loss('ride', Stage1Loss(lambda counts, a: RIDELoss(counts, **a), parts='experts', head='experts', args=RIDE_ARGS,
+                                            summary='RIDE: LDAM-DRW per expert plus the distribution-aware diversity term'))
+    register_stage1_loss('reslt', Stage1Loss(lambda counts, a: ResLTLoss(len(counts), **a), parts='branches', head='branches',
+                                             args=('beta', 'medium_from', 'tail_from'), summary="ResLT: β·ICE + (1 − β)·FCE"))
 
 # %% ../nbs/06d_hosts.ipynb #nbc442a2
 class ExpertCrossEntropy(nn.Module):
@@ -284,10 +286,13 @@ class ExpertCrossEntropy(nn.Module):
         if self.expert_loss == 'ensemble_ce': return F.cross_entropy(logits, target)
         return sum(F.cross_entropy(z, target) for z in experts)
 
-register_stage2_method('gcl', Stage2Method(loss=lambda counts, sc: GCLLoss(counts, **{'s': 20., 'm': 0.1, 'noise_mul': 0.5, 'gamma': 1., **sc.loss_args}),
-                                           head='cosine', args=GCL_ARGS, summary="GCL's classifier re-training: s 20, margin 0.1, focal γ 1"))
-register_stage2_method('ride', Stage2Method(loss=lambda counts, sc: ExpertCrossEntropy(**sc.loss_args), parts='experts', head='experts',
-                                            args=('expert_loss',), summary="every expert's head re-trained: the sum of their cross-entropies"))
-register_stage2_method('reslt', Stage2Method(loss=lambda counts, sc: ResLTLoss(len(counts), **{'beta': 0.3, **sc.loss_args}), parts='branches',
-                                             head='branches', args=('beta', 'medium_from', 'tail_from'),
-                                             summary="ResLT's branches and linear layer re-trained with its loss (β 0.3)"))
+def register_hosts():
+    "Add the hosts (GCL, LDAM-DRW, RIDE, ResLT) to the registries of models, losses and methods; `h2t_nb` calls it once."
+    _register_models_and_stage1_losses()
+    register_stage2_method('gcl', Stage2Method(loss=lambda counts, sc: GCLLoss(counts, **{'s': 20., 'm': 0.1, 'noise_mul': 0.5, 'gamma': 1., **sc.loss_args}),
+                                               head='cosine', args=GCL_ARGS, summary="GCL's classifier re-training: s 20, margin 0.1, focal γ 1"))
+    register_stage2_method('ride', Stage2Method(loss=lambda counts, sc: ExpertCrossEntropy(**sc.loss_args), parts='experts', head='experts',
+                                                args=('expert_loss',), summary="every expert's head re-trained: the sum of their cross-entropies"))
+    register_stage2_method('reslt', Stage2Method(loss=lambda counts, sc: ResLTLoss(len(counts), **{'beta': 0.3, **sc.loss_args}), parts='branches',
+                                                 head='branches', args=('beta', 'medium_from', 'tail_from'),
+                                                 summary="ResLT's branches and linear layer re-trained with its loss (β 0.3)"))

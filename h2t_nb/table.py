@@ -37,7 +37,7 @@ def train_table(base:TrainConfig, # data, model and stage 1, shared by every row
 # %% ../nbs/08_table.ipynb #n0161f4d
 def table_title(family:str, base:TrainConfig, seeds:list[int], fast:int=0)->str:
     "The one-line title of a table: family, data, model, seeds, and the paper numbers it stands beside."
-    return (f"{family}: {base.dataset} IF={base.imb_factor:g}, {base.model}, seeds {seeds}, test accuracy in %; paper = {TABLE_FAMILIES[family]['paper']}"
+    return (f"{family}: {base.dataset} IF={base.imb_factor:g}, {base.model}, seeds {seeds}, test accuracy in %; paper = {TABLE_FAMILIES[family].paper or 'none'}"
             + (" (FAST DEV RUN: the numbers mean nothing)" if fast else ''))
 
 def write_table(results:dict, paper:dict, table_dir:str|Path, title:str='', control_of:dict=NO_FUSION_CONTROL, baseline:str='dr',
