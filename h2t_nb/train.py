@@ -33,11 +33,11 @@ __all__ = ['build_model', 'check_model', 'choose_amp', 'choose_channels_last', '
            'stage1_lr', 'stage2_lr', 'copy_features', 'backbone_streams', 'fused_logits', 'Stage2Forward',
            'interactive', 'epoch_line', 'run_epoch', 'evaluation_indices', 'evaluation_samples', 'stage_optimizer',
            'place_model', 'check_stage1_fits', 'stage2_model', 'EpochDraws', 'epoch_generators', 'training_stream',
-           'partner_stream', 'row_kind', 'resume_state', 'set_loss_epoch', 'Row', 'build_row', 'share_backbone',
-           'backbone_batchnorms', 'SharedBackbone', 'InstanceFeed', 'Stream', 'pass_streams', 'RowHead', 'StreamFeed',
-           'predict', 'evaluate', 'evaluate_rows', 'record_validation', 'record_test', 'save_last', 'book_epoch',
-           'final_report', 'final_reports', 'train_epochs', 'mixed_loss', 'train_stage1', 'train_stage2_rows',
-           'train_stage2']
+           'partner_stream', 'row_kind', 'resume_state', 'set_loss_epoch', 'mixed_loss', 'Row', 'build_row',
+           'share_backbone', 'backbone_batchnorms', 'SharedBackbone', 'InstanceFeed', 'Stream', 'pass_streams',
+           'RowHead', 'StreamFeed', 'predict', 'evaluate', 'evaluate_rows', 'record_validation', 'record_test',
+           'save_last', 'book_epoch', 'final_report', 'final_reports', 'train_epochs', 'train_stage1',
+           'train_stage2_rows', 'train_stage2']
 
 # %% ../nbs/06_train.ipynb #c015
 def build_model(cfg:TrainConfig, data:LTData)->FeatureHeadModel:
@@ -307,6 +307,10 @@ def set_loss_epoch(loss_fn, epoch:int, draws:EpochDraws):
     "Tell an epoch-dependent loss its epoch (deferred re-weighting) and a stochastic one its generator (GCL)."
     if hasattr(loss_fn, 'set_epoch'): loss_fn.set_epoch(epoch)
     if hasattr(loss_fn, 'generator'): loss_fn.generator = draws.loss
+
+def mixed_loss(loss_fn, out, y_a, y_b, lam:float):
+    "The mixup loss for any loss: lam·L(out, y_a) + (1 − lam)·L(out, y_b) (one term when nothing was mixed)."
+    return loss_fn(out, y_a) if lam == 1.0 else lam * loss_fn(out, y_a) + (1 - lam) * loss_fn(out, y_b)
 
 @dataclass
 class Row:
@@ -661,10 +665,6 @@ def train_epochs(rows:list[Row], data:LTData, rt:Runtime,
     return final_reports(rows, data, rt, test_pipe, test)
 
 # %% ../nbs/06_train.ipynb #na4cd68f
-def mixed_loss(loss_fn, out, y_a, y_b, lam:float):
-    "The mixup loss for any loss: lam·L(out, y_a) + (1 − lam)·L(out, y_b) (one term when nothing was mixed)."
-    return loss_fn(out, y_a) if lam == 1.0 else lam * loss_fn(out, y_a) + (1 - lam) * loss_fn(out, y_b)
-
 def train_stage1(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, stop_after:int|None=None)->dict|None:
     "Stage 1 (representation learning) in `stage_dir`, resuming from its `last.pt`; the report (None if stopped)."
     reports = train_epochs([build_row(1, cfg, data, rt, stage_dir)], data, rt, InstanceFeed, stop_after)
