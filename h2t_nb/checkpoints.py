@@ -1,4 +1,4 @@
-"""Files that survive a crash: atomic writes of checkpoints and reports, and one reader that takes h2t_nb's own checkpoints and the official MiSLAS / H2T ResNet-32 releases, and refuses anything else in one line, before any work.
+"""Files that survive a crash, and one reader for h2t_nb's and the official checkpoints that refuses the rest.
 
 Docs: https://h2t-nb.github.io/h2t_nb/checkpoints.html.md"""
 
@@ -17,55 +17,87 @@ from .models import classifier_keys, official_resnet32_state_dict, resnet32
 __all__ = ['save_atomic', 'write_text_atomic', 'load_checkpoint']
 
 # %% ../nbs/05e_checkpoints.ipynb #n6334532
-def _replace_atomically(path:Path, write):
+def _replace_atomically(path: Path, write):
     "Call `write(tmp)` on a temporary file beside `path`, then rename it over `path`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
-    try: write(tmp)
+    try:
+        write(tmp)
     except BaseException:
-        tmp.unlink(missing_ok=True); raise
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
-def save_atomic(obj, path:str|Path):
+
+def save_atomic(obj, path: str | Path):
     "torch.save to a temporary file, then rename over `path` (atomic on POSIX): never a half-written checkpoint."
     _replace_atomically(Path(path), lambda tmp: torch.save(obj, tmp))
 
-def write_text_atomic(path:str|Path, text:str):
+
+def write_text_atomic(path: str | Path, text: str):
     "Write `text` to a temporary file, then rename over `path`: a report is either the old one or the new one."
     _replace_atomically(Path(path), lambda tmp: tmp.write_text(text))
 
 # %% ../nbs/05e_checkpoints.ipynb #n231793b
-def _official_stage1(ckpt:dict, path:Path)->dict:
-    "An official MiSLAS / H2T ResNet-32 stage-1 release as an h2t_nb stage-1 checkpoint; stage-2 releases and headless files refused."
-    if 'state_dict_lws_model' in ckpt: raise ValueError(
-        f"{path} is an official MiSLAS stage-2 checkpoint (it holds a learned logit scale, state_dict_lws_model): "
-        "stage 2 starts from a stage-1 one (train_stage1.py's model_best.pth.tar).")
+def _official_stage1(ckpt: dict, path: Path) -> dict:
+    "An official MiSLAS / H2T ResNet-32 stage-1 release as an h2t_nb stage-1 checkpoint."
+    if 'state_dict_lws_model' in ckpt:
+        raise ValueError(
+            f"{path} is an official MiSLAS stage-2 checkpoint (it holds a learned logit scale, state_dict_lws_model): "
+            "stage 2 starts from a stage-1 one (train_stage1.py's model_best.pth.tar)."
+        )
     weights = official_resnet32_state_dict(ckpt)
-    classifier = classifier_keys(resnet32())   # where ResNet-32 keeps the classifier stage 2 re-trains, asked through get_classifier()
-    if any(k not in weights for k in classifier): raise ValueError(
-        f"{path} has no classifier (state_dict_classifier with fc.weight and fc.bias): stage 2 re-trains the stage-1 classifier, so it needs one.")
-    return dict(format='h2t_nb', stage=1, model=weights, model_name='resnet32', num_classes=weights[classifier[0]].shape[0],
-                source=f'official checkpoint {path.name}')
+    classifier = classifier_keys(
+        resnet32()
+    )  # where ResNet-32 keeps the classifier stage 2 re-trains, asked through get_classifier()
+    if any(k not in weights for k in classifier):
+        raise ValueError(
+            f"{path} has no classifier (state_dict_classifier with fc.weight and fc.bias): stage 2 re-trains the "
+            "stage-1 classifier, so it needs one."
+        )
+    return dict(
+        format='h2t_nb',
+        stage=1,
+        model=weights,
+        model_name='resnet32',
+        num_classes=weights[classifier[0]].shape[0],
+        source=f'official checkpoint {path.name}',
+    )
 
-def load_checkpoint(path:str|Path, # a stage's last.pt / best.pt / final.pt, or an official release
-                    stage:int|None=None, # the stage the file must come from (None: any)
-                   )->dict:
-    "Load a checkpoint on the CPU (tensors and plain data only); a missing, corrupt, truncated or foreign file gets a one-line error."
+
+def load_checkpoint(
+    path: str | Path,  # a stage's last.pt / best.pt / final.pt, or an official release
+    stage: int | None = None,  # the stage the file must come from (None: any)
+) -> dict:
+    "Load a checkpoint on the CPU; a missing, corrupt, truncated or foreign file gets a one-line error."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"checkpoint {path} not found: train stage 1 first (h2t-train --stages 1) or fix the path.")
-    try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {path} not found: train stage 1 first (h2t-train --stages 1) or fix the path."
+        )
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         # weights_only names the class it refused ('Unsupported global'); any other unpickling error is a damaged file
-        if 'Unsupported global' not in str(e): raise ValueError(f"checkpoint {path} is corrupt or truncated: re-run the stage that wrote it.") from e
-        raise ValueError(f"{path} holds Python objects besides tensors and plain data: it is not a checkpoint of h2t_nb nor an official one, "
-                         "so it is not loaded.") from e
-    except Exception as e: raise ValueError(
-        f"checkpoint {path} is corrupt or truncated ({type(e).__name__}): re-run the stage that wrote it, or use another checkpoint.") from e
+        if 'Unsupported global' not in str(e):
+            raise ValueError(f"checkpoint {path} is corrupt or truncated: re-run the stage that wrote it.") from e
+        raise ValueError(
+            f"{path} holds Python objects besides tensors and plain data: it is not a checkpoint of h2t_nb nor an "
+            "official one, "
+            "so it is not loaded."
+        ) from e
+    except Exception as e:
+        raise ValueError(
+            f"checkpoint {path} is corrupt or truncated ({type(e).__name__}): re-run the stage that wrote it, or use "
+            "another checkpoint."
+        ) from e
     if isinstance(ckpt, dict) and 'state_dict_model' in ckpt:
-        if stage not in (None, 1): raise ValueError(f"{path} is an official stage-1 checkpoint; stage {stage + 1} needs a stage-{stage} one.")
+        if stage not in (None, 1):
+            raise ValueError(f"{path} is an official stage-1 checkpoint; stage {stage + 1} needs a stage-{stage} one.")
         return _official_stage1(ckpt, path)
-    if not isinstance(ckpt, dict) or ckpt.get('format') != 'h2t_nb' or 'model' not in ckpt: raise ValueError(
-        f"{path} is not an h2t_nb checkpoint (nor an official MiSLAS / H2T ResNet-32 stage-1 one).")
+    if not isinstance(ckpt, dict) or ckpt.get('format') != 'h2t_nb' or 'model' not in ckpt:
+        raise ValueError(f"{path} is not an h2t_nb checkpoint (nor an official MiSLAS / H2T ResNet-32 stage-1 one).")
     if stage is not None and ckpt['stage'] != stage:
         raise ValueError(f"{path} is a stage-{ckpt['stage']} checkpoint; stage {stage + 1} needs a stage-{stage} one.")
     return ckpt

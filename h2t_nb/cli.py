@@ -1,4 +1,4 @@
-"""`h2t-train`, `h2t-table` and `h2t-profile`: the two training commands over the one orchestrator with one resume policy, a parser built from each function's signature and comments (the same under the fastcore Colab ships and the one nbdev brings), and every user error as one line.
+"""`h2t-train`, `h2t-table` and `h2t-profile`: one orchestrator, one set of options, every user error one line.
 
 Docs: https://h2t-nb.github.io/h2t_nb/cli.html.md"""
 
@@ -17,188 +17,309 @@ from fastcore.docments import docments
 from .config import STAGE_CLASSES, TrainConfig, apply_flags, config_flags, given_flags, kind_of, resume_fields
 from .data import GROUP_NAMES, digits_lt, index_range_groups, lt_counts, scaled_thresholds, threshold_groups
 from .datasets import DATASET_BUILDERS
-from .presets import DEFAULT_PRESET, FAMILIES, OFFLINE, TABLE_FAMILIES, family_rows, family_table, get_preset, paper_numbers
+from h2t_nb.presets import (
+    DEFAULT_PRESET,
+    FAMILIES,
+    OFFLINE,
+    TABLE_FAMILIES,
+    family_rows,
+    family_table,
+    get_preset,
+    paper_numbers,
+)
 
 # %% auto #0
 __all__ = ['EXPECTED_ERRORS', 'run_options', 'h2t_train', 'table_plan', 'h2t_table', 'command_parser', 'run_command',
            'group_table', 'h2t_profile', 'train_main', 'table_main', 'profile_main']
 
 # %% ../nbs/10_cli.ipynb #n5e1c9b5
-EXPECTED_ERRORS = (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError, FloatingPointError,
-                   ConnectionError, ModuleNotFoundError)   # weights that cannot be downloaded, an extra not installed
+EXPECTED_ERRORS = (
+    FileNotFoundError,
+    NotADirectoryError,
+    FileExistsError,
+    ValueError,
+    FloatingPointError,
+    ConnectionError,
+    ModuleNotFoundError,
+)  # weights that cannot be downloaded, an extra not installed
 
-def _user_errors()->tuple:
+
+def _user_errors() -> tuple:
     "`EXPECTED_ERRORS`, and a busy run folder once the orchestrator that raises it is loaded."
-    runs = sys.modules.get('h2t_nb.runs')   # not imported for it: a refused flag never pays for the trainer
+    runs = sys.modules.get('h2t_nb.runs')  # not imported for it: a refused flag never pays for the trainer
     return EXPECTED_ERRORS + ((runs.RunFolderBusy,) if runs else ())
 
-def run_options(out:str='runs', # results go to OUT/NAME (a new numbered folder if that one exists)
-                seeds:Annotated[int, {'nargs': '+'}]=None, # one stage 1 per seed (default: the preset's, 0); at least 5 before claiming an effect (with --resume: more seeds extend the folder)
-                resume:str=None, # folder of a run or table to continue with its own plan (more --seeds, --epochs1/--epochs2 and a table's --rows extend it)
-                stage1_ckpt:str=None, # start stage 2 from this stage-1 checkpoint instead of training stage 1 (h2t-train: with --stages 2): a stage1/final.pt, or an official MiSLAS / H2T ResNet-32 .pth.tar
-                synthetic:bool=False, # random images standing in for the preset's data: CIFAR-LT's shapes and counts, or a list benchmark's classes (checks; the numbers mean nothing)
-               )->dict:
+
+def run_options(
+    out: str = 'runs',  # results go to OUT/NAME (a new numbered folder if that one exists)
+    seeds: Annotated[
+        int, {'nargs': '+'}
+    ] = None,  # one stage 1 per seed (default: the preset's); 5 or more before any claim; more extend a folder
+    resume: str = None,  # a run or table folder to continue with its own plan (more seeds, epochs, rows extend it)
+    stage1_ckpt: str = None,  # start stage 2 from this checkpoint (a stage1/final.pt, or an official .pth.tar)
+    synthetic: bool = False,  # random images of the preset's data shapes and counts (checks; numbers mean nothing)
+) -> dict:
     "The options both commands take beside the configuration's flags, with their defaults."
     return dict(out=out, seeds=seeds, resume=resume, stage1_ckpt=stage1_ckpt, synthetic=synthetic)
 
-def _options(command:str, given:dict)->tuple[dict, dict]:
+
+def _options(command: str, given: dict) -> tuple[dict, dict]:
     "A command's keyword options as run options (defaults filled in) and configuration flags; unknown names refused."
     known = inspect.signature(run_options).parameters
     run = run_options(**{k: v for k, v in given.items() if k in known})
     flags = {k: v for k, v in given.items() if k not in known}
     unknown = sorted(set(flags) - set(config_flags()))
-    if unknown: raise ValueError(f"{command}: unknown options {unknown}: {command} --help lists them.")
+    if unknown:
+        raise ValueError(f"{command}: unknown options {unknown}: {command} --help lists them.")
     return run, flags
 
-def _on_resume(command:str, flags:dict, others:dict)->tuple[dict, dict]:
+
+def _on_resume(command: str, flags: dict, others: dict) -> tuple[dict, dict]:
     "The runtime flags and the epochs a resume applies; every other option given is refused by name."
     given = given_flags(flags)
-    refused = [k for k, v in others.items() if v is not None and v is not False] + [k for k in given if k in resume_fields('refuse')]
-    if refused: raise ValueError(
-        f"--resume continues the folder's own plan: {' '.join('--' + k.replace('_', '-') for k in refused)} would change "
-        f"what it trains (--seeds and more --epochs1/--epochs2{' and --rows' if command == 'h2t-table' else ''} extend "
-        "it; --device, --amp, --data-dir choose where it runs). Start a new folder for other settings.")
+    refused = [k for k, v in others.items() if v is not None and v is not False] + [
+        k for k in given if k in resume_fields('refuse')
+    ]
+    if refused:
+        raise ValueError(
+            f"--resume continues the folder's own plan: {' '.join('--' + k.replace('_', '-') for k in refused)} would "
+            "change "
+            f"what it trains (--seeds and more --epochs1/--epochs2{' and --rows' if command == 'h2t-table' else ''} "
+            "extend "
+            "it; --device, --amp, --data-dir choose where it runs). Start a new folder for other settings."
+        )
     runtime = {k: v for k, v in given.items() if k in resume_fields('apply')}
     return runtime, {k: given.get(k) for k in resume_fields('extend')}
 
-def _data(cfg:TrainConfig, synthetic:bool)->TrainConfig:
+
+def _data(cfg: TrainConfig, synthetic: bool) -> TrainConfig:
     "`cfg` on random images of its data's shapes and counts, when `synthetic`."
-    if not synthetic: return cfg
-    if 'synthetic_' + cfg.dataset not in DATASET_BUILDERS: raise ValueError(
-        f'--synthetic mimics CIFAR-LT and the list benchmarks; {cfg.name} uses {cfg.dataset}.')
+    if not synthetic:
+        return cfg
+    if 'synthetic_' + cfg.dataset not in DATASET_BUILDERS:
+        raise ValueError(f'--synthetic mimics CIFAR-LT and the list benchmarks; {cfg.name} uses {cfg.dataset}.')
     return replace(cfg, dataset='synthetic_' + cfg.dataset, pipeline='auto')
 
 # %% ../nbs/10_cli.ipynb #n7496ed1
-def h2t_train(preset:Annotated[str, {'metavar': 'NAME'}]=None, # what to train: a row of the paper (default: digits100_lt_if100_dr_h2t, offline); --help lists them
-              stages:Annotated[int, {'nargs': '+', 'choices': [1, 2]}]=None, # stages to run (default: the preset's)
-              **options): # `run_options` and the configuration's flags (`config_flags`)
+def h2t_train(
+    preset: Annotated[
+        str, {'metavar': 'NAME'}
+    ] = None,  # what to train: a row of the paper (default: digits100_lt_if100_dr_h2t, offline); --help lists them
+    stages: Annotated[int, {'nargs': '+', 'choices': [1, 2]}] = None,  # stages to run (default: the preset's)
+    **options,
+):  # `run_options` and the configuration's flags (`config_flags`)
     "Two-stage long-tailed training with H2T: train, evaluate on the balanced test set, and write results to OUT."
     run, flags = _options('h2t-train', options)
     if run['resume'] is not None:
-        runtime, epochs = _on_resume('h2t-train', flags, dict(preset=preset, stages=stages, stage1_ckpt=run['stage1_ckpt'],
-                                                              synthetic=run['synthetic']))
-        from h2t_nb.runs import resume_run   # the trainer is imported once the flags are read and checked
+        runtime, epochs = _on_resume(
+            'h2t-train',
+            flags,
+            dict(preset=preset, stages=stages, stage1_ckpt=run['stage1_ckpt'], synthetic=run['synthetic']),
+        )
+        from h2t_nb.runs import resume_run  # the trainer is imported once the flags are read and checked
+
         return resume_run(run['resume'], seeds=run['seeds'], **epochs, runtime=runtime)
     cfg = _data(get_preset(preset or DEFAULT_PRESET), run['synthetic'])
     cfg, _ = apply_flags(replace(cfg, stages=tuple(stages or cfg.stages)), flags)
     from h2t_nb.runs import train_run
+
     return train_run(cfg, run['out'], run['seeds'], run['stage1_ckpt'])
 
 # %% ../nbs/10_cli.ipynb #n27f0553
-def _presets_by_family()->str:
+def _presets_by_family() -> str:
     "The presets: the offline demo, then one line per family with its rows."
-    return '\n'.join([f"  {OFFLINE.name}"] + [f"  {name}_ROW, ROW one of: stage1 {' '.join(f.rows)}"
-                                              for name, f in FAMILIES.items()])
+    return '\n'.join(
+        [f"  {OFFLINE.name}"] + [f"  {name}_ROW, ROW one of: stage1 {' '.join(f.rows)}" for name, f in FAMILIES.items()]
+    )
+
 
 h2t_train.__doc__ += '\n\npresets:\n' + _presets_by_family()
 
 # %% ../nbs/10_cli.ipynb #n53dda51
-def table_plan(family:str, seeds:list[int]|None=None, rows:list[str]|None=None,
-               flags:dict|None=None, # the configuration's flags given (`config_flags`)
-               stage1_ckpt:str|None=None, synthetic:bool=False): # a `RunPlan`
+def table_plan(
+    family: str,
+    seeds: list[int] | None = None,
+    rows: list[str] | None = None,
+    flags: dict | None = None,  # the configuration's flags given (`config_flags`)
+    stage1_ckpt: str | None = None,
+    synthetic: bool = False,
+):  # a `RunPlan`
     "A family's table as a plan: its stage-1 preset, its rows (default: the family's), the seeds, the flags given."
     base, stage2 = family_rows(family, rows)
     base, stage2 = apply_flags(_data(base, synthetic), flags or {}, stage2)
     from h2t_nb.runs import RunPlan
-    return RunPlan(base, stage2, list(seeds or [base.seed]), None if stage1_ckpt is None else str(stage1_ckpt),
-                   kind='table', family=family)
 
-def h2t_table(family:Annotated[str, {'nargs': '?'}]=None, # a table family (listed below), e.g. cifar100_lt_if100, digits100_lt_if100 (CPU, offline), cifar100_lt_if100_ride (not needed with --resume)
-              rows:Annotated[str, {'nargs': '+'}]=None, # stage-2 rows to train (default: the family's), e.g. dr dr_h2t (with --resume: more rows extend the table)
-              **options): # `run_options` and the configuration's flags (`config_flags`)
+    return RunPlan(
+        base,
+        stage2,
+        list(seeds or [base.seed]),
+        None if stage1_ckpt is None else str(stage1_ckpt),
+        kind='table',
+        family=family,
+    )
+
+
+def h2t_table(
+    family: Annotated[
+        str, {'nargs': '?'}
+    ] = None,  # a table family (listed below), e.g. digits100_lt_if100 (CPU, offline) or cifar100_lt_if100
+    rows: Annotated[
+        str, {'nargs': '+'}
+    ] = None,  # stage-2 rows to train (default: the family's), e.g. dr dr_h2t; more extend a resumed table
+    **options,
+):  # `run_options` and the configuration's flags (`config_flags`)
     "Train the paper's table: stage 1 once per seed, every stage-2 row from it; print and save it next to the paper's."
     run, flags = _options('h2t-table', options)
     if run['resume'] is not None:
-        runtime, epochs = _on_resume('h2t-table', flags, dict(stage1_ckpt=run['stage1_ckpt'], synthetic=run['synthetic']))
+        runtime, epochs = _on_resume(
+            'h2t-table', flags, dict(stage1_ckpt=run['stage1_ckpt'], synthetic=run['synthetic'])
+        )
         from h2t_nb.runs import RunFolder, execute, extend_plan
+
         folder = RunFolder.open(run['resume'])
         saved = folder.read_plan()
-        if saved.kind != 'table': raise ValueError(
-            f"{run['resume']} is an h2t-train run folder: resume it with h2t-train --resume {run['resume']}.")
-        if family is not None and family != saved.family: raise ValueError(
-            f"{run['resume']} holds a {saved.family} table, not {family}: drop FAMILY (or name its own).")
-        plan, notes = extend_plan(saved, folder, seeds=run['seeds'], rows=family_rows(saved.family, rows)[1] if rows else None,
-                                  **epochs, runtime=runtime)
+        if saved.kind != 'table':
+            raise ValueError(
+                f"{run['resume']} is an h2t-train run folder: resume it with h2t-train --resume {run['resume']}."
+            )
+        if family is not None and family != saved.family:
+            raise ValueError(
+                f"{run['resume']} holds a {saved.family} table, not {family}: drop FAMILY (or name its own)."
+            )
+        plan, notes = extend_plan(
+            saved,
+            folder,
+            seeds=run['seeds'],
+            rows=family_rows(saved.family, rows)[1] if rows else None,
+            **epochs,
+            runtime=runtime,
+        )
         outcome = execute(plan, folder, notes=notes)
     else:
-        if family is None: raise ValueError("name a table family (h2t-table FAMILY; --help lists them), or --resume a table folder.")
+        if family is None:
+            raise ValueError("name a table family (h2t-table FAMILY; --help lists them), or --resume a table folder.")
         plan = table_plan(family, run['seeds'], rows, flags, run['stage1_ckpt'], run['synthetic'])
         from h2t_nb.runs import execute
+
         outcome = execute(plan, out=run['out'], name=f'{family}-table')
-    if outcome['interrupted']: return outcome['run_dir']
+    if outcome['interrupted']:
+        return outcome['run_dir']
     from h2t_nb.table import table_title, write_table
+
     title = table_title(plan.family, plan.base, plan.seeds, plan.base.fast_dev_run)
     if outcome['runtime'].main:
         look = family_table(plan.family)
-        print(write_table(outcome['results'], paper_numbers(plan.family), outcome['run_dir'], title, look['controls'], look['baseline'], look['names']))
+        print(
+            write_table(
+                outcome['results'],
+                paper_numbers(plan.family),
+                outcome['run_dir'],
+                title,
+                look['controls'],
+                look['baseline'],
+                look['names'],
+            )
+        )
         print(f"table, per-seed reports, checkpoints and plot: {outcome['run_dir']}")
     return outcome['run_dir']
 
-h2t_table.__doc__ += '\n\nfamilies (their rows):\n' + '\n'.join(f"  {name}: {' '.join(f.table) or 'stage 1 only'}" for name, f in TABLE_FAMILIES.items())
+
+h2t_table.__doc__ += '\n\nfamilies (their rows):\n' + '\n'.join(
+    f"  {name}: {' '.join(f.table) or 'stage 1 only'}" for name, f in TABLE_FAMILIES.items()
+)
 
 # %% ../nbs/10_cli.ipynb #n_parser
-def _option_type(hint)->tuple[type, dict]:
-    "The argparse type of an annotation and its `Annotated` extras: `Annotated[int, {'nargs': '+'}]` -> `(int, {'nargs': '+'})`."
+def _option_type(hint) -> tuple[type, dict]:
+    "The argparse type of an annotation and its `Annotated` extras, e.g. `(int, {'nargs': '+'})`."
     extra = {}
     if typing.get_origin(hint) is typing.Annotated:
         hint, *meta = typing.get_args(hint)
         extra = next((m for m in meta if isinstance(m, dict)), {})
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):   # `str|None`: the value's type is the one that is not None
+    if typing.get_origin(hint) in (
+        typing.Union,
+        types.UnionType,
+    ):  # `str|None`: the value's type is the one that is not None
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     return hint, dict(extra)
 
-def command_parser(func, # a function whose parameters are typed and commented (docments)
-                   prog:str)->argparse.ArgumentParser: # the command's name
-    "An argparse parser for `func`: a positional per required parameter, `--an-option` per parameter with a default, help from the comments."
+
+def command_parser(
+    func,  # a function whose parameters are typed and commented (docments)
+    prog: str,
+) -> argparse.ArgumentParser:  # the command's name
+    "An argparse parser for `func`: its parameters as positionals and `--options`, help from their comments."
     hints = typing.get_type_hints(func, include_extras=True)
-    try: comments = docments(func, returns=False)
-    except OSError: comments = {}   # defined where no source can be read (python -c): options without help texts
-    parser = argparse.ArgumentParser(prog=prog, description=inspect.getdoc(func), formatter_class=argparse.RawDescriptionHelpFormatter)
+    try:
+        comments = docments(func, returns=False)
+    except OSError:
+        comments = {}  # defined where no source can be read (python -c): options without help texts
+    parser = argparse.ArgumentParser(
+        prog=prog, description=inspect.getdoc(func), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     for name, param in inspect.signature(func).parameters.items():
-        if param.kind is inspect.Parameter.VAR_KEYWORD: _add_run_options(parser); continue
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            _add_run_options(parser)
+            continue
         kind, extra = _option_type(hints.get(name, str))
         help = comments.get(name) or ''
-        if param.default is inspect.Parameter.empty or extra.get('nargs') == '?':   # a positional (optional with nargs='?')
-            parser.add_argument(name, type=kind, help=help, **({'default': param.default} if extra.get('nargs') == '?' else {}), **extra)
-        elif kind is bool: parser.add_argument('--' + name.replace('_', '-'), action='store_true', help=help)
-        else: parser.add_argument('--' + name.replace('_', '-'), type=kind, default=param.default, help=help, **extra)
+        if (
+            param.default is inspect.Parameter.empty or extra.get('nargs') == '?'
+        ):  # a positional (optional with nargs='?')
+            parser.add_argument(
+                name, type=kind, help=help, **({'default': param.default} if extra.get('nargs') == '?' else {}), **extra
+            )
+        elif kind is bool:
+            parser.add_argument('--' + name.replace('_', '-'), action='store_true', help=help)
+        else:
+            parser.add_argument('--' + name.replace('_', '-'), type=kind, default=param.default, help=help, **extra)
     return parser
 
-def _add_run_options(parser:argparse.ArgumentParser):
+
+def _add_run_options(parser: argparse.ArgumentParser):
     "Both commands' shared options: `run_options`, then every configuration flag, help from its declaration."
     own = command_parser(run_options, '')
-    for action in own._actions[1:]: parser._add_action(action)   # after -h
+    for action in own._actions[1:]:
+        parser._add_action(action)  # after -h
     for flag, (stage, f) in config_flags().items():
         kind, extra = _option_type(typing.get_type_hints(STAGE_CLASSES.get(stage, TrainConfig))[f.name])
         declared = kind_of(f)
         extra |= {k: v for k, v in declared['cli'].items() if k not in ('values', 'only_if')}
         help = declared['help'] + " (default: the preset's)"
         option = '--' + flag.replace('_', '-')
-        if kind is bool: parser.add_argument(option, action='store_true', help=help)
-        else: parser.add_argument(option, type=kind, default=None, help=help, **extra)
+        if kind is bool:
+            parser.add_argument(option, action='store_true', help=help)
+        else:
+            parser.add_argument(option, type=kind, default=None, help=help, **extra)
 
 # %% ../nbs/10_cli.ipynb #n_run
-def run_command(func, prog:str, argv:list[str]|None=None)->int:
-    "Parse `argv` (default: the command line) for `func` and call it; a user error becomes one line on stderr and exit status 1."
+def run_command(func, prog: str, argv: list[str] | None = None) -> int:
+    "Parse `argv` for `func` and call it; a user error becomes one line on stderr and exit status 1."
     args = command_parser(func, prog).parse_args(argv)
-    try: func(**vars(args))
-    except _user_errors() as e: sys.exit(f'{prog}: {e}')   # SystemExit with a message: printed to stderr, status 1
+    try:
+        func(**vars(args))
+    except _user_errors() as e:
+        sys.exit(f'{prog}: {e}')  # SystemExit with a message: printed to stderr, status 1
     return 0
 
 # %% ../nbs/10_cli.ipynb #n474b00
-def group_table(counts, groups)->str:
+def group_table(counts, groups) -> str:
     "Classes and training images per many/medium/few group, as text."
     counts, groups = torch.as_tensor(counts), torch.as_tensor(groups)
-    return '  '.join(f"{g}: {int((groups == i).sum())} classes / {int(counts[groups == i].sum()):,} images"
-                     for i, g in enumerate(GROUP_NAMES))
+    return '  '.join(
+        f"{g}: {int((groups == i).sum())} classes / {int(counts[groups == i].sum()):,} images"
+        for i, g in enumerate(GROUP_NAMES)
+    )
 
-def h2t_profile(out:str='h2t_out', # folder for the class-profile plot
-                imb_factor:float=20, # imbalance factor of the offline digits-LT training split
-               ):
+
+def h2t_profile(
+    out: str = 'h2t_out',  # folder for the class-profile plot
+    imb_factor: float = 20,  # imbalance factor of the offline digits-LT training split
+):
     "Print the long-tailed class tables of the offline digits-LT and of CIFAR-100-LT, and save their profile plot."
-    from matplotlib.figure import Figure   # draws and saves without pyplot: no backend change, nothing shown
+    from matplotlib.figure import Figure  # draws and saves without pyplot: no backend change, nothing shown
     from h2t_nb.reports import plot_class_profile
     from h2t_nb.runs import claim_path
+
     train = digits_lt(imb_factor=imb_factor).train
     c100 = lt_counts(500, 100, 100)
     print(f"{train.name}: {len(train):,} training images, per class: {train.counts}")
@@ -215,14 +336,16 @@ def h2t_profile(out:str='h2t_out', # folder for the class-profile plot
     return path
 
 # %% ../nbs/10_cli.ipynb #n_mains
-def train_main()->int:
+def train_main() -> int:
     "The `h2t-train` console script: `h2t_train` from the command line."
     return run_command(h2t_train, 'h2t-train')
 
-def table_main()->int:
+
+def table_main() -> int:
     "The `h2t-table` console script: `h2t_table` from the command line."
     return run_command(h2t_table, 'h2t-table')
 
-def profile_main()->int:
+
+def profile_main() -> int:
     "The `h2t-profile` console script: `h2t_profile` from the command line."
     return run_command(h2t_profile, 'h2t-profile')

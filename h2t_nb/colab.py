@@ -1,4 +1,4 @@
-"""Where the chapters run: Colab or any Jupyter without a clone of the repository. The quick / full switch, a runs folder on Google Drive that survives a disconnect, fast-dev-run-aware checks, and the nbdev-only cells that step aside outside a clone.
+"""Where the chapters run: Colab or any Jupyter, the quick / full switch, and checks aware of fast dev runs.
 
 Docs: https://h2t-nb.github.io/h2t_nb/colab.html.md"""
 
@@ -13,69 +13,93 @@ from pathlib import Path
 __all__ = ['QUICK_ENV', 'DRIVE_MOUNT', 'in_colab', 'runs_folder', 'notebook_mode', 'check_result', 'show_doc', 'export_notebooks']
 
 # %% ../nbs/09_colab.ipynb #nb55108a
-QUICK_ENV = 'H2T_NB_QUICK'   # 1: quick mode, 0: full mode, whatever the notebook's QUICK line says (the tests' rehearsal sets it)
+QUICK_ENV = 'H2T_NB_QUICK'  # 1: quick, 0: full, whatever the notebook's QUICK line says (the rehearsal sets it)
 DRIVE_MOUNT = Path('/content/drive')
 
-def in_colab()->bool:
+
+def in_colab() -> bool:
     "True inside a Google Colab runtime (its `google.colab` module is loaded)."
     return 'google.colab' in sys.modules
 
 # %% ../nbs/09_colab.ipynb #n78883b2
-def runs_folder(on_drive:bool=False, # keep runs on Google Drive (Colab only; mounts Drive, which asks for permission)
-                name:str='h2t_nb_runs', # the folder under MyDrive
-               )->Path:
-    "Where a notebook's full-mode runs go: `runs/` next to the notebook, or a folder on Google Drive that outlives the session."
-    if not on_drive: return Path('runs')
-    if not in_colab(): raise ValueError(
-        "RUNS_ON_DRIVE=True keeps runs on Colab's Google Drive, but this is not Colab: set RUNS_ON_DRIVE = False (runs go to ./runs).")
-    from google.colab import drive   # only on Colab, and only when asked for
+def runs_folder(
+    on_drive: bool = False,  # keep runs on Google Drive (Colab only; mounts Drive, which asks for permission)
+    name: str = 'h2t_nb_runs',  # the folder under MyDrive
+) -> Path:
+    "Where full-mode runs go: `runs/` beside the notebook, or a Drive folder that outlives the session."
+    if not on_drive:
+        return Path('runs')
+    if not in_colab():
+        raise ValueError(
+            "RUNS_ON_DRIVE=True keeps runs on Colab's Google Drive, but this is not Colab: set RUNS_ON_DRIVE = False "
+            "(runs go to ./runs)."
+        )
+    from google.colab import drive  # only on Colab, and only when asked for
+
     drive.mount(str(DRIVE_MOUNT))
     folder = DRIVE_MOUNT / 'MyDrive' / name
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 # %% ../nbs/09_colab.ipynb #n011a5bb
-def notebook_mode(quick:bool|None=True, # True: quick (offline data, small models); False: full (the paper's recipe); None: full when a CUDA GPU is present
-                  runs_on_drive:bool=False, # keep full-mode runs on Google Drive (Colab)
-                 )->tuple[bool, Path]:
-    "The notebook's `(QUICK, RUNS)`: its mode (`H2T_NB_QUICK=1/0` in the environment overrides `quick`) and its runs folder."
+def notebook_mode(
+    quick: bool | None = True,  # True: quick (offline, small models); False: the paper's recipe; None: full on a GPU
+    runs_on_drive: bool = False,  # keep full-mode runs on Google Drive (Colab)
+) -> tuple[bool, Path]:
+    "The notebook's `(QUICK, RUNS)`: its mode (`H2T_NB_QUICK` overrides `quick`) and its runs folder."
     forced = os.environ.get(QUICK_ENV)
     if forced is not None:
-        if forced not in ('0', '1'): raise ValueError(f"{QUICK_ENV}={forced!r}: use 1 (quick mode) or 0 (full mode), or unset it.")
+        if forced not in ('0', '1'):
+            raise ValueError(f"{QUICK_ENV}={forced!r}: use 1 (quick mode) or 0 (full mode), or unset it.")
         quick = forced == '1'
     elif quick is None:
         import torch
+
         quick = not torch.cuda.is_available()
     return bool(quick), runs_folder(runs_on_drive)
 
 # %% ../nbs/09_colab.ipynb #n5775c86
-def check_result(ok:bool, # the claim holds
-                 claim:str, # what it says, in words
-                ):
-    "Assert `claim` about trained numbers; in a fast dev run (`H2T_FAST_DEV_RUN` set), whose numbers mean nothing, print that it was skipped."
+def check_result(
+    ok: bool,  # the claim holds
+    claim: str,  # what it says, in words
+):
+    "Assert `claim` about trained numbers; in a fast dev run, whose numbers mean nothing, say it was skipped."
     from h2t_nb.config import fast_dev_run_from_env
-    if fast_dev_run_from_env(): print(f"skipped in a fast dev run (its numbers mean nothing): {claim}")
-    else: assert ok, claim
+
+    if fast_dev_run_from_env():
+        print(f"skipped in a fast dev run (its numbers mean nothing): {claim}")
+    else:
+        assert ok, claim
 
 # %% ../nbs/09_colab.ipynb #ncf64fb3
-def show_doc(sym, # a function, class, method or property
-             name:str|None=None, # the heading (default: the symbol's qualified name)
-             title_level:int=3, # heading level
-            ):
+def show_doc(
+    sym,  # a function, class, method or property
+    name: str | None = None,  # the heading (default: the symbol's qualified name)
+    title_level: int = 3,  # heading level
+):
     "A plain API entry (heading, signature, docstring) for where nbdev's `show_doc` is not installed, as on Colab."
     from IPython.display import Markdown
+
     target = sym.fget if isinstance(sym, property) else sym
     name = name or getattr(target, '__qualname__', getattr(target, '__name__', repr(target)))
-    try: signature = f"```python\n{name}{inspect.signature(target)}\n```\n\n"
-    except (TypeError, ValueError): signature = ''   # builtins and some C types have none
+    try:
+        signature = f"```python\n{name}{inspect.signature(target)}\n```\n\n"
+    except (TypeError, ValueError):
+        signature = ''  # builtins and some C types have none
     return Markdown(f"{'#' * title_level} {name}\n\n{signature}{inspect.getdoc(target) or ''}")
 
 # %% ../nbs/09_colab.ipynb #n31d4c10
-def export_notebooks()->bool:
-    "Inside a clone of h2t_nb with nbdev installed, write `h2t_nb/` from the notebooks (`nbdev_export`); elsewhere do nothing. True if it exported."
-    try: from nbdev.config import get_config, is_nbdev
-    except ImportError: return False   # Colab or a plain install: the notebook's code comes from the installed package
-    if not is_nbdev() or get_config().lib_path.name != 'h2t_nb': return False   # not this project's clone
-    from nbdev.doclinks import nbdev_export as write_package   # (nbdev's runners skip cells that call nbdev_export by name)
+def export_notebooks() -> bool:
+    "In a clone of h2t_nb with nbdev, write `h2t_nb/` from the notebooks; True if it exported."
+    try:
+        from nbdev.config import get_config, is_nbdev
+    except ImportError:
+        return False  # Colab or a plain install: the notebook's code comes from the installed package
+    if not is_nbdev() or get_config().lib_path.name != 'h2t_nb':
+        return False  # not this project's clone
+    from nbdev.doclinks import (
+        nbdev_export as write_package,
+    )  # (nbdev's runners skip cells that call nbdev_export by name)
+
     write_package()
     return True

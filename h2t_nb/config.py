@@ -1,4 +1,4 @@
-"""Three validated dataclasses hold every setting of a run (data and model, stage 1, stage 2); a typo or an impossible value is refused by name before any work, and a saved configuration loads back, older spellings included.
+"""Every setting of a run in three validated dataclasses, each field declaring its kind once.
 
 Docs: https://h2t-nb.github.io/h2t_nb/config.html.md"""
 
@@ -6,7 +6,8 @@ Docs: https://h2t-nb.github.io/h2t_nb/config.html.md"""
 
 # %% ../nbs/05d_config.ipynb #c006
 from __future__ import annotations
-import inspect, json, math, numbers, os
+import json, math, numbers, os
+from inspect import signature
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 
 from .datasets import DATASET_BUILDERS, DIGITS100_DATASETS, FILE_DATASETS
@@ -26,53 +27,82 @@ __all__ = ['SCHEDULES', 'PIPELINES', 'AMP_MODES', 'CHANNELS_LAST_MODES', 'COMPIL
 SCHEDULES, PIPELINES = ('step', 'cosine'), ('auto', 'device', 'loader')
 AMP_MODES, CHANNELS_LAST_MODES = (None, 'auto', 'bf16', 'fp16'), (False, True, 'auto')
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
-DIGITS100_KNOBS = ('train_sources', 'jitter', 'rotate_left')   # TrainConfig fields that shape Digits-100-LT only
-FAST_DEV_RUN_ENV = 'H2T_FAST_DEV_RUN'   # N: every configuration built in this process is a fast dev run of N batches
+DIGITS100_KNOBS = ('train_sources', 'jitter', 'rotate_left')  # TrainConfig fields that shape Digits-100-LT only
+FAST_DEV_RUN_ENV = 'H2T_FAST_DEV_RUN'  # N: every configuration built in this process is a fast dev run of N batches
 KIND_DEFAULTS = dict(help='', flag=None, fingerprint='when_set', on_resume='refuse', splits_pass=True, cli={})
 
-def fast_dev_run_from_env()->int:
+
+def fast_dev_run_from_env() -> int:
     "The N of `H2T_FAST_DEV_RUN=N` (0 when unset): the default of `TrainConfig.fast_dev_run`."
     value = os.environ.get(FAST_DEV_RUN_ENV, '').strip()
-    if not value: return 0
-    if not value.isdigit(): raise ValueError(
-        f"{FAST_DEV_RUN_ENV}={value!r}: use a whole number of batches (e.g. 2), or unset it.")
+    if not value:
+        return 0
+    if not value.isdigit():
+        raise ValueError(f"{FAST_DEV_RUN_ENV}={value!r}: use a whole number of batches (e.g. 2), or unset it.")
     return int(value)
 
-def setting(default=MISSING, help:str='', *, factory=MISSING,
-            flag:str|bool|None=None, # the command-line option (True: the field's own name)
-            fingerprint:str='when_set', # 'always', 'when_set' (differs from the default) or 'no'
-            on_resume:str='refuse', # what --resume does with the flag: 'refuse', 'apply' or 'extend'
-            splits_pass:bool=True, # rows that differ in it cannot share a backbone pass
-            cli:dict|None=None)->Field: # argparse extras (choices, metavar), 'values' to translate, 'only_if' for rows
+
+def setting(
+    default=MISSING,
+    help: str = '',
+    *,
+    factory=MISSING,
+    flag: str | bool | None = None,  # the command-line option (True: the field's own name)
+    fingerprint: str = 'when_set',  # 'always', 'when_set' (differs from the default) or 'no'
+    on_resume: str = 'refuse',  # what --resume does with the flag: 'refuse', 'apply' or 'extend'
+    splits_pass: bool = True,  # rows that differ in it cannot share a backbone pass
+    cli: dict | None = None,
+) -> Field:  # argparse extras (choices, metavar), 'values' to translate, 'only_if' for rows
     "A dataclass field that declares its kind once."
-    if fingerprint not in ('always', 'when_set', 'no') or on_resume not in ('refuse', 'apply', 'extend'): raise ValueError(
-        f"setting: fingerprint={fingerprint!r}, on_resume={on_resume!r}: see KIND_DEFAULTS' comment in 05d_config.")
-    kind = dict(help=help, flag=flag, fingerprint=fingerprint, on_resume=on_resume, splits_pass=splits_pass, cli=cli or {})
+    if fingerprint not in ('always', 'when_set', 'no') or on_resume not in ('refuse', 'apply', 'extend'):
+        raise ValueError(
+            f"setting: fingerprint={fingerprint!r}, on_resume={on_resume!r}: see KIND_DEFAULTS' comment in 05d_config."
+        )
+    kind = dict(
+        help=help, flag=flag, fingerprint=fingerprint, on_resume=on_resume, splits_pass=splits_pass, cli=cli or {}
+    )
     return field(default=default, default_factory=factory, metadata=kind)
 
-def kind_of(f:Field)->dict:
+
+def kind_of(f: Field) -> dict:
     "A field's declared kind, with `KIND_DEFAULTS` for what it does not declare; `flag` as an option name."
     kind = {**KIND_DEFAULTS, **f.metadata}
     return dict(kind, flag=f.name if kind['flag'] is True else kind['flag'])
 
-def _refuse(cfg, name:str, accepted:str):
+
+def _refuse(cfg, name: str, accepted: str):
     raise ValueError(f"{type(cfg).__name__}.{name}={getattr(cfg, name)!r} is not accepted: use {accepted}.")
 
-def _one_of(cfg, name:str, choices):
-    if getattr(cfg, name) not in choices: _refuse(cfg, name, 'one of ' + ', '.join(map(repr, choices)))
 
-def _number(cfg, name:str, low:float, high:float=math.inf, above:bool=False, integer:bool=False):
+def _one_of(cfg, name: str, choices):
+    if getattr(cfg, name) not in choices:
+        _refuse(cfg, name, 'one of ' + ', '.join(map(repr, choices)))
+
+
+def _number(cfg, name: str, low: float, high: float = math.inf, above: bool = False, integer: bool = False):
     "Refuse a field that is not a (whole) number in [low, high] (or (low, high] when `above`)."
     v = getattr(cfg, name)
-    ok = (isinstance(v, numbers.Real) and not isinstance(v, bool) and not math.isnan(v)
-          and (not integer or float(v).is_integer()) and (v > low if above else v >= low) and v <= high)
-    if not ok: _refuse(cfg, name, f"{'an integer' if integer else 'a number'} {'>' if above else '>='} {low:g}"
-                       + (f" and <= {high:g}" if high < math.inf else ''))
+    ok = (
+        isinstance(v, numbers.Real)
+        and not isinstance(v, bool)
+        and not math.isnan(v)
+        and (not integer or float(v).is_integer())
+        and (v > low if above else v >= low)
+        and v <= high
+    )
+    if not ok:
+        _refuse(
+            cfg,
+            name,
+            f"{'an integer' if integer else 'a number'} {'>' if above else '>='} {low:g}"
+            + (f" and <= {high:g}" if high < math.inf else ''),
+        )
 
 # %% ../nbs/05d_config.ipynb #ne88c53a
 @dataclass
 class Stage1Config:
     "Representation learning: all parameters, instance sampling, CE + mixup."
+
     epochs: int = setting(200, 'stage-1 epochs', flag='epochs1', on_resume='extend')
     batch_size: int = setting(128, 'global batch (split across DDP processes)')
     lr: float = 0.1
@@ -89,35 +119,56 @@ class Stage1Config:
     loss_args: dict = setting(factory=dict, help="the loss's own settings (GCL's s, noise_mul; ResLT's beta)")
 
     def __post_init__(self):
-        for name in ('epochs', 'batch_size'): _number(self, name, 1, integer=True)
-        _number(self, 'warmup_epochs', 0, integer=True); _number(self, 'lr', 0, above=True); _number(self, 'momentum', 0, 1)
-        _number(self, 'weight_decay', 0); _number(self, 'gamma', 0, 1, above=True); _number(self, 'mixup_alpha', 0)
-        _one_of(self, 'schedule', SCHEDULES); _number(self, 'warmup_start', 0, 1); _one_of(self, 'loss', tuple(STAGE1_LOSSES))
+        for name in ('epochs', 'batch_size'):
+            _number(self, name, 1, integer=True)
+        _number(self, 'warmup_epochs', 0, integer=True)
+        _number(self, 'lr', 0, above=True)
+        _number(self, 'momentum', 0, 1)
+        _number(self, 'weight_decay', 0)
+        _number(self, 'gamma', 0, 1, above=True)
+        _number(self, 'mixup_alpha', 0)
+        _one_of(self, 'schedule', SCHEDULES)
+        _number(self, 'warmup_start', 0, 1)
+        _one_of(self, 'loss', tuple(STAGE1_LOSSES))
         check_loss_args('Stage1Config', self.loss, self.loss_args, STAGE1_LOSSES[self.loss].args)
         self.milestones = tuple(self.milestones)
-        if not all(isinstance(m, int) and m >= 1 for m in self.milestones): _refuse(self, 'milestones', 'epochs (integers >= 1)')
+        if not all(isinstance(m, int) and m >= 1 for m in self.milestones):
+            _refuse(self, 'milestones', 'epochs (integers >= 1)')
 
 # %% ../nbs/05d_config.ipynb #n3207f66
-_HEAD = dict(splits_pass=False)   # acts after the frozen backbone: rows that differ in it can share a pass
+_HEAD = dict(splits_pass=False)  # acts after the frozen backbone: rows that differ in it can share a pass
+
 
 @dataclass
 class Stage2Config:
     "Classifier re-training: a registered method (loss, training stream, adaptation) and the fusion H2T adds to it."
+
     method: str = setting('dr', "a key of `STAGE2_METHODS`: 'dr', 'mislas', 'logit_adjusted', ...", **_HEAD)
     epochs: int = setting(10, 'stage-2 epochs', flag='epochs2', on_resume='extend')
     batch_size: int = 128
     lr: float = setting(0.02, "stage-2 (peak) learning rate: the classifier's, per-epoch cosine", flag='lr2', **_HEAD)
     momentum: float = setting(0.9, **_HEAD)
     weight_decay: float = setting(5e-4, **_HEAD)
-    fusion: str = setting('channels', "'none' (one stream), 'two_streams' (a partner batch, nothing fused), "
-                          "'channels' (H2T) or 'whole_swap' (control)", **_HEAD)
-    ratio: float = setting(0.25, "the fusing ratio ρ: the fraction of channels taken from the partner ('channels'), "
-                           "or the swap probability ('whole_swap'); h2t-table: of every H2T row", flag=True,
-                           cli=dict(only_if=dict(fusion='channels')), **_HEAD)
-    per_sample: bool = setting(False, "'channels': one channel subset per sample, not per batch (official: per batch)",
-                               **_HEAD)
-    fused: str|None = setting(None, "the training stream: None for the method's own, 'balanced' or 'class_aware'",
-                              **_HEAD)   # a stream: a group reads each stream once (its rows' kinds)
+    fusion: str = setting(
+        'channels',
+        "'none' (one stream), 'two_streams' (a partner batch, nothing fused), "
+        "'channels' (H2T) or 'whole_swap' (control)",
+        **_HEAD,
+    )
+    ratio: float = setting(
+        0.25,
+        "the fusing ratio ρ: the fraction of channels taken from the partner ('channels'), "
+        "or the swap probability ('whole_swap'); h2t-table: of every H2T row",
+        flag=True,
+        cli=dict(only_if=dict(fusion='channels')),
+        **_HEAD,
+    )
+    per_sample: bool = setting(
+        False, "'channels': one channel subset per sample, not per batch (official: per batch)", **_HEAD
+    )
+    fused: str | None = setting(
+        None, "the training stream: None for the method's own, 'balanced' or 'class_aware'", **_HEAD
+    )  # a stream: a group reads each stream once (its rows' kinds)
     fusing: str = setting('instance', "the partner stream: 'instance' (official), 'reverse' or 'balanced'", **_HEAD)
     shift_bn: bool = setting(True, "BatchNorm statistics re-adapt in stage 2 (MiSLAS, official)")
     reinit_classifier: bool = setting(False, 'cRT-style fresh classifier instead of the stage-1 one', **_HEAD)
@@ -129,228 +180,377 @@ class Stage2Config:
     mixup_alpha: float = setting(0.0, 'input mixup on the training images only, before any fusion (GCL); 0: off')
 
     def __post_init__(self):
-        _one_of(self, 'method', tuple(STAGE2_METHODS)); _one_of(self, 'fusion', FUSIONS)
-        _one_of(self, 'fusing', tuple(FUSING_STREAMS)); _one_of(self, 'fused', (None, *FUSED_STREAMS))
-        for name in ('epochs', 'batch_size'): _number(self, name, 1, integer=True)
-        for name in ('lr', 'lws_lr'): _number(self, name, 0, above=True)
-        for name in ('momentum', 'smooth_head', 'smooth_tail'): _number(self, name, 0, 1)
-        _number(self, 'weight_decay', 0); _number(self, 'tau', 0); _number(self, 'mixup_alpha', 0)
+        _one_of(self, 'method', tuple(STAGE2_METHODS))
+        _one_of(self, 'fusion', FUSIONS)
+        _one_of(self, 'fusing', tuple(FUSING_STREAMS))
+        _one_of(self, 'fused', (None, *FUSED_STREAMS))
+        for name in ('epochs', 'batch_size'):
+            _number(self, name, 1, integer=True)
+        for name in ('lr', 'lws_lr'):
+            _number(self, name, 0, above=True)
+        for name in ('momentum', 'smooth_head', 'smooth_tail'):
+            _number(self, name, 0, 1)
+        _number(self, 'weight_decay', 0)
+        _number(self, 'tau', 0)
+        _number(self, 'mixup_alpha', 0)
         check_loss_args('Stage2Config', self.method, self.loss_args, STAGE2_METHODS[self.method].args)
         self.ratio = check_ratio(self.ratio, 'Stage2Config.ratio')
-        if self.fusion in ('none', 'two_streams') and self.ratio: raise ValueError(
-            f"Stage2Config: ratio={self.ratio} with fusion={self.fusion!r} fuses nothing: use fusion='channels' (H2T) "
-            "or 'whole_swap', or ratio=0.")
-        if self.per_sample and self.fusion != 'channels': raise ValueError(
-            f"Stage2Config: per_sample=True picks channel subsets per sample, which fusion={self.fusion!r} does not use: "
-            "drop one.")
+        if self.fusion in ('none', 'two_streams') and self.ratio:
+            raise ValueError(
+                f"Stage2Config: ratio={self.ratio} with fusion={self.fusion!r} fuses nothing: use fusion='channels' "
+                "(H2T) "
+                "or 'whole_swap', or ratio=0."
+            )
+        if self.per_sample and self.fusion != 'channels':
+            raise ValueError(
+                f"Stage2Config: per_sample=True picks channel subsets per sample, which fusion={self.fusion!r} does "
+                "not use: "
+                "drop one."
+            )
 
     @property
-    def streams(self)->int:
+    def streams(self) -> int:
         "Batches per step: 1 (the training stream) or 2 (with the partner stream)."
         return 1 if self.fusion == 'none' else 2
 
 # %% ../nbs/05d_config.ipynb #na9db0e2
-_RUNTIME = dict(fingerprint='no', on_resume='apply')   # where and how fast a run trains, not what it learns
+_RUNTIME = dict(fingerprint='no', on_resume='apply')  # where and how fast a run trains, not what it learns
+
 
 @dataclass
 class TrainConfig:
     "A whole run: data, model, both stages and the runtime switches."
+
     name: str = setting('offline', "the run's name: its folder under --out", fingerprint='no', splits_pass=False)
-    dataset: str = setting('digits', "a key of `DATASET_BUILDERS` ('synthetic_' ones: random pixels for speed checks)",
-                           fingerprint='always')
-    data_dir: str|None = setting(None, "dataset root: torchvision's CIFAR folder, or the image root of the ImageNet-LT, "
-                                 "Places-LT and iNat list files (the digits need none)", flag=True, **_RUNTIME)
+    dataset: str = setting(
+        'digits',
+        "a key of `DATASET_BUILDERS` ('synthetic_' ones: random pixels for speed checks)",
+        fingerprint='always',
+    )
+    data_dir: str | None = setting(
+        None,
+        "dataset root: torchvision's CIFAR folder, or the image root of the ImageNet-LT, "
+        "Places-LT and iNat list files (the digits need none)",
+        flag=True,
+        **_RUNTIME,
+    )
     download: bool = setting(False, 'let torchvision download CIFAR (needs internet)', flag=True, **_RUNTIME)
-    imb_factor: float = setting(20, 'imbalance factor n_max / n_min (e.g. 200 for a harder tail)', flag=True,
-                                fingerprint='always')
-    val_per_class: int = setting(10, 'validation images per class, from the training data (never the test set); '
-                                 '0: no validation split', fingerprint='always')
-    data_seed: int|None = setting(None, "seed of the dataset draw; None: the run's seed for Digits-100-LT, the "
-                                  "literature's fixed draw elsewhere", fingerprint='no')   # booked as the draw it gives
+    imb_factor: float = setting(
+        20, 'imbalance factor n_max / n_min (e.g. 200 for a harder tail)', flag=True, fingerprint='always'
+    )
+    val_per_class: int = setting(
+        10,
+        'validation images per class, from the training data (never the test set); 0: no validation split',
+        fingerprint='always',
+    )
+    data_seed: int | None = setting(
+        None,
+        "seed of the dataset draw; None: the run's seed for Digits-100-LT, the literature's fixed draw elsewhere",
+        fingerprint='no',
+    )  # booked as the draw it gives
     augment: bool = setting(True, 'random crop (and flip where it makes sense) in training', fingerprint='always')
-    rotation: float = setting(0., "with `augment`: a random rotation by up to ± this many degrees (RIDE's CIFAR: 15)")
-    train_sources: int|None = setting(None, 'Digits-100-LT: training source images per digit, 23 to 94 (default 25)',
-                                      flag=True)
-    jitter: int|None = setting(None, 'Digits-100-LT: random shift of each digit in pixels (default 2)', flag=True)
-    rotate_left: bool = setting(False, "Digits-100-LT: left digits turned by 90°, so the tail's left digits share no "
-                                "features with the head's right ones", flag=True)
-    model: str = setting('small_cnn', "the backbone: a key of `MODELS` (small_cnn, resnet32, ...), or timm:NAME for a "
-                         'timm model (pip install "h2t_nb[timm]")', flag=True, fingerprint='always')
-    width: int|None = setting(None, "the backbone's width, for models that take one (small_cnn: 4·WIDTH feature "
-                              "channels); None: the model's own", flag=True)
-    pretrained: bool = setting(False, "timm models: start from timm's pretrained weights (downloaded on first use)",
-                               flag=True)
-    image_size: int|None = setting(None, 'in-memory data: every image resized to IMAGE_SIZE² after augmentation '
-                                   '(ImageNet-pretrained models: 224); None: as stored', flag=True)
-    stage1: Stage1Config = setting(factory=Stage1Config, fingerprint='no')   # booked whole, field by field
-    stage2: Stage2Config = setting(factory=Stage2Config, fingerprint='no', splits_pass=False)   # its fields decide
+    rotation: float = setting(0.0, "with `augment`: a random rotation by up to ± this many degrees (RIDE's CIFAR: 15)")
+    train_sources: int | None = setting(
+        None, 'Digits-100-LT: training source images per digit, 23 to 94 (default 25)', flag=True
+    )
+    jitter: int | None = setting(None, 'Digits-100-LT: random shift of each digit in pixels (default 2)', flag=True)
+    rotate_left: bool = setting(
+        False,
+        "Digits-100-LT: left digits turned by 90°, so the tail's left digits share no "
+        "features with the head's right ones",
+        flag=True,
+    )
+    model: str = setting(
+        'small_cnn',
+        "the backbone: a key of `MODELS` (small_cnn, resnet32, ...), or timm:NAME for a "
+        'timm model (pip install "h2t_nb[timm]")',
+        flag=True,
+        fingerprint='always',
+    )
+    width: int | None = setting(
+        None,
+        "the backbone's width, for models that take one (small_cnn: 4·WIDTH feature channels); None: the model's own",
+        flag=True,
+    )
+    pretrained: bool = setting(
+        False, "timm models: start from timm's pretrained weights (downloaded on first use)", flag=True
+    )
+    image_size: int | None = setting(
+        None,
+        'in-memory data: every image resized to IMAGE_SIZE² after augmentation '
+        '(ImageNet-pretrained models: 224); None: as stored',
+        flag=True,
+    )
+    stage1: Stage1Config = setting(factory=Stage1Config, fingerprint='no')  # booked whole, field by field
+    stage2: Stage2Config = setting(factory=Stage2Config, fingerprint='no', splits_pass=False)  # its fields decide
     stages: tuple = setting((1, 2), 'the stages to run', fingerprint='no')
     seed: int = setting(0, 'the run seed', fingerprint='always')
-    device: str|None = setting(None, "'cuda' or 'cpu' (None: CUDA when present)", flag=True, **_RUNTIME)
-    amp: str|None = setting('auto', "mixed precision: 'auto' (bf16 on compute capability 8.0+, fp16 + GradScaler on "
-                            "7.x, off on a CPU), 'bf16', 'fp16' or off", flag=True,
-                            cli=dict(choices=['auto', 'bf16', 'fp16', 'off'], values={'off': None}), **_RUNTIME)
-    channels_last: bool|str = setting('auto', "channels-last memory; 'auto': on a tensor-core GPU (7.0+) with mixed "
-                                      'precision', flag=True, **_RUNTIME)
+    device: str | None = setting(None, "'cuda' or 'cpu' (None: CUDA when present)", flag=True, **_RUNTIME)
+    amp: str | None = setting(
+        'auto',
+        "mixed precision: 'auto' (bf16 on compute capability 8.0+, fp16 + GradScaler on "
+        "7.x, off on a CPU), 'bf16', 'fp16' or off",
+        flag=True,
+        cli=dict(choices=['auto', 'bf16', 'fp16', 'off'], values={'off': None}),
+        **_RUNTIME,
+    )
+    channels_last: bool | str = setting(
+        'auto', "channels-last memory; 'auto': on a tensor-core GPU (7.0+) with mixed precision", flag=True, **_RUNTIME
+    )
     compile: bool = setting(False, 'torch.compile the backbone', flag=True, **_RUNTIME)
-    compile_mode: str = setting('default', "torch.compile mode; 'reduce-overhead' replays CUDA graphs (small models on "
-                                'big GPUs)', flag=True, cli=dict(choices=list(COMPILE_MODES)), **_RUNTIME)
-    pipeline: str = setting('auto', "'auto' (device-resident for in-memory data), 'device' or 'loader'",
-                            fingerprint='no')
+    compile_mode: str = setting(
+        'default',
+        "torch.compile mode; 'reduce-overhead' replays CUDA graphs (small models on big GPUs)",
+        flag=True,
+        cli=dict(choices=list(COMPILE_MODES)),
+        **_RUNTIME,
+    )
+    pipeline: str = setting(
+        'auto', "'auto' (device-resident for in-memory data), 'device' or 'loader'", fingerprint='no'
+    )
     num_workers: int = setting(0, 'DataLoader worker processes (loader pipeline)', flag=True, **_RUNTIME)
     eval_batch_size: int = setting(500, 'images per evaluation batch', fingerprint='no')
-    fast_dev_run: int = setting(factory=fast_dev_run_from_env, flag=True, fingerprint='always',
-                                help='N > 0: every stage trains N batches, then validates and tests on N batches (checks '
-                                'a preset, data and GPU in a minute; the numbers mean nothing)')
-    paper_protocol: bool = setting(False, "stage 2 also tests every epoch, for the labelled paper-protocol row (the "
-                                   "official code's best-on-test epoch): the same other numbers, one test pass per "
-                                   "epoch more", flag=True, fingerprint='no')   # booked by what the report holds
-    rows_alone: bool = setting(False, 'every stage-2 row in its own backbone pass, not one pass per group of rows '
-                               'that read the same batches (the same numbers, slower: the speed reference)',
-                               flag=True, **_RUNTIME)
+    fast_dev_run: int = setting(
+        factory=fast_dev_run_from_env,
+        flag=True,
+        fingerprint='always',
+        help='N > 0: every stage trains N batches, then validates and tests on N batches (checks '
+        'a preset, data and GPU in a minute; the numbers mean nothing)',
+    )
+    paper_protocol: bool = setting(
+        False,
+        "stage 2 also tests every epoch, for the labelled paper-protocol row (the "
+        "official code's best-on-test epoch): the same other numbers, one test pass per "
+        "epoch more",
+        flag=True,
+        fingerprint='no',
+    )  # booked by what the report holds
+    rows_alone: bool = setting(
+        False,
+        'every stage-2 row in its own backbone pass, not one pass per group of rows '
+        'that read the same batches (the same numbers, slower: the speed reference)',
+        flag=True,
+        **_RUNTIME,
+    )
 
     def __post_init__(self):
-        _one_of(self, 'dataset', tuple(DATASET_BUILDERS)); self._check_model(); _one_of(self, 'amp', AMP_MODES)
-        _one_of(self, 'compile_mode', COMPILE_MODES); _one_of(self, 'pipeline', PIPELINES); _one_of(self, 'channels_last', CHANNELS_LAST_MODES)
-        _number(self, 'imb_factor', 1); _number(self, 'seed', 0, integer=True); _number(self, 'rotation', 0, 180)
-        if self.data_seed is not None: _number(self, 'data_seed', 0, integer=True)
+        _one_of(self, 'dataset', tuple(DATASET_BUILDERS))
+        self._check_model()
+        _one_of(self, 'amp', AMP_MODES)
+        _one_of(self, 'compile_mode', COMPILE_MODES)
+        _one_of(self, 'pipeline', PIPELINES)
+        _one_of(self, 'channels_last', CHANNELS_LAST_MODES)
+        _number(self, 'imb_factor', 1)
+        _number(self, 'seed', 0, integer=True)
+        _number(self, 'rotation', 0, 180)
+        if self.data_seed is not None:
+            _number(self, 'data_seed', 0, integer=True)
         for name in ('download', 'compile', 'paper_protocol', 'rows_alone'):
-            if not isinstance(getattr(self, name), bool): _refuse(self, name, 'True or False')
-        for name in ('val_per_class', 'num_workers', 'fast_dev_run'): _number(self, name, 0, integer=True)
+            if not isinstance(getattr(self, name), bool):
+                _refuse(self, name, 'True or False')
+        for name in ('val_per_class', 'num_workers', 'fast_dev_run'):
+            _number(self, name, 0, integer=True)
         _number(self, 'eval_batch_size', 1, integer=True)
         self._check_knobs()
         self.stages = tuple(sorted(set(self.stages)))
-        if self.stages not in ((1,), (2,), (1, 2)): _refuse(self, 'stages', '(1,), (2,) or (1, 2)')
-        if self.device is not None and not str(self.device).split(':')[0] in ('cpu', 'cuda', 'mps'): _refuse(self, 'device', "None, 'cpu' or 'cuda'")
-        if self.pipeline == 'device' and self.dataset in FILE_DATASETS: raise ValueError(
-            f"TrainConfig: pipeline='device' needs an in-memory dataset, but {self.dataset} is read from image files: use 'auto' or 'loader'.")
+        if self.stages not in ((1,), (2,), (1, 2)):
+            _refuse(self, 'stages', '(1,), (2,) or (1, 2)')
+        if self.device is not None and not str(self.device).split(':')[0] in ('cpu', 'cuda', 'mps'):
+            _refuse(self, 'device', "None, 'cpu' or 'cuda'")
+        if self.pipeline == 'device' and self.dataset in FILE_DATASETS:
+            raise ValueError(
+                f"TrainConfig: pipeline='device' needs an in-memory dataset, but {self.dataset} is read from image "
+                "files: use 'auto' or 'loader'."
+            )
         if self.image_size is not None:
             _number(self, 'image_size', 8, 1024, integer=True)
-            if self.dataset in FILE_DATASETS: raise ValueError(
-                f"TrainConfig: image_size={self.image_size} resizes in-memory images, and {self.dataset} is read from files at its own 224-pixel crop: drop it.")
+            if self.dataset in FILE_DATASETS:
+                raise ValueError(
+                    f"TrainConfig: image_size={self.image_size} resizes in-memory images, and {self.dataset} is read "
+                    "from files at its own 224-pixel crop: drop it."
+                )
         for name, cls in (('stage1', Stage1Config), ('stage2', Stage2Config)):
-            if not isinstance(getattr(self, name), cls): _refuse(self, name, f'a {cls.__name__}')
+            if not isinstance(getattr(self, name), cls):
+                _refuse(self, name, f'a {cls.__name__}')
         needs = [(f'Stage1Config.loss={self.stage1.loss!r}', STAGE1_LOSSES[self.stage1.loss].head)]
-        if 2 in self.stages: needs.append((f'Stage2Config.method={self.stage2.method!r}', STAGE2_METHODS[self.stage2.method].head))
+        if 2 in self.stages:
+            needs.append((f'Stage2Config.method={self.stage2.method!r}', STAGE2_METHODS[self.stage2.method].head))
         for what, head in needs:
-            if head and MODEL_HEADS.get(self.model) != head: raise ValueError(
-                f"TrainConfig: {what} needs a model with a {head} head, and model={self.model!r} has "
-                f"{MODEL_HEADS.get(self.model, 'a linear one')}: use one of {', '.join(m for m, h in MODEL_HEADS.items() if h == head)}.")
+            if head and MODEL_HEADS.get(self.model) != head:
+                raise ValueError(
+                    f"TrainConfig: {what} needs a model with a {head} head, and model={self.model!r} has "
+                    f"{MODEL_HEADS.get(self.model, 'a linear one')}: use one of "
+                    f"{', '.join(m for m, h in MODEL_HEADS.items() if h == head)}."
+                )
 
     def _check_model(self):
         "A registered model or a timm one (`timm:NAME`); pretrained weights only for timm models."
         if isinstance(self.model, str) and self.model.startswith(TIMM_PREFIX):
             # timm's own list is read where the model is built, on the meta device before any folder: importing timm
             # (and torchvision with it) for every configuration would make each command's --help wait two seconds
-            if not self.model.removeprefix(TIMM_PREFIX): _refuse(self, 'model', "'timm:NAME' with a timm model's NAME")
-        elif self.model not in MODELS: _refuse(self, 'model', f"one of {', '.join(map(repr, MODELS))}, or 'timm:NAME' for a timm model")
-        if not isinstance(self.pretrained, bool): _refuse(self, 'pretrained', 'True or False')
-        if self.pretrained and not self.model.startswith(TIMM_PREFIX): raise ValueError(
-            f"TrainConfig: pretrained=True loads timm's weights, and model={self.model!r} is not a timm model: use model='timm:NAME' "
-            "(resnet152_imagenet starts from torchvision's ImageNet weights).")
+            if not self.model.removeprefix(TIMM_PREFIX):
+                _refuse(self, 'model', "'timm:NAME' with a timm model's NAME")
+        elif self.model not in MODELS:
+            _refuse(self, 'model', f"one of {', '.join(map(repr, MODELS))}, or 'timm:NAME' for a timm model")
+        if not isinstance(self.pretrained, bool):
+            _refuse(self, 'pretrained', 'True or False')
+        if self.pretrained and not self.model.startswith(TIMM_PREFIX):
+            raise ValueError(
+                f"TrainConfig: pretrained=True loads timm's weights, and model={self.model!r} is not a timm model: use "
+                "model='timm:NAME' "
+                "(resnet152_imagenet starts from torchvision's ImageNet weights)."
+            )
 
     def _check_knobs(self):
-        "The knobs of the regime study: Digits-100-LT's difficulty and the backbone's width, each refused where it means nothing."
+        "The regime study's knobs, each refused where it means nothing."
         given = [k for k in DIGITS100_KNOBS if getattr(self, k) not in (None, False)]
-        if given and self.dataset not in DIGITS100_DATASETS: raise ValueError(
-            f"TrainConfig: {', '.join(f'{k}={getattr(self, k)!r}' for k in given)} shapes Digits-100-LT only, and dataset={self.dataset!r}: "
-            f"drop it, or use dataset 'digits100' or 'digits100_cifar'.")
-        if self.train_sources is not None: _number(self, 'train_sources', 23, 94, integer=True)   # 23: a head class needs 500 distinct pairs; 94: the smallest pool
-        if self.jitter is not None: _number(self, 'jitter', 0, 8, integer=True)
-        if not isinstance(self.rotate_left, bool): _refuse(self, 'rotate_left', 'True or False')
+        if given and self.dataset not in DIGITS100_DATASETS:
+            raise ValueError(
+                f"TrainConfig: {', '.join(f'{k}={getattr(self, k)!r}' for k in given)} shapes Digits-100-LT only, and "
+                f"dataset={self.dataset!r}: "
+                f"drop it, or use dataset 'digits100' or 'digits100_cifar'."
+            )
+        if self.train_sources is not None:
+            _number(
+                self, 'train_sources', 23, 94, integer=True
+            )  # 23: a head class needs 500 distinct pairs; 94: the smallest pool
+        if self.jitter is not None:
+            _number(self, 'jitter', 0, 8, integer=True)
+        if not isinstance(self.rotate_left, bool):
+            _refuse(self, 'rotate_left', 'True or False')
         if self.width is not None:
             _number(self, 'width', 1, integer=True)
-            if self.model not in MODELS or 'width' not in inspect.signature(MODELS[self.model]).parameters: raise ValueError(
-                f"TrainConfig: width={self.width} needs a model that takes a width, and model={self.model!r} does not: "
-                f"use one of {', '.join(m for m, make in MODELS.items() if 'width' in inspect.signature(make).parameters)}, or drop width.")
+            takes_width = [m for m, make in MODELS.items() if 'width' in signature(make).parameters]
+            if self.model not in takes_width:
+                raise ValueError(
+                    f"TrainConfig: width={self.width} needs a model that takes a width, and model={self.model!r} "
+                    f"does not: use one of {', '.join(takes_width)}, or drop width."
+                )
 
 # %% ../nbs/05d_config.ipynb #nd879e9
 STAGE_CLASSES = dict(stage1=Stage1Config, stage2=Stage2Config)
 
-def config_flags(cls:type|None=None)->dict[str, tuple[str|None, Field]]: # TrainConfig, or a subclass
+
+def config_flags(cls: type | None = None) -> dict[str, tuple[str | None, Field]]:  # TrainConfig, or a subclass
     "Each command-line flag -> (the stage whose field it sets, None for the run's own; the field)."
     out = {}
     for stage, klass in ((None, cls or TrainConfig), *STAGE_CLASSES.items()):
         for f in fields(klass):
             flag = kind_of(f)['flag']
-            if flag is None: continue
-            if flag in out: raise ValueError(f"two settings declare --{flag}: {out[flag][1].name} and {f.name}.")
+            if flag is None:
+                continue
+            if flag in out:
+                raise ValueError(f"two settings declare --{flag}: {out[flag][1].name} and {f.name}.")
             out[flag] = (stage, f)
     return out
 
-def fingerprint_fields(cfg:TrainConfig)->dict:
+
+def fingerprint_fields(cfg: TrainConfig) -> dict:
     "The run's own fields a stage books: those declared 'always', and 'when_set' ones that differ from their default."
     booked = {}
     for f in fields(cfg):
         kind, value = kind_of(f)['fingerprint'], getattr(cfg, f.name)
-        if kind == 'always' or (kind == 'when_set' and (f.default is MISSING or value != f.default)): booked[f.name] = value
+        if kind == 'always' or (kind == 'when_set' and (f.default is MISSING or value != f.default)):
+            booked[f.name] = value
     return booked
 
-def resume_fields(policy:str, # 'refuse', 'apply' or 'extend'
-                  cls:type|None=None)->tuple[str, ...]:
+
+def resume_fields(
+    policy: str,  # 'refuse', 'apply' or 'extend'
+    cls: type | None = None,
+) -> tuple[str, ...]:
     "The flags whose `on_resume` is `policy`."
     return tuple(flag for flag, (_, f) in config_flags(cls).items() if kind_of(f)['on_resume'] == policy)
 
-def share_key(cfg:TrainConfig)->str:
+
+def share_key(cfg: TrainConfig) -> str:
     "What the frozen backbone of `cfg`'s stage 2 sees but its streams: rows with equal keys can share its passes."
     split = lambda c: {f.name: getattr(c, f.name) for f in fields(c) if kind_of(f)['splits_pass']}
-    return json.dumps(dict(split(cfg), stage2=split(cfg.stage2)), sort_keys=True,
-                      default=lambda v: asdict(v) if hasattr(v, '__dataclass_fields__') else str(v))
+    return json.dumps(
+        dict(split(cfg), stage2=split(cfg.stage2)),
+        sort_keys=True,
+        default=lambda v: asdict(v) if hasattr(v, '__dataclass_fields__') else str(v),
+    )
 
-def given_flags(flags:dict, # flag -> value as a command line or a caller gave it
-                cls:type|None=None)->dict:
+
+def given_flags(
+    flags: dict,  # flag -> value as a command line or a caller gave it
+    cls: type | None = None,
+) -> dict:
     "The flags given (None and False are not; 0 and 0.0 are: `--ratio 0`), as the values their fields take."
     table = config_flags(cls)
     unknown = sorted(set(flags) - set(table))
-    if unknown: raise ValueError(f"unknown settings {unknown}: use {', '.join(sorted(table))}.")
+    if unknown:
+        raise ValueError(f"unknown settings {unknown}: use {', '.join(sorted(table))}.")
     given = {k: v for k, v in flags.items() if v is not None and v is not False}
     translate = lambda k, v: kind_of(table[k][1])['cli'].get('values', {}).get(v, v) if isinstance(v, str) else v
-    return {k: translate(k, v) for k, v in given.items()}   # e.g. --amp off is amp=None
+    return {k: translate(k, v) for k, v in given.items()}  # e.g. --amp off is amp=None
 
-def _row_with(row:str, sc:Stage2Config, changes:dict, used:set)->Stage2Config:
+
+def _row_with(row: str, sc: Stage2Config, changes: dict, used: set) -> Stage2Config:
     "A table row's stage 2 with the stage-2 flags given, each where its `only_if` holds."
     kinds = {f.name: kind_of(f) for f in fields(sc)}
-    mine = {k: v for k, v in changes.items()
-            if all(getattr(sc, a) == b for a, b in kinds[k]['cli'].get('only_if', {}).items())}
+    mine = {
+        k: v
+        for k, v in changes.items()
+        if all(getattr(sc, a) == b for a, b in kinds[k]['cli'].get('only_if', {}).items())
+    }
     used.update(mine)
     return replace(sc, **mine)
 
-def apply_flags(cfg:TrainConfig, flags:dict, # flag -> value; None or False: not given
-                rows:dict|None=None, # a table's rows: row -> Stage2Config (None: `cfg.stage2` is the one row)
-               )->tuple[TrainConfig, dict|None]:
+
+def apply_flags(
+    cfg: TrainConfig,
+    flags: dict,  # flag -> value; None or False: not given
+    rows: dict | None = None,  # a table's rows: row -> Stage2Config (None: `cfg.stage2` is the one row)
+) -> tuple[TrainConfig, dict | None]:
     "`cfg` (and `rows`) with the flags given, validated now."
     table, changes = config_flags(type(cfg)), {None: {}, 'stage1': {}, 'stage2': {}}
     for flag, value in given_flags(flags, type(cfg)).items():
         stage, f = table[flag]
         changes[stage][f.name] = value
     cfg = replace(cfg, **changes[None], stage1=replace(cfg.stage1, **changes['stage1']))
-    if rows is None: return replace(cfg, stage2=replace(cfg.stage2, **changes['stage2'])), None
+    if rows is None:
+        return replace(cfg, stage2=replace(cfg.stage2, **changes['stage2'])), None
     used = set()
     rows = {row: _row_with(row, sc, changes['stage2'], used) for row, sc in rows.items()}
     for flag, (stage, f) in table.items():
-        if stage == 'stage2' and f.name in changes['stage2'] and f.name not in used: raise ValueError(
-            f"--{flag.replace('_', '-')} sets a field of the rows with {kind_of(f)['cli']['only_if']}, "
-            "and no row of this table is one: drop it.")
+        if stage == 'stage2' and f.name in changes['stage2'] and f.name not in used:
+            raise ValueError(
+                f"--{flag.replace('_', '-')} sets a field of the rows with {kind_of(f)['cli']['only_if']}, "
+                "and no row of this table is one: drop it."
+            )
     return cfg, rows
 
 # %% ../nbs/05d_config.ipynb #n571f444
-def _stage2_from_old(d:dict)->dict:
+def _stage2_from_old(d: dict) -> dict:
     "A stage-2 dict in today's spelling, from the spellings of earlier versions."
     d = dict(d)
-    if 'h2t_ratio' in d: old = d.pop('h2t_ratio'); d.update(second_stream=old is not None, ratio=old or 0.0)
+    if 'h2t_ratio' in d:
+        old = d.pop('h2t_ratio')
+        d.update(second_stream=old is not None, ratio=old or 0.0)
     if 'second_stream' in d or 'whole_swap' in d:
         two, swap = d.pop('second_stream', True), d.pop('whole_swap', False)
         d['fusion'] = 'none' if not two else 'whole_swap' if swap else 'channels' if d.get('ratio') else 'two_streams'
-    if 'sampler' in d: d['fused'] = d.pop('sampler')
-    d.pop('lws', None)   # the method's adaptation now (MiSLAS)
+    if 'sampler' in d:
+        d['fused'] = d.pop('sampler')
+    d.pop('lws', None)  # the method's adaptation now (MiSLAS)
     return d
 
-def config_from_dict(d:dict)->TrainConfig:
-    "A `TrainConfig` from its `asdict` form (a saved run's), validated; older spellings of the stage-2 fields are read too."
+
+def config_from_dict(d: dict) -> TrainConfig:
+    "A validated `TrainConfig` from its `asdict` form; older spellings of stage-2 fields are read too."
     d = dict(d)
-    if 'paper_protocol' not in d: d['paper_protocol'] = not d.pop('final_test_only', False)   # before it: a test pass every epoch unless final_test_only
+    if 'paper_protocol' not in d:
+        d['paper_protocol'] = not d.pop(
+            'final_test_only', False
+        )  # before it: a test pass every epoch unless final_test_only
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(d) - known)
-    if unknown: raise ValueError(f"saved configuration has fields {unknown} that TrainConfig does not know: it was written by another h2t_nb.")
+    if unknown:
+        raise ValueError(
+            f"saved configuration has fields {unknown} that TrainConfig does not know: it was written by another "
+            "h2t_nb."
+        )
     d['stage1'], d['stage2'] = Stage1Config(**d['stage1']), Stage2Config(**_stage2_from_old(d['stage2']))
     return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})

@@ -1,4 +1,4 @@
-"""Long-tailed class profiles, CIFAR-10/100-LT, list-file datasets (ImageNet-LT, Places-LT, iNaturalist 2018), the offline digits default and many/medium/few splits.
+"""Long-tailed class profiles, CIFAR-LT, the list-file benchmarks, the offline digits and many / medium / few splits.
 
 Docs: https://h2t-nb.github.io/h2t_nb/data.html.md"""
 
@@ -25,88 +25,121 @@ __all__ = ['LIST_FILES', 'GROUP_NAMES', 'DIGITS100_CANVASES', 'TRAIN_SOURCES', '
 # %% ../nbs/00_data.ipynb #c009
 def _check_imbalance(imb_factor, num_classes):
     "Refuse profiles that cannot be long-tailed before any work is done."
-    if num_classes < 2: raise ValueError(f"num_classes={num_classes}: a long-tailed split needs at least 2 classes.")
-    if not imb_factor >= 1: raise ValueError(
-        f"imb_factor={imb_factor} < 1: the imbalance factor is n_max/n_min (e.g. 100 for CIFAR-100-LT), not its inverse 0.01.")
+    if num_classes < 2:
+        raise ValueError(f"num_classes={num_classes}: a long-tailed split needs at least 2 classes.")
+    if not imb_factor >= 1:
+        raise ValueError(
+            f"imb_factor={imb_factor} < 1: the imbalance factor is n_max/n_min (e.g. 100 for CIFAR-100-LT), not its "
+            "inverse 0.01."
+        )
 
 # %% ../nbs/00_data.ipynb #c010
-def lt_counts(n_max:int, # images of the largest (head) class
-              num_classes:int, # number of classes C
-              imb_factor:float, # imbalance factor n_max/n_min, >= 1
-              profile:str='exp', # 'exp' (the paper's) or 'step'
-             )->list[int]:
+def lt_counts(
+    n_max: int,  # images of the largest (head) class
+    num_classes: int,  # number of classes C
+    imb_factor: float,  # imbalance factor n_max/n_min, >= 1
+    profile: str = 'exp',  # 'exp' (the paper's) or 'step'
+) -> list[int]:
     "Per-class training counts of a long-tailed split, in the LDAM-DRW convention (the int() truncation matters)."
     _check_imbalance(imb_factor, num_classes)
     # LDAM-DRW computes n_max * (1/IF)**(c/(C-1)); keeping the same float expression keeps the same truncations.
-    if profile == 'exp': counts = [int(n_max * (1.0 / imb_factor) ** (c / (num_classes - 1.0))) for c in range(num_classes)]
-    elif profile == 'step': counts = [n_max if c < num_classes // 2 else int(n_max * (1.0 / imb_factor)) for c in range(num_classes)]
-    else: raise ValueError(f"profile={profile!r}: use 'exp' (exponential, the paper's) or 'step'.")
-    if min(counts) < 1: raise ValueError(
-        f"class {counts.index(min(counts))} would get 0 images (n_max={n_max}, imb_factor={imb_factor}): "
-        "lower imb_factor or raise n_max so that every class keeps at least one image.")
+    if profile == 'exp':
+        counts = [int(n_max * (1.0 / imb_factor) ** (c / (num_classes - 1.0))) for c in range(num_classes)]
+    elif profile == 'step':
+        counts = [n_max if c < num_classes // 2 else int(n_max * (1.0 / imb_factor)) for c in range(num_classes)]
+    else:
+        raise ValueError(f"profile={profile!r}: use 'exp' (exponential, the paper's) or 'step'.")
+    if min(counts) < 1:
+        raise ValueError(
+            f"class {counts.index(min(counts))} would get 0 images (n_max={n_max}, imb_factor={imb_factor}): "
+            "lower imb_factor or raise n_max so that every class keeps at least one image."
+        )
     return counts
 
 # %% ../nbs/00_data.ipynb #c016
-def lt_subset_indices(targets, # integer class of every image in the full (balanced) set
-                      counts:list[int], # images to keep per class, e.g. from `lt_counts`
-                      seed:int=0, # seed of the subset's own RandomState (LDAM-DRW uses 0)
-                      val_per_class:int=0, # also return up to this many left-out images per class for validation
-                     )->tuple[np.ndarray, np.ndarray]:
+def lt_subset_indices(
+    targets,  # integer class of every image in the full (balanced) set
+    counts: list[int],  # images to keep per class, e.g. from `lt_counts`
+    seed: int = 0,  # seed of the subset's own RandomState (LDAM-DRW uses 0)
+    val_per_class: int = 0,  # also return up to this many left-out images per class for validation
+) -> tuple[np.ndarray, np.ndarray]:
     "Indices of the long-tailed training subset and of a validation pool taken from the images it leaves out."
     targets, rng = np.asarray(targets, dtype=np.int64), np.random.RandomState(seed)
     train, val = [], []
     for c, n in enumerate(counts):
         idx = np.where(targets == c)[0]
-        if n > len(idx): raise ValueError(f"class {c} has {len(idx)} images but the profile asks for {n}: lower n_max.")
+        if n > len(idx):
+            raise ValueError(f"class {c} has {len(idx)} images but the profile asks for {n}: lower n_max.")
         rng.shuffle(idx)
-        train.append(idx[:n]); val.append(idx[n:n + val_per_class])
+        train.append(idx[:n])
+        val.append(idx[n : n + val_per_class])
     return np.concatenate(train), np.concatenate(val)
 
 # %% ../nbs/00_data.ipynb #c019
 class LTImageDataset(Dataset):
     "Images as one uint8 tensor N×C×H×W with integer `targets`; `transform` runs per item on the uint8 image."
-    def __init__(self, images:torch.Tensor, # uint8 images, N×C×H×W
-                 targets, # class index of each image (class 0 = most frequent)
-                 classes:list[str]|None=None, # class names, in class-index order
-                 transform=None, # per-item transform, e.g. torchvision.transforms.v2.Compose
-                 name:str='', # name shown in tables and plots
-                 indices=None): # index of each image in its source dataset (default: 0..N-1)
+
+    def __init__(
+        self,
+        images: torch.Tensor,  # uint8 images, N×C×H×W
+        targets,  # class index of each image (class 0 = most frequent)
+        classes: list[str] | None = None,  # class names, in class-index order
+        transform=None,  # per-item transform, e.g. torchvision.transforms.v2.Compose
+        name: str = '',  # name shown in tables and plots
+        indices=None,
+    ):  # index of each image in its source dataset (default: 0..N-1)
         self.images, self.targets = images, torch.as_tensor(targets, dtype=torch.long)
         self.indices = torch.as_tensor(indices if indices is not None else range(len(self.targets)), dtype=torch.long)
-        if len(self.images) != len(self.targets): raise ValueError(f"{len(self.images)} images but {len(self.targets)} targets.")
+        if len(self.images) != len(self.targets):
+            raise ValueError(f"{len(self.images)} images but {len(self.targets)} targets.")
         self.classes = list(classes) if classes is not None else [str(c) for c in range(int(self.targets.max()) + 1)]
         self.transform, self.name = transform, name
-    def __len__(self): return len(self.targets)
+
+    def __len__(self):
+        return len(self.targets)
+
     def __getitem__(self, i):
         img = self.images[i]
         return (self.transform(img) if self.transform else img), int(self.targets[i])
+
     @property
-    def num_classes(self)->int:
+    def num_classes(self) -> int:
         "Number of classes C."
         return len(self.classes)
+
     @property
-    def counts(self)->list[int]:
+    def counts(self) -> list[int]:
         "Images per class, in class-index order."
         return torch.bincount(self.targets, minlength=self.num_classes).tolist()
-    def __repr__(self): return f"{type(self).__name__}({self.name!r}, n={len(self)}, classes={self.num_classes}, shape={tuple(self.images.shape[1:])})"
+
+    def __repr__(self):
+        shape = tuple(self.images.shape[1:])
+        return f"{type(self).__name__}({self.name!r}, n={len(self)}, classes={self.num_classes}, shape={shape})"
 
 # %% ../nbs/00_data.ipynb #c021
 class CIFARLT(LTImageDataset):
     "Long-tailed CIFAR split built on a torchvision CIFAR dataset (subclasses set `base_name` and `n_max`)."
-    base_name, n_max, n_classes, folder = 'CIFAR10', 5000, 10, 'cifar-10-batches-py'   # a class of torchvision.datasets
-    def __init__(self, root:str|Path, # folder holding (or receiving) torchvision's CIFAR files
-                 split:str='train', # 'train' (long-tailed), 'val' (from left-out train images) or 'test' (balanced)
-                 imb_factor:float=100, # n_max/n_min
-                 profile:str='exp', # 'exp' or 'step'
-                 seed:int=0, # subset seed (0 = the LDAM-DRW/H2T subset)
-                 val_per_class:int=0, # validation images per class, from images the subset leaves out
-                 transform=None, # per-item transform on uint8 CHW tensors
-                 download:bool=False): # let torchvision download the data (needs internet)
-        if split not in ('train', 'val', 'test'): raise ValueError(f"split={split!r}: use 'train', 'val' or 'test'.")
-        if split == 'val' and val_per_class < 1: raise ValueError("split='val' needs val_per_class >= 1.")
-        counts = lt_counts(self.n_max, self.n_classes, imb_factor, profile)   # validates before loading
+
+    base_name, n_max, n_classes, folder = 'CIFAR10', 5000, 10, 'cifar-10-batches-py'  # a class of torchvision.datasets
+
+    def __init__(
+        self,
+        root: str | Path,  # folder holding (or receiving) torchvision's CIFAR files
+        split: str = 'train',  # 'train' (long-tailed), 'val' (from left-out train images) or 'test' (balanced)
+        imb_factor: float = 100,  # n_max/n_min
+        profile: str = 'exp',  # 'exp' or 'step'
+        seed: int = 0,  # subset seed (0 = the LDAM-DRW/H2T subset)
+        val_per_class: int = 0,  # validation images per class, from images the subset leaves out
+        transform=None,  # per-item transform on uint8 CHW tensors
+        download: bool = False,
+    ):  # let torchvision download the data (needs internet)
+        if split not in ('train', 'val', 'test'):
+            raise ValueError(f"split={split!r}: use 'train', 'val' or 'test'.")
+        if split == 'val' and val_per_class < 1:
+            raise ValueError("split='val' needs val_per_class >= 1.")
+        counts = lt_counts(self.n_max, self.n_classes, imb_factor, profile)  # validates before loading
         tv = self._load(root, train=split != 'test', download=download)
-        images = torch.from_numpy(tv.data).permute(0, 3, 1, 2).contiguous()   # N×32×32×3 -> N×3×32×32, uint8
+        images = torch.from_numpy(tv.data).permute(0, 3, 1, 2).contiguous()  # N×32×32×3 -> N×3×32×32, uint8
         targets, idx = np.asarray(tv.targets), np.arange(len(tv.targets))
         if split != 'test':
             train_idx, val_idx = lt_subset_indices(targets, counts, seed, val_per_class)
@@ -117,46 +150,58 @@ class CIFARLT(LTImageDataset):
 
     @classmethod
     def _load(cls, root, train, download):
-        import torchvision   # here, not at import: a command's --help should not wait for it
-        try: return getattr(torchvision.datasets, cls.base_name)(str(root), train=train, download=download)
+        import torchvision  # here, not at import: a command's --help should not wait for it
+
+        try:
+            return getattr(torchvision.datasets, cls.base_name)(str(root), train=train, download=download)
         except RuntimeError as e:
-            if download: raise
+            if download:
+                raise
             raise FileNotFoundError(
                 f"{cls.base_name} not found (or corrupted) under {Path(root).resolve()}: pass download=True "
                 f"(--download on the command line) "
-                f"(needs internet), or put torchvision's '{cls.folder}/' folder there.") from e
+                f"(needs internet), or put torchvision's '{cls.folder}/' folder there."
+            ) from e
+
 
 class CIFAR10LT(CIFARLT):
     "CIFAR-10-LT: 5,000 head images; 12,406 training images at imbalance factor 100."
 
+
 class CIFAR100LT(CIFARLT):
     "CIFAR-100-LT: 500 head images; 10,847 training images at imbalance factor 100."
+
     base_name, n_max, n_classes, folder = 'CIFAR100', 500, 100, 'cifar-100-python'
 
 # %% ../nbs/00_data.ipynb #c027
 LIST_FILES = {  # list-file names as distributed with the benchmarks
     'imagenet_lt': dict(train='ImageNet_LT_train.txt', val='ImageNet_LT_val.txt', test='ImageNet_LT_test.txt'),
-    'places_lt':   dict(train='Places_LT_train.txt', val='Places_LT_val.txt', test='Places_LT_test.txt'),
-    'inat2018':    dict(train='iNaturalist18_train.txt', val='iNaturalist18_val.txt'),
+    'places_lt': dict(train='Places_LT_train.txt', val='Places_LT_val.txt', test='Places_LT_test.txt'),
+    'inat2018': dict(train='iNaturalist18_train.txt', val='iNaturalist18_val.txt'),
 }
 
 # %% ../nbs/00_data.ipynb #c028
-def read_list_file(path:str|Path)->tuple[list[str], list[int]]:
+def read_list_file(path: str | Path) -> tuple[list[str], list[int]]:
     "Paths and original labels of a `relative/path label` list file."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(
-        f"list file {path} not found: download the benchmark's list files (e.g. ImageNet_LT_train.txt) and pass their folder.")
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"list file {path} not found: download the benchmark's list files (e.g. ImageNet_LT_train.txt) and pass "
+            "their folder."
+        )
     paths, labels = [], []
     for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip(): continue
+        if not line.strip():
+            continue
         parts = line.split()
-        if len(parts) != 2 or not parts[1].lstrip('-').isdigit(): raise ValueError(
-            f"{path}:{n}: expected 'relative/path label', got {line!r}.")
-        paths.append(parts[0]); labels.append(int(parts[1]))
+        if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
+            raise ValueError(f"{path}:{n}: expected 'relative/path label', got {line!r}.")
+        paths.append(parts[0])
+        labels.append(int(parts[1]))
     return paths, labels
 
 # %% ../nbs/00_data.ipynb #c029
-def count_sorted_class_map(labels)->dict[int, int]:
+def count_sorted_class_map(labels) -> dict[int, int]:
     "Map original class ids to new ones by descending count; the stable sort keeps tied classes in id order."
     ids, counts = np.unique(np.asarray(labels), return_counts=True)
     order = np.argsort(-counts, kind='stable')
@@ -165,44 +210,65 @@ def count_sorted_class_map(labels)->dict[int, int]:
 # %% ../nbs/00_data.ipynb #c031
 class ListFileLT(Dataset):
     "Image dataset from a list file under an image root; classes re-indexed by descending training count."
-    def __init__(self, root:str|Path, # image root the list's paths are relative to
-                 list_file:str|Path, # the `relative/path label` file
-                 class_map:dict|None=None, # original -> new class ids; None: derive from this (training) list
-                 transform=None): # per-item transform on the PIL image
+
+    def __init__(
+        self,
+        root: str | Path,  # image root the list's paths are relative to
+        list_file: str | Path,  # the `relative/path label` file
+        class_map: dict | None = None,  # original -> new class ids; None: derive from this (training) list
+        transform=None,
+    ):  # per-item transform on the PIL image
         self.root = Path(root)
-        if not self.root.is_dir(): raise FileNotFoundError(
-            f"image root {self.root} not found: download the benchmark's images and pass the folder their list paths start from.")
+        if not self.root.is_dir():
+            raise FileNotFoundError(
+                f"image root {self.root} not found: download the benchmark's images and pass the folder their list "
+                "paths start from."
+            )
         self.paths, original = read_list_file(list_file)
         self.class_map = class_map if class_map is not None else count_sorted_class_map(original)
         unknown = sorted(set(original) - set(self.class_map))
-        if unknown: raise ValueError(f"{list_file} has classes {unknown[:5]} that the class map lacks: pass the training list's class map.")
+        if unknown:
+            raise ValueError(
+                f"{list_file} has classes {unknown[:5]} that the class map lacks: pass the training list's class map."
+            )
         self.targets = torch.tensor([self.class_map[l] for l in original], dtype=torch.long)
         self.transform = transform
-    def __len__(self): return len(self.paths)
+
+    def __len__(self):
+        return len(self.paths)
+
     def __getitem__(self, i):
-        with Image.open(self.root / self.paths[i]) as im: img = im.convert('RGB')
+        with Image.open(self.root / self.paths[i]) as im:
+            img = im.convert('RGB')
         return (self.transform(img) if self.transform else img), int(self.targets[i])
+
     @property
-    def num_classes(self)->int:
+    def num_classes(self) -> int:
         "Number of classes C."
         return len(self.class_map)
+
     @property
-    def counts(self)->list[int]:
+    def counts(self) -> list[int]:
         "Images per class, in class-index order."
         return torch.bincount(self.targets, minlength=self.num_classes).tolist()
-    def save_class_map(self, path:str|Path):
+
+    def save_class_map(self, path: str | Path):
         "Write the original -> new class map as JSON, so later runs index classes identically."
         Path(path).write_text(json.dumps({str(k): v for k, v in self.class_map.items()}, indent=1))
 
 # %% ../nbs/00_data.ipynb #c032
-def lt_list_dataset(name:str, # 'imagenet_lt', 'places_lt' or 'inat2018'
-                    root:str|Path, # image root
-                    split:str='train', # 'train', 'val' or 'test'
-                    list_dir:str|Path|None=None, # folder of the list files (default: `root`)
-                    transform=None)->ListFileLT:
+def lt_list_dataset(
+    name: str,  # 'imagenet_lt', 'places_lt' or 'inat2018'
+    root: str | Path,  # image root
+    split: str = 'train',  # 'train', 'val' or 'test'
+    list_dir: str | Path | None = None,  # folder of the list files (default: `root`)
+    transform=None,
+) -> ListFileLT:
     "A split of ImageNet-LT, Places-LT or iNaturalist 2018, indexed with the training list's class map."
-    if name not in LIST_FILES: raise ValueError(f"unknown dataset {name!r}: use one of {sorted(LIST_FILES)}.")
-    if split not in LIST_FILES[name]: raise ValueError(f"{name} has no {split!r} list: use one of {sorted(LIST_FILES[name])}.")
+    if name not in LIST_FILES:
+        raise ValueError(f"unknown dataset {name!r}: use one of {sorted(LIST_FILES)}.")
+    if split not in LIST_FILES[name]:
+        raise ValueError(f"{name} has no {split!r} list: use one of {sorted(LIST_FILES[name])}.")
     list_dir = Path(list_dir or root)
     class_map = count_sorted_class_map(read_list_file(list_dir / LIST_FILES[name]['train'])[1])
     return ListFileLT(root, list_dir / LIST_FILES[name][split], class_map, transform)
@@ -211,135 +277,169 @@ def lt_list_dataset(name:str, # 'imagenet_lt', 'places_lt' or 'inat2018'
 @dataclass
 class LTSplits:
     "Train / validation / test splits of one long-tailed dataset."
+
     train: Dataset
     val: Dataset
     test: Dataset
 
 # %% ../nbs/00_data.ipynb #c035
-def digits_lt(imb_factor:float=20, # n_max/n_min of the training split
-              n_max:int=100, # training images of the head class (at most 174 - val - test)
-              val_per_class:int=10, # balanced validation images per class
-              test_per_class:int=50, # balanced test images per class
-              seed:int=0, # seed of the split's own generator
-              transform=None)->LTSplits: # per-item transform applied to the training split only
-    "The offline default: scikit-learn's real 8×8 digits as a long-tailed train split plus balanced val and test splits."
-    from sklearn.datasets import load_digits   # imported lazily: only the offline dataset needs scikit-learn
+def digits_lt(
+    imb_factor: float = 20,  # n_max/n_min of the training split
+    n_max: int = 100,  # training images of the head class (at most 174 - val - test)
+    val_per_class: int = 10,  # balanced validation images per class
+    test_per_class: int = 50,  # balanced test images per class
+    seed: int = 0,  # seed of the split's own generator
+    transform=None,
+) -> LTSplits:  # per-item transform applied to the training split only
+    "The offline default: scikit-learn's real 8×8 digits, long-tailed train split, balanced val and test."
+    from sklearn.datasets import load_digits  # imported lazily: only the offline dataset needs scikit-learn
+
     counts = lt_counts(n_max, 10, imb_factor)
     digits = load_digits()
-    images = torch.from_numpy(np.clip(digits.images * 16, 0, 255).astype(np.uint8))[:, None]   # N×1×8×8
+    images = torch.from_numpy(np.clip(digits.images * 16, 0, 255).astype(np.uint8))[:, None]  # N×1×8×8
     targets, rng = digits.target, np.random.RandomState(seed)
     held = val_per_class + test_per_class
-    if n_max + held > np.bincount(targets).min(): raise ValueError(
-        f"n_max + val_per_class + test_per_class = {n_max + held} exceeds the smallest digit class (174 images).")
+    if n_max + held > np.bincount(targets).min():
+        raise ValueError(
+            f"n_max + val_per_class + test_per_class = {n_max + held} exceeds the smallest digit class (174 images)."
+        )
     parts = {'train': [], 'val': [], 'test': []}
     for c, n in enumerate(counts):
         idx = rng.permutation(np.where(targets == c)[0])
         parts['test'].append(idx[:test_per_class])
         parts['val'].append(idx[test_per_class:held])
-        parts['train'].append(idx[held:held + n])
+        parts['train'].append(idx[held : held + n])
     names = [str(c) for c in range(10)]
+
     def make(split, transform):
         idx = np.concatenate(parts[split])
         return LTImageDataset(images[idx], targets[idx], names, transform, f'digits-LT IF={imb_factor:g} {split}', idx)
+
     return LTSplits(make('train', transform), make('val', None), make('test', None))
 
 # %% ../nbs/00_data.ipynb #c040
 GROUP_NAMES = ('many', 'medium', 'few')
 
-def threshold_groups(counts, # training images per class
-                     many:float=100, # more than this: many-shot
-                     few:float=20, # fewer than this: few-shot
-                    )->torch.Tensor:
+
+def threshold_groups(
+    counts,  # training images per class
+    many: float = 100,  # more than this: many-shot
+    few: float = 20,  # fewer than this: few-shot
+) -> torch.Tensor:
     "Group id per class by training count: 0 = many (> `many`), 1 = medium, 2 = few (< `few`)."
     counts = torch.as_tensor(counts)
     return torch.where(counts > many, 0, torch.where(counts < few, 2, 1))
 
-def index_range_groups(num_classes:int, # number of classes
-                       bounds:tuple[int, int]=(36, 71), # first medium and first few class (official CIFAR-100-LT)
-                      )->torch.Tensor:
+
+def index_range_groups(
+    num_classes: int,  # number of classes
+    bounds: tuple[int, int] = (36, 71),  # first medium and first few class (official CIFAR-100-LT)
+) -> torch.Tensor:
     "Group id per class by class index: [0, b0) many, [b0, b1) medium, [b1, C) few."
     idx = torch.arange(num_classes)
     return torch.where(idx < bounds[0], 0, torch.where(idx < bounds[1], 1, 2))
 
 # %% ../nbs/00_data.ipynb #c041
-def scaled_thresholds(n_max:int, n_min:int)->tuple[float, float]:
+def scaled_thresholds(n_max: int, n_min: int) -> tuple[float, float]:
     "Many/few count thresholds at the log-positions that 100/20 have in CIFAR-100-LT IF=100 (gives (100, 20) there)."
     imb = n_max / n_min
-    return round(n_max * imb ** (-math.log(5) / math.log(100)), 6), round(n_max * imb ** (-math.log(25) / math.log(100)), 6)
+    return round(n_max * imb ** (-math.log(5) / math.log(100)), 6), round(
+        n_max * imb ** (-math.log(25) / math.log(100)), 6
+    )
 
-def scaled_index_bounds(num_classes:int)->tuple[int, int]:
+
+def scaled_index_bounds(num_classes: int) -> tuple[int, int]:
     "Index-range bounds at the official CIFAR-100 fractions 0.36 / 0.71 of the classes."
     return round(0.36 * num_classes), round(0.71 * num_classes)
 
 # %% ../nbs/00_data.ipynb #ne642ee5
-def digit_source_pools(seed:int=0, # seed of the pools' own generator
-                       test_sources:int=60, # source images per digit reserved for test pairs
-                       val_sources:int=20, # ... for validation pairs
-                       train_sources:int|None=None, # ... for training pairs (None: all the rest, 94 or more)
-                      )->dict[str, list[np.ndarray]]:
+def digit_source_pools(
+    seed: int = 0,  # seed of the pools' own generator
+    test_sources: int = 60,  # source images per digit reserved for test pairs
+    val_sources: int = 20,  # ... for validation pairs
+    train_sources: int | None = None,  # ... for training pairs (None: all the rest, 94 or more)
+) -> dict[str, list[np.ndarray]]:
     "Disjoint per-digit pools of scikit-learn digit indices, `{'train'|'val'|'test': [pool of digit 0, ..., digit 9]}`."
-    from sklearn.datasets import load_digits   # imported lazily: only the offline datasets need scikit-learn
+    from sklearn.datasets import load_digits  # imported lazily: only the offline datasets need scikit-learn
+
     targets, rng = load_digits().target, np.random.RandomState(seed)
     pools = {'train': [], 'val': [], 'test': []}
     for digit in range(10):
         idx = rng.permutation(np.where(targets == digit)[0])
         pools['test'].append(idx[:test_sources])
-        pools['val'].append(idx[test_sources:test_sources + val_sources])
-        pools['train'].append(idx[test_sources + val_sources:][:train_sources])
+        pools['val'].append(idx[test_sources : test_sources + val_sources])
+        pools['train'].append(idx[test_sources + val_sources :][:train_sources])
     return pools
 
 # %% ../nbs/00_data.ipynb #n9d630ac
-def distinct_pairs(n:int, # pairs to draw
-                   left:np.ndarray, right:np.ndarray, # source pools of the left and the right digit
-                   rng:np.random.RandomState)->tuple[np.ndarray, np.ndarray]:
+def distinct_pairs(
+    n: int,  # pairs to draw
+    left: np.ndarray,
+    right: np.ndarray,  # source pools of the left and the right digit
+    rng: np.random.RandomState,
+) -> tuple[np.ndarray, np.ndarray]:
     "`n` distinct (left, right) source pairs drawn without replacement from `left × right`."
-    if n > len(left) * len(right): raise ValueError(
-        f"{n} distinct pairs asked from {len(left)}×{len(right)} sources: lower the per-class count or enlarge the pools.")
+    if n > len(left) * len(right):
+        raise ValueError(
+            f"{n} distinct pairs asked from {len(left)}×{len(right)} sources: lower the per-class count or enlarge the "
+            "pools."
+        )
     flat = rng.choice(len(left) * len(right), n, replace=False)
     return left[flat // len(right)], right[flat % len(right)]
 
 # %% ../nbs/00_data.ipynb #n6f74ffd
 DIGITS100_CANVASES = ('compact', 'cifar')
 
-def compose_pairs(digits:torch.Tensor, # uint8 source digits, N×8×8
-                  left:np.ndarray, right:np.ndarray, # source index of each pair's left and right digit
-                  canvas:str='compact', # 'compact' ((8+2j)×(16+2j), 1 channel) or 'cifar' (3×32×32)
-                  jitter:int=0, # j: random shift of each digit inside its half, up to 2j rows and j columns
-                  rng:np.random.RandomState|None=None, # source of the offsets (needed when jitter > 0)
-                  rotate_left:bool=False, # draw every left digit turned by 90°, so no left digit looks like any right one
-                 )->torch.Tensor:
+
+def compose_pairs(
+    digits: torch.Tensor,  # uint8 source digits, N×8×8
+    left: np.ndarray,
+    right: np.ndarray,  # source index of each pair's left and right digit
+    canvas: str = 'compact',  # 'compact' ((8+2j)×(16+2j), 1 channel) or 'cifar' (3×32×32)
+    jitter: int = 0,  # j: random shift of each digit inside its half, up to 2j rows and j columns
+    rng: np.random.RandomState | None = None,  # source of the offsets (needed when jitter > 0)
+    rotate_left: bool = False,  # draw every left digit turned by 90°, so no left digit looks like any right one
+) -> torch.Tensor:
     "uint8 images of digit pairs, N×1×(8+2j)×(16+2j) (`compact`) or N×3×32×32 (`cifar`)."
-    if canvas not in DIGITS100_CANVASES: raise ValueError(f"canvas={canvas!r}: use one of {sorted(DIGITS100_CANVASES)}.")
+    if canvas not in DIGITS100_CANVASES:
+        raise ValueError(f"canvas={canvas!r}: use one of {sorted(DIGITS100_CANVASES)}.")
     n, j = len(left), jitter
     offsets = rng.randint(0, [2 * j + 1, j + 1, 2 * j + 1, j + 1], size=(n, 4)) if j else np.zeros((n, 4), int)
     out = torch.zeros(n, 8 + 2 * j, 16 + 2 * j, dtype=torch.uint8)
-    lefts = digits[np.asarray(left)].rot90(1, (1, 2)) if rotate_left else digits[np.asarray(left)]   # counter-clockwise; 8×8 stays 8×8
-    for i, (dy_l, dx_l, dy_r, dx_r) in enumerate(offsets):   # left digit in columns [0, 8+j), right one in [8+j, 16+2j)
-        out[i, dy_l:dy_l + 8, dx_l:dx_l + 8] = lefts[i]
-        out[i, dy_r:dy_r + 8, 8 + j + dx_r:16 + j + dx_r] = digits[right[i]]
-    if canvas == 'compact': return out[:, None]
+    lefts = (
+        digits[np.asarray(left)].rot90(1, (1, 2)) if rotate_left else digits[np.asarray(left)]
+    )  # counter-clockwise; 8×8 stays 8×8
+    for i, (dy_l, dx_l, dy_r, dx_r) in enumerate(offsets):  # left digit in columns [0, 8+j), right one in [8+j, 16+2j)
+        out[i, dy_l : dy_l + 8, dx_l : dx_l + 8] = lefts[i]
+        out[i, dy_r : dy_r + 8, 8 + j + dx_r : 16 + j + dx_r] = digits[right[i]]
+    if canvas == 'compact':
+        return out[:, None]
     h = round(out.shape[1] * 32 / out.shape[2])
     big = torch.nn.functional.interpolate(out[:, None].float(), size=(h, 32), mode='bilinear', align_corners=False)
     rgb = torch.zeros(n, 1, 32, 32)
-    rgb[:, :, (32 - h) // 2:(32 - h) // 2 + h] = big
+    rgb[:, :, (32 - h) // 2 : (32 - h) // 2 + h] = big
     return rgb.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
 
 # %% ../nbs/00_data.ipynb #n73c444e
-TRAIN_SOURCES, JITTER = 25, 2   # the frozen difficulty (see the table above)
+TRAIN_SOURCES, JITTER = 25, 2  # the frozen difficulty (see the table above)
 
-def digits100_lt(imb_factor:float=100, # n_max/n_min; 100, 50 and 200 give CIFAR-100-LT's 10,847 / 12,608 / 9,502 images
-                 canvas:str='compact', # 'compact' (1×8×16, small CPU models) or 'cifar' (3×32×32, ResNet-32)
-                 val_per_class:int=10, # balanced validation images per class
-                 test_per_class:int=100, # balanced test images per class (CIFAR-100's 100)
-                 jitter:int=JITTER, # random shift of each digit (the frozen difficulty, see below)
-                 train_sources:int|None=TRAIN_SOURCES, # training source images per digit (None: all that the pools leave)
-                 rotate_left:bool=False, # left digits turned by 90°: the tail's left digits can no longer be learned from the head's right ones
-                 seed:int=0, # seed of the pools and of the pairs
-                 transform=None)->LTSplits: # per-item transform of the training split
+
+def digits100_lt(
+    imb_factor: float = 100,  # n_max/n_min; 100, 50 and 200 give CIFAR-100-LT's 10,847 / 12,608 / 9,502 images
+    canvas: str = 'compact',  # 'compact' (1×8×16, small CPU models) or 'cifar' (3×32×32, ResNet-32)
+    val_per_class: int = 10,  # balanced validation images per class
+    test_per_class: int = 100,  # balanced test images per class (CIFAR-100's 100)
+    jitter: int = JITTER,  # random shift of each digit (the frozen difficulty, see below)
+    train_sources: int | None = TRAIN_SOURCES,  # training source images per digit (None: all that the pools leave)
+    rotate_left: bool = False,  # left digits turned by 90°: no tail left digit is learned from a head right one
+    seed: int = 0,  # seed of the pools and of the pairs
+    transform=None,
+) -> LTSplits:  # per-item transform of the training split
     "Digits-100-LT: ordered pairs of real digits as 100 classes with CIFAR-100-LT's exact long-tailed counts."
     from sklearn.datasets import load_digits
+
     counts = lt_counts(500, 100, imb_factor)
-    digits = torch.from_numpy(np.clip(load_digits().images * 16, 0, 255).astype(np.uint8))   # 1,797×8×8
+    digits = torch.from_numpy(np.clip(load_digits().images * 16, 0, 255).astype(np.uint8))  # 1,797×8×8
     pools, rng = digit_source_pools(seed, train_sources=train_sources), np.random.RandomState(seed + 1)
     per_class = {'train': counts, 'val': [val_per_class] * 100, 'test': [test_per_class] * 100}
     names = [f'{c:02d}' for c in range(100)]
@@ -347,8 +447,13 @@ def digits100_lt(imb_factor:float=100, # n_max/n_min; 100, 50 and 200 give CIFAR
     for split, ns in per_class.items():
         pairs = [distinct_pairs(n, pools[split][c // 10], pools[split][c % 10], rng) for c, n in enumerate(ns)]
         left, right = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
-        ds = LTImageDataset(compose_pairs(digits, left, right, canvas, jitter, rng, rotate_left), np.repeat(np.arange(100), ns), names,
-                            transform if split == 'train' else None, f'digits100-LT IF={imb_factor:g} {split}')
-        ds.sources = torch.from_numpy(np.stack([left, right], 1))   # N×2 scikit-learn indices of each image's digits
+        ds = LTImageDataset(
+            compose_pairs(digits, left, right, canvas, jitter, rng, rotate_left),
+            np.repeat(np.arange(100), ns),
+            names,
+            transform if split == 'train' else None,
+            f'digits100-LT IF={imb_factor:g} {split}',
+        )
+        ds.sources = torch.from_numpy(np.stack([left, right], 1))  # N×2 scikit-learn indices of each image's digits
         splits[split] = ds
     return LTSplits(splits['train'], splits['val'], splits['test'])

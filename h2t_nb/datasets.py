@@ -1,4 +1,4 @@
-"""From a configuration's dataset name to its train / validation / test splits, augmentation and report conventions: one registry of builders, each drawing its data from the run's seed where the benchmark allows it.
+"""From a dataset name to its train / validation / test splits, augmentation and report conventions.
 
 Docs: https://h2t-nb.github.io/h2t_nb/datasets.html.md"""
 
@@ -10,8 +10,17 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .data import (CIFAR10LT, CIFAR100LT, LTImageDataset, digits_lt, digits100_lt, lt_counts, lt_list_dataset, scaled_index_bounds,
-                         scaled_thresholds)
+from h2t_nb.data import (
+    CIFAR10LT,
+    CIFAR100LT,
+    LTImageDataset,
+    digits_lt,
+    digits100_lt,
+    lt_counts,
+    lt_list_dataset,
+    scaled_index_bounds,
+    scaled_thresholds,
+)
 from .pipeline import CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD, IMAGENET_MEAN, IMAGENET_STD, Augment
 
 # %% auto #0
@@ -23,87 +32,153 @@ __all__ = ['DIGITS100_DATASETS', 'FILE_CROP', 'LIST_INDEX_BOUNDS', 'INAT_MEAN', 
 @dataclass
 class LTData:
     "Datasets of one run and how to read them."
+
     train: object
-    val: object|None # None: the benchmark has no validation split (selection by last epoch only)
+    val: object | None  # None: the benchmark has no validation split (selection by last epoch only)
     test: object
-    counts: list # training images per class
+    counts: list  # training images per class
     in_chans: int
-    thresholds: tuple # many / few count thresholds of the threshold split
-    index_bounds: tuple # paper split bounds
-    augment: Augment|None = None # in-memory datasets
-    transforms: tuple|None = None # (train, eval) torchvision transforms for file datasets
+    thresholds: tuple  # many / few count thresholds of the threshold split
+    index_bounds: tuple  # paper split bounds
+    augment: Augment | None = None  # in-memory datasets
+    transforms: tuple | None = None  # (train, eval) torchvision transforms for file datasets
 
     @property
-    def num_classes(self)->int:
+    def num_classes(self) -> int:
         "Number of classes C."
         return len(self.counts)
 
     @property
-    def image_size(self)->tuple[int, int]:
-        "Height and width of the images the model sees: the file pipeline's crop, the augmentation's resize, or the in-memory images' own."
-        if self.transforms is not None: return (FILE_CROP, FILE_CROP)
+    def image_size(self) -> tuple[int, int]:
+        "Height and width of the images the model sees."
+        if self.transforms is not None:
+            return (FILE_CROP, FILE_CROP)
         return (self.augment.resize,) * 2 if self.augment.resize else tuple(self.train.images.shape[-2:])
 
 # %% ../nbs/05b_datasets.ipynb #nfae71ab
-DIGITS100_DATASETS = ('digits100', 'digits100_cifar')   # the datasets drawn per seed (and shaped by TrainConfig's Digits-100-LT knobs)
+DIGITS100_DATASETS = (
+    'digits100',
+    'digits100_cifar',
+)  # the datasets drawn per seed (and shaped by TrainConfig's Digits-100-LT knobs)
 
-def data_seed(cfg)->int:
-    "The seed of the dataset draw: `cfg.data_seed`, else the run's seed for Digits-100-LT and the literature's fixed 0 elsewhere."
-    if cfg.data_seed is not None: return cfg.data_seed
+
+def data_seed(cfg) -> int:
+    "The seed of the data draw: `cfg.data_seed`, else the run's seed (Digits-100-LT) or the fixed 0."
+    if cfg.data_seed is not None:
+        return cfg.data_seed
     return cfg.seed if cfg.dataset in DIGITS100_DATASETS else 0
+
 
 def _val_or_none(cfg, val):
     "No validation split when `val_per_class` is 0 (an empty one would break the per-epoch validation)."
     return val if cfg.val_per_class else None
 
 # %% ../nbs/05b_datasets.ipynb #n2ecc691
-def build_digits(cfg)->LTData:
+def build_digits(cfg) -> LTData:
     "The offline 10-class digits (IF 20 by default): real 8×8 images, no flips (digits are not symmetric)."
     s = digits_lt(imb_factor=cfg.imb_factor, val_per_class=cfg.val_per_class, seed=data_seed(cfg))
     counts = s.train.counts
-    return LTData(s.train, _val_or_none(cfg, s.val), s.test, counts, 1, scaled_thresholds(max(counts), min(counts)), scaled_index_bounds(10),
-                  augment=Augment(padding=cfg.augment * 1, flip=False, mean=DIGITS_MEAN, std=DIGITS_STD))
+    return LTData(
+        s.train,
+        _val_or_none(cfg, s.val),
+        s.test,
+        counts,
+        1,
+        scaled_thresholds(max(counts), min(counts)),
+        scaled_index_bounds(10),
+        augment=Augment(padding=cfg.augment * 1, flip=False, mean=DIGITS_MEAN, std=DIGITS_STD),
+    )
 
-def build_digits100(cfg, canvas:str='compact')->LTData:
-    "Digits-100-LT (CIFAR-100-LT's class counts, offline), drawn from `data_seed(cfg)` with the config's knobs; no flips (a flip would mirror the pair)."
-    knobs = {k: getattr(cfg, k, None) for k in ('train_sources', 'jitter') if getattr(cfg, k, None) is not None}   # None: the frozen difficulty
-    s = digits100_lt(cfg.imb_factor, canvas=canvas, val_per_class=cfg.val_per_class, seed=data_seed(cfg), rotate_left=getattr(cfg, 'rotate_left', False), **knobs)
+
+def build_digits100(cfg, canvas: str = 'compact') -> LTData:
+    "Digits-100-LT drawn from `data_seed(cfg)` with the config's knobs; no flips (they would mirror the pair)."
+    knobs = {
+        k: getattr(cfg, k, None) for k in ('train_sources', 'jitter') if getattr(cfg, k, None) is not None
+    }  # None: the frozen difficulty
+    s = digits100_lt(
+        cfg.imb_factor,
+        canvas=canvas,
+        val_per_class=cfg.val_per_class,
+        seed=data_seed(cfg),
+        rotate_left=getattr(cfg, 'rotate_left', False),
+        **knobs,
+    )
     pad, chans = (4 if canvas == 'cifar' else 1), s.train.images.shape[1]
-    return LTData(s.train, _val_or_none(cfg, s.val), s.test, s.train.counts, chans, (100, 20), (36, 71),
-                  augment=Augment(padding=cfg.augment * pad, flip=False, mean=DIGITS_MEAN * chans, std=DIGITS_STD * chans))
+    return LTData(
+        s.train,
+        _val_or_none(cfg, s.val),
+        s.test,
+        s.train.counts,
+        chans,
+        (100, 20),
+        (36, 71),
+        augment=Augment(padding=cfg.augment * pad, flip=False, mean=DIGITS_MEAN * chans, std=DIGITS_STD * chans),
+    )
 
 # %% ../nbs/05b_datasets.ipynb #n745d952
-def synthetic_cifar(num_classes:int, imb_factor:float, val_per_class:int=10, test_per_class:int=100, seed:int=0)->tuple:
-    "Random CIFAR-shaped uint8 images with CIFAR-LT's exact class counts: for speed checks on machines without the data."
+def synthetic_cifar(
+    num_classes: int, imb_factor: float, val_per_class: int = 10, test_per_class: int = 100, seed: int = 0
+) -> tuple:
+    "Random CIFAR-shaped images with CIFAR-LT's class counts, for speed checks without the data."
     g = torch.Generator().manual_seed(seed)
     counts = lt_counts(5000 if num_classes == 10 else 500, num_classes, imb_factor)
+
     def make(per_class, split):
         targets = torch.repeat_interleave(torch.arange(num_classes), torch.as_tensor(per_class))
         images = torch.randint(0, 256, (len(targets), 3, 32, 32), generator=g, dtype=torch.uint8)
         return LTImageDataset(images, targets, name=f'synthetic CIFAR-{num_classes}-LT IF={imb_factor:g} {split}')
-    return make(counts, 'train'), make([val_per_class] * num_classes, 'val'), make([test_per_class] * num_classes, 'test')
 
-def build_cifar(cfg, num_classes:int=100, synthetic:bool=False)->LTData:
+    return (
+        make(counts, 'train'),
+        make([val_per_class] * num_classes, 'val'),
+        make([test_per_class] * num_classes, 'test'),
+    )
+
+
+def build_cifar(cfg, num_classes: int = 100, synthetic: bool = False) -> LTData:
     "CIFAR-10/100-LT through torchvision (or its synthetic stand-in), with the LDAM-DRW subset of `data_seed(cfg)`."
-    if synthetic: train, val, test = synthetic_cifar(num_classes, cfg.imb_factor, cfg.val_per_class or 10)
+    if synthetic:
+        train, val, test = synthetic_cifar(num_classes, cfg.imb_factor, cfg.val_per_class or 10)
     else:
-        if cfg.data_dir is None: raise FileNotFoundError(f"{cfg.dataset} needs a data folder: pass --data-dir DIR (add --download to fetch it).")
+        if cfg.data_dir is None:
+            raise FileNotFoundError(
+                f"{cfg.dataset} needs a data folder: pass --data-dir DIR (add --download to fetch it)."
+            )
         cls = CIFAR10LT if num_classes == 10 else CIFAR100LT
         kw = dict(imb_factor=cfg.imb_factor, val_per_class=cfg.val_per_class, seed=data_seed(cfg))
         train = cls(cfg.data_dir, 'train', download=cfg.download, **kw)
         val = cls(cfg.data_dir, 'val', **kw) if cfg.val_per_class else None
         test = cls(cfg.data_dir, 'test', **kw)
-    return LTData(train, _val_or_none(cfg, val), test, train.counts, 3, (100, 20), scaled_index_bounds(num_classes),
-                  augment=Augment(padding=cfg.augment * 4, flip=cfg.augment, mean=CIFAR_MEAN, std=CIFAR_STD, rotation=cfg.augment * cfg.rotation))
+    return LTData(
+        train,
+        _val_or_none(cfg, val),
+        test,
+        train.counts,
+        3,
+        (100, 20),
+        scaled_index_bounds(num_classes),
+        augment=Augment(
+            padding=cfg.augment * 4,
+            flip=cfg.augment,
+            mean=CIFAR_MEAN,
+            std=CIFAR_STD,
+            rotation=cfg.augment * cfg.rotation,
+        ),
+    )
 
 # %% ../nbs/05b_datasets.ipynb #ncbf3c19
-FILE_CROP = 224   # the file benchmarks' training crop and evaluation centre crop
+FILE_CROP = 224  # the file benchmarks' training crop and evaluation centre crop
+
 
 def _imagenet_transforms(mean, std):
     from torchvision.transforms import v2
+
     finish = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
-    train = v2.Compose([v2.RandomResizedCrop(FILE_CROP), v2.RandomHorizontalFlip(), v2.ColorJitter(0.4, 0.4, 0.4, 0), *finish])
+    train = v2.Compose(
+        [v2.RandomResizedCrop(FILE_CROP), v2.RandomHorizontalFlip(), v2.ColorJitter(0.4, 0.4, 0.4, 0), *finish]
+    )
     return train, v2.Compose([v2.Resize(256), v2.CenterCrop(FILE_CROP), *finish])
+
 
 # MiSLAS's head / medium / tail index ranges (config/*/*.yaml: head_class_idx, med_class_idx, tail_class_idx)
 LIST_INDEX_BOUNDS = {'imagenet_lt': (390, 835), 'places_lt': (131, 288), 'inat2018': (842, 4543)}
@@ -111,42 +186,74 @@ INAT_MEAN, INAT_STD = (0.466, 0.471, 0.380), (0.195, 0.194, 0.192)
 
 LIST_CLASSES = {'imagenet_lt': 1000, 'places_lt': 365, 'inat2018': 8142}
 
-def synthetic_list_benchmark(cfg)->LTData:
-    "A stand-in for ImageNet-LT, Places-LT or iNat 2018 (random 32×32 images, the benchmark's classes, 4 to 1 per class) to check a preset runs."
+
+def synthetic_list_benchmark(cfg) -> LTData:
+    "Random 32×32 images with a list benchmark's classes (4 to 1 per class), to check a preset runs."
     name = cfg.dataset.removeprefix('synthetic_')
     g, C = torch.Generator().manual_seed(0), LIST_CLASSES[name]
+
     def make(counts, split):
         targets = torch.repeat_interleave(torch.arange(C), torch.as_tensor(counts))
-        return LTImageDataset(torch.randint(0, 256, (len(targets), 3, 32, 32), generator=g, dtype=torch.uint8), targets, name=f'synthetic {name} {split}')
-    train = make(lt_counts(4, C, 4), 'train')
-    return LTData(train, make([1] * C, 'val'), make([1] * C, 'test'), train.counts, 3, (100, 20), LIST_INDEX_BOUNDS[name],
-                  augment=Augment(padding=cfg.augment * 4, flip=cfg.augment, mean=IMAGENET_MEAN, std=IMAGENET_STD))
+        return LTImageDataset(
+            torch.randint(0, 256, (len(targets), 3, 32, 32), generator=g, dtype=torch.uint8),
+            targets,
+            name=f'synthetic {name} {split}',
+        )
 
-def build_list_benchmark(cfg)->LTData:
+    train = make(lt_counts(4, C, 4), 'train')
+    return LTData(
+        train,
+        make([1] * C, 'val'),
+        make([1] * C, 'test'),
+        train.counts,
+        3,
+        (100, 20),
+        LIST_INDEX_BOUNDS[name],
+        augment=Augment(padding=cfg.augment * 4, flip=cfg.augment, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+    )
+
+
+def build_list_benchmark(cfg) -> LTData:
     "ImageNet-LT, Places-LT or iNaturalist 2018 from the list files under `cfg.data_dir`."
-    if cfg.data_dir is None: raise FileNotFoundError(f"{cfg.dataset} needs --data-dir: the image root that holds the list files.")
+    if cfg.data_dir is None:
+        raise FileNotFoundError(f"{cfg.dataset} needs --data-dir: the image root that holds the list files.")
     train, val = lt_list_dataset(cfg.dataset, cfg.data_dir, 'train'), lt_list_dataset(cfg.dataset, cfg.data_dir, 'val')
     inat = cfg.dataset == 'inat2018'
     test = val if inat else lt_list_dataset(cfg.dataset, cfg.data_dir, 'test')
     mean, std = (INAT_MEAN, INAT_STD) if inat else (IMAGENET_MEAN, IMAGENET_STD)
-    return LTData(train, None if inat else val, test, train.counts, 3, (100, 20),   # their own validation lists: val_per_class plays no part
-                  LIST_INDEX_BOUNDS[cfg.dataset], transforms=_imagenet_transforms(mean, std))
+    return LTData(
+        train,
+        None if inat else val,
+        test,
+        train.counts,
+        3,
+        (100, 20),  # their own validation lists: val_per_class plays no part
+        LIST_INDEX_BOUNDS[cfg.dataset],
+        transforms=_imagenet_transforms(mean, std),
+    )
 
 # %% ../nbs/05b_datasets.ipynb #nc8919b7
 DATASET_BUILDERS = {
     'digits': build_digits,
-    'digits100': build_digits100,                                                 # compact 1×12×20 canvas: small CPU models
-    'digits100_cifar': lambda cfg: build_digits100(cfg, canvas='cifar'),          # 3×32×32: ResNet-32
-    'cifar10': lambda cfg: build_cifar(cfg, 10), 'cifar100': lambda cfg: build_cifar(cfg, 100),
-    'synthetic_cifar10': lambda cfg: build_cifar(cfg, 10, synthetic=True),        # random pixels, CIFAR-LT's counts
+    'digits100': build_digits100,  # compact 1×12×20 canvas: small CPU models
+    'digits100_cifar': lambda cfg: build_digits100(cfg, canvas='cifar'),  # 3×32×32: ResNet-32
+    'cifar10': lambda cfg: build_cifar(cfg, 10),
+    'cifar100': lambda cfg: build_cifar(cfg, 100),
+    'synthetic_cifar10': lambda cfg: build_cifar(cfg, 10, synthetic=True),  # random pixels, CIFAR-LT's counts
     'synthetic_cifar100': lambda cfg: build_cifar(cfg, 100, synthetic=True),
-    'imagenet_lt': build_list_benchmark, 'places_lt': build_list_benchmark, 'inat2018': build_list_benchmark,
-    **{f'synthetic_{name}': synthetic_list_benchmark for name in ('imagenet_lt', 'places_lt', 'inat2018')}}   # random pixels: does a preset run
-FILE_DATASETS = ('imagenet_lt', 'places_lt', 'inat2018')   # read from image files: the DataLoader pipeline
+    'imagenet_lt': build_list_benchmark,
+    'places_lt': build_list_benchmark,
+    'inat2018': build_list_benchmark,
+    **{f'synthetic_{name}': synthetic_list_benchmark for name in ('imagenet_lt', 'places_lt', 'inat2018')},
+}  # random pixels: does a preset run
+FILE_DATASETS = ('imagenet_lt', 'places_lt', 'inat2018')  # read from image files: the DataLoader pipeline
 
-def build_data(cfg)->LTData:
-    "Train / val / test datasets and report conventions for `cfg.dataset`; missing data fails here, before any training."
-    if cfg.dataset not in DATASET_BUILDERS: raise ValueError(f"unknown dataset {cfg.dataset!r}: use one of {', '.join(DATASET_BUILDERS)}.")
+
+def build_data(cfg) -> LTData:
+    "Train / val / test datasets and report conventions for `cfg.dataset`; missing data fails here."
+    if cfg.dataset not in DATASET_BUILDERS:
+        raise ValueError(f"unknown dataset {cfg.dataset!r}: use one of {', '.join(DATASET_BUILDERS)}.")
     data = DATASET_BUILDERS[cfg.dataset](cfg)
-    if getattr(cfg, 'image_size', None): data.augment = replace(data.augment, resize=cfg.image_size)   # in-memory data only (TrainConfig checks)
+    if getattr(cfg, 'image_size', None):
+        data.augment = replace(data.augment, resize=cfg.image_size)  # in-memory data only (TrainConfig checks)
     return data

@@ -1,4 +1,4 @@
-"""`h2t_fuse` and `H2T`: replace a random subset of feature channels of the class-balanced (fused) batch by the same channels of the instance-sampled (fusing) batch, keeping the fused labels.
+"""`h2t_fuse` and `H2T`: some channels of the class-balanced batch's features taken from the instance-sampled one.
 
 Docs: https://h2t-nb.github.io/h2t_nb/fusion.html.md"""
 
@@ -15,74 +15,119 @@ from torch import nn
 __all__ = ['check_ratio', 'channel_axis', 'channel_mask', 'h2t_fuse', 'H2T', 'whole_sample_swap', 'WholeSampleSwap']
 
 # %% ../nbs/02_fusion.ipynb #c009
-def check_ratio(ratio, # a Python, numpy or 0-d tensor real number
-                name:str='ratio')->float:
+def check_ratio(
+    ratio,  # a Python, numpy or 0-d tensor real number
+    name: str = 'ratio',
+) -> float:
     "The fusing ratio as a float in [0, 1]; bools, NaN, non-scalars and values outside [0, 1] are refused by name."
-    if isinstance(ratio, torch.Tensor) and ratio.numel() == 1 and not ratio.dtype.is_complex and ratio.dtype != torch.bool: ratio = ratio.item()
-    if isinstance(ratio, bool) or type(ratio).__name__ == 'bool_' or not isinstance(ratio, numbers.Real) or not 0 <= float(ratio) <= 1:
-        raise ValueError(f"{name}={ratio!r} must be a real number in [0, 1]: the fraction of channels taken from the fusing stream "
-                         "(released configs: 0.25; the paper's ablation peak: 0.3).")
+    if (
+        isinstance(ratio, torch.Tensor)
+        and ratio.numel() == 1
+        and not ratio.dtype.is_complex
+        and ratio.dtype != torch.bool
+    ):
+        ratio = ratio.item()
+    if (
+        isinstance(ratio, bool)
+        or type(ratio).__name__ == 'bool_'
+        or not isinstance(ratio, numbers.Real)
+        or not 0 <= float(ratio) <= 1
+    ):
+        raise ValueError(
+            f"{name}={ratio!r} must be a real number in [0, 1]: the fraction of channels taken from the fusing stream "
+            "(released configs: 0.25; the paper's ablation peak: 0.3)."
+        )
     return float(ratio)
+
 
 def _check_streams(fused, fusing):
     "Refuse mismatched streams with a message that names the problem."
     if not isinstance(fused, torch.Tensor) or not isinstance(fusing, torch.Tensor):
-        raise TypeError(f"h2t_fuse takes tensors (or lists of tensors), got {type(fused).__name__} and {type(fusing).__name__}.")
-    if fused.ndim < 2: raise ValueError(f"expected a batch of features (B×...), got a {fused.ndim}-D tensor of shape {tuple(fused.shape)}.")
+        raise TypeError(
+            f"h2t_fuse takes tensors (or lists of tensors), got {type(fused).__name__} and {type(fusing).__name__}."
+        )
+    if fused.ndim < 2:
+        raise ValueError(
+            f"expected a batch of features (B×...), got a {fused.ndim}-D tensor of shape {tuple(fused.shape)}."
+        )
     if fused.shape != fusing.shape:
-        raise ValueError(f"fused {tuple(fused.shape)} and fusing {tuple(fusing.shape)} streams must have the same shape: "
-                         "draw both batches with the same batch size from the same backbone.")
+        raise ValueError(
+            f"fused {tuple(fused.shape)} and fusing {tuple(fusing.shape)} streams must have the same shape: "
+            "draw both batches with the same batch size from the same backbone."
+        )
     if fused.dtype != fusing.dtype or not fused.is_floating_point():
         raise TypeError(f"streams must share one floating dtype, got {fused.dtype} and {fusing.dtype}.")
     if fused.device != fusing.device:
-        raise ValueError(f"streams are on different devices ({fused.device} and {fusing.device}): move both to one device.")
+        raise ValueError(
+            f"streams are on different devices ({fused.device} and {fusing.device}): move both to one device."
+        )
 
-def channel_axis(shape:tuple, # the features' shape, batch first
-                 channel_dim:int|None=None, # the channel axis; None: 1, for B×C×H×W maps and B×C vectors only
-                )->int:
-    "The (non-negative) axis of the feature channels: `channel_dim` as given, or 1 for 4-D maps and 2-D vectors; 3-D features must say."
+
+def channel_axis(
+    shape: tuple,  # the features' shape, batch first
+    channel_dim: int | None = None,  # the channel axis; None: 1, for B×C×H×W maps and B×C vectors only
+) -> int:
+    "The non-negative channel axis: `channel_dim`, or 1 for 4-D maps and 2-D vectors; 3-D features must say."
     ndim = len(shape)
     if channel_dim is None:
-        if ndim == 3: raise ValueError(f"3-D features {tuple(shape)} are ambiguous: pass channel_dim=-1 for B×N×D tokens (vision transformers, "
-                                       "timm's NLC) or channel_dim=1 for B×C×L maps.")
-        if ndim not in (2, 4): raise ValueError(f"expected B×C×H×W feature maps or B×C pooled features, got a {ndim}-D tensor of shape "
-                                                f"{tuple(shape)}: pass channel_dim to say where its channels are.")
+        if ndim == 3:
+            raise ValueError(
+                f"3-D features {tuple(shape)} are ambiguous: pass channel_dim=-1 for B×N×D tokens (vision "
+                "transformers, "
+                "timm's NLC) or channel_dim=1 for B×C×L maps."
+            )
+        if ndim not in (2, 4):
+            raise ValueError(
+                f"expected B×C×H×W feature maps or B×C pooled features, got a {ndim}-D tensor of shape "
+                f"{tuple(shape)}: pass channel_dim to say where its channels are."
+            )
         return 1
-    if not -ndim <= channel_dim < ndim or channel_dim % ndim == 0: raise ValueError(
-        f"channel_dim={channel_dim} is not a feature axis of a {ndim}-D tensor of shape {tuple(shape)}: use 1 to {ndim - 1} or -1 "
-        "(axis 0 is the batch).")
+    if not -ndim <= channel_dim < ndim or channel_dim % ndim == 0:
+        raise ValueError(
+            f"channel_dim={channel_dim} is not a feature axis of a {ndim}-D tensor of shape {tuple(shape)}: use 1 to "
+            f"{ndim - 1} or -1 "
+            "(axis 0 is the batch)."
+        )
     return channel_dim % ndim
 
 # %% ../nbs/02_fusion.ipynb #c011
-def channel_mask(batch:int, # batch size B
-                 channels:int, # channels C
-                 k:int, # channels to select
-                 per_sample:bool=False, # one subset per sample instead of one per batch
-                 device=None, # device of the returned mask
-                 generator:torch.Generator|None=None, # source of randomness (default: torch's global RNG)
-                )->torch.Tensor:
+def channel_mask(
+    batch: int,  # batch size B
+    channels: int,  # channels C
+    k: int,  # channels to select
+    per_sample: bool = False,  # one subset per sample instead of one per batch
+    device=None,  # device of the returned mask
+    generator: torch.Generator | None = None,  # source of randomness (default: torch's global RNG)
+) -> torch.Tensor:
     "Boolean mask with exactly `k` True channels: shape 1×C (one subset for the batch) or B×C (one per sample)."
     draw_device = generator.device if generator is not None else device
     rows = batch if per_sample else 1
-    chosen = torch.rand(rows, channels, device=draw_device, generator=generator).argsort(dim=1)[:, :k]   # k random channels per row
+    chosen = torch.rand(rows, channels, device=draw_device, generator=generator).argsort(dim=1)[
+        :, :k
+    ]  # k random channels per row
     mask = torch.zeros(rows, channels, dtype=torch.bool, device=draw_device).scatter_(1, chosen, True)
     return mask.to(device)
 
 # %% ../nbs/02_fusion.ipynb #c013
-def h2t_fuse(fused:torch.Tensor|list, # class-balanced features: B×C×H×W maps, B×C vectors, B×N×D tokens (or a list, one per expert)
-             fusing:torch.Tensor|list, # instance-sampled features of the same shape, paired by position
-             ratio:float, # fraction of channels taken from `fusing`; k = int(ratio * C)
-             per_sample:bool=False, # one channel subset per sample (False: one per batch, the official behaviour)
-             generator:torch.Generator|None=None, # for reproducible masks
-             channel_dim:int|None=None, # axis of the channels: -1 for B×N×D tokens or channels-last maps; None: 1 (maps and vectors)
-            )->torch.Tensor|list:
-    "New features in which `int(ratio * C)` random channels of `fused` come from `fusing`; the inputs are left untouched."
-    if isinstance(fused, (list, tuple)):   # multi-expert backbones: an independent subset for each expert's map
+def h2t_fuse(
+    fused: torch.Tensor
+    | list,  # class-balanced features: B×C×H×W maps, B×C vectors, B×N×D tokens (or a list, one per expert)
+    fusing: torch.Tensor | list,  # instance-sampled features of the same shape, paired by position
+    ratio: float,  # fraction of channels taken from `fusing`; k = int(ratio * C)
+    per_sample: bool = False,  # one channel subset per sample (False: one per batch, the official behaviour)
+    generator: torch.Generator | None = None,  # for reproducible masks
+    channel_dim: int
+    | None = None,  # axis of the channels: -1 for B×N×D tokens or channels-last maps; None: 1 (maps and vectors)
+) -> torch.Tensor | list:
+    "New features: `int(ratio * C)` random channels of `fused` taken from `fusing`; inputs untouched."
+    if isinstance(fused, (list, tuple)):  # multi-expert backbones: an independent subset for each expert's map
         if not isinstance(fusing, (list, tuple)) or len(fused) != len(fusing):
             raise ValueError("multi-expert fusion needs two lists of the same length, one map per expert in each.")
         return [h2t_fuse(f, g, ratio, per_sample, generator, channel_dim) for f, g in zip(fused, fusing)]
-    ratio = check_ratio(ratio); _check_streams(fused, fusing)
+    ratio = check_ratio(ratio)
+    _check_streams(fused, fusing)
     return _fuse_channels(fused, fusing, ratio, per_sample, generator, channel_dim)
+
 
 def _fuse_channels(fused, fusing, ratio, per_sample, generator, channel_dim):
     "`h2t_fuse` on inputs already checked: `H2T` checks its ratio once, when it is built, not at every batch."
@@ -91,40 +136,60 @@ def _fuse_channels(fused, fusing, ratio, per_sample, generator, channel_dim):
     axis = channel_axis(fused.shape, channel_dim)
     B, C = fused.shape[0], fused.shape[axis]
     mask = channel_mask(B, C, int(ratio * C), per_sample, fused.device, generator)
-    shape = [1] * fused.ndim; shape[0], shape[axis] = mask.shape   # the mask's channels on the channel axis, broadcast elsewhere
+    shape = [1] * fused.ndim
+    shape[0], shape[axis] = mask.shape  # the mask's channels on the channel axis, broadcast elsewhere
     return torch.where(mask.view(shape), fusing, fused)
 
 # %% ../nbs/02_fusion.ipynb #c031
 class H2T(nn.Module):
     "Fuse `fusing` into `fused` with `h2t_fuse` in training mode; return `fused` unchanged in eval mode."
-    def __init__(self, ratio:float, # fraction of channels taken from the fusing stream
-                 per_sample:bool=False, # one subset per sample instead of one per batch
-                 generator:torch.Generator|None=None, # for reproducible masks
-                 channel_dim:int|None=None): # axis of the channels (-1 for tokens); None: 1 (maps and vectors)
+
+    def __init__(
+        self,
+        ratio: float,  # fraction of channels taken from the fusing stream
+        per_sample: bool = False,  # one subset per sample instead of one per batch
+        generator: torch.Generator | None = None,  # for reproducible masks
+        channel_dim: int | None = None,
+    ):  # axis of the channels (-1 for tokens); None: 1 (maps and vectors)
         super().__init__()
-        self.ratio, self.per_sample, self.generator = check_ratio(ratio), per_sample, generator   # refused now, not at the first batch
+        self.ratio, self.per_sample, self.generator = (
+            check_ratio(ratio),
+            per_sample,
+            generator,
+        )  # refused now, not at the first batch
         self.channel_dim = channel_dim
-    def forward(self, fused, fusing=None, generator:torch.Generator|None=None): # `generator` overrides the module's for this call
+
+    def forward(
+        self, fused, fusing=None, generator: torch.Generator | None = None
+    ):  # `generator` overrides the module's for this call
         "`h2t_fuse(fused, fusing)` in training mode; `fused` itself in eval mode, without `fusing`, or at ratio 0."
-        if not self.training or fusing is None or self.ratio == 0: return fused
+        if not self.training or fusing is None or self.ratio == 0:
+            return fused
         return _fuse_channels(fused, fusing, self.ratio, self.per_sample, generator or self.generator, self.channel_dim)
+
     def extra_repr(self):
         "The ratio, the subset mode and a channel axis other than the default, as the module's repr shows them."
-        return f"ratio={self.ratio}, per_sample={self.per_sample}" + ('' if self.channel_dim is None else f", channel_dim={self.channel_dim}")
+        return f"ratio={self.ratio}, per_sample={self.per_sample}" + (
+            '' if self.channel_dim is None else f", channel_dim={self.channel_dim}"
+        )
 
 # %% ../nbs/02_fusion.ipynb #c034
-def whole_sample_swap(fused:torch.Tensor|list, # class-balanced features, B×C(×H×W) (or a list, one per expert)
-                      fusing:torch.Tensor, # instance-sampled features, same shape
-                      rate:float, # probability that a sample is replaced whole
-                      generator:torch.Generator|None=None)->torch.Tensor:
-    "Control for H2T: replace each fused sample entirely by its fusing partner with probability `rate` (in every expert's map alike)."
+def whole_sample_swap(
+    fused: torch.Tensor | list,  # class-balanced features, B×C(×H×W) (or a list, one per expert)
+    fusing: torch.Tensor,  # instance-sampled features, same shape
+    rate: float,  # probability that a sample is replaced whole
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    "Control for H2T: each fused sample replaced whole by its partner with probability `rate`."
     rate = check_ratio(rate, 'rate')
-    if not isinstance(fused, (list, tuple)): _check_streams(fused, fusing)   # any layout: a whole sample is swapped
+    if not isinstance(fused, (list, tuple)):
+        _check_streams(fused, fusing)  # any layout: a whole sample is swapped
     return _swap_samples(fused, fusing, rate, generator)
+
 
 def _swap_samples(fused, fusing, rate, generator):
     "`whole_sample_swap` on inputs already checked (`WholeSampleSwap` checks its rate once, when it is built)."
-    if isinstance(fused, (list, tuple)):   # multi-expert maps: a whole sample is swapped in all of them
+    if isinstance(fused, (list, tuple)):  # multi-expert maps: a whole sample is swapped in all of them
         draw_device = generator.device if generator is not None else fused[0].device
         swap = torch.rand(len(fused[0]), generator=generator, device=draw_device) < rate
         return [torch.where(swap.to(f.device).view(-1, *[1] * (f.ndim - 1)), g, f) for f, g in zip(fused, fusing)]
@@ -132,15 +197,20 @@ def _swap_samples(fused, fusing, rate, generator):
     swap = (torch.rand(len(fused), generator=generator, device=draw_device) < rate).to(fused.device)
     return torch.where(swap.view(-1, *[1] * (fused.ndim - 1)), fusing, fused)
 
+
 class WholeSampleSwap(nn.Module):
     "The control as a module, with `H2T`'s interface: `whole_sample_swap` in training mode, identity in eval mode."
-    def __init__(self, rate:float, generator:torch.Generator|None=None):
+
+    def __init__(self, rate: float, generator: torch.Generator | None = None):
         super().__init__()
         self.rate, self.generator = check_ratio(rate, 'rate'), generator
-    def forward(self, fused, fusing=None, generator:torch.Generator|None=None):
-        "`whole_sample_swap(fused, fusing)` in training mode; `fused` itself in eval mode, without `fusing`, or at rate 0."
-        if not self.training or fusing is None or self.rate == 0: return fused
+
+    def forward(self, fused, fusing=None, generator: torch.Generator | None = None):
+        "`whole_sample_swap` in training mode; `fused` itself in eval mode, without `fusing`, or at rate 0."
+        if not self.training or fusing is None or self.rate == 0:
+            return fused
         return _swap_samples(fused, fusing, self.rate, generator or self.generator)
+
     def extra_repr(self):
         "The swap rate, as the module's repr shows it."
         return f"rate={self.rate}"

@@ -1,4 +1,4 @@
-"""H2T is a plug-in, and the paper plugs it into five hosts. This chapter builds the three that no code base runs with H2T (GCL, RIDE, ResLT) and LDAM-DRW, RIDE's ancestor: their models, their losses written from the formulas, their stage-1 losses and stage-2 methods, registered where the trainer reads them.
+"""H2T plugged into GCL, RIDE and ResLT (and LDAM-DRW): models, losses and methods written from the papers.
 
 Docs: https://h2t-nb.github.io/h2t_nb/hosts.html.md"""
 
@@ -23,148 +23,214 @@ __all__ = ['RESLT_SPLITS', 'GCL_ARGS', 'RIDE_ARGS', 'CosineClassifier', 'with_co
 
 # %% ../nbs/06d_hosts.ipynb #n48623d4
 class CosineClassifier(nn.Module):
-    "A normalised linear classifier (GCL's and LDAM's NormedLinear): the cosine between each feature and each class weight, in [-1, 1]."
-    def __init__(self, in_features:int, num_classes:int):
+    "A normalised linear classifier (GCL's and LDAM's NormedLinear): cosines of features and class weights."
+
+    def __init__(self, in_features: int, num_classes: int):
         super().__init__()
         self.in_features, self.out_features = in_features, num_classes
-        self.weight = nn.Parameter(F.normalize(torch.empty(in_features, num_classes).uniform_(-1, 1), dim=0))   # unit columns
+        self.weight = nn.Parameter(
+            F.normalize(torch.empty(in_features, num_classes).uniform_(-1, 1), dim=0)
+        )  # unit columns
+
     def forward(self, features):
         "B×C features to B×K cosines."
         return F.normalize(features, dim=1) @ F.normalize(self.weight, dim=0)
 
-def with_cosine_classifier(model:FeatureHeadModel)->FeatureHeadModel:
+
+def with_cosine_classifier(model: FeatureHeadModel) -> FeatureHeadModel:
     "The model with its linear classifier replaced by a `CosineClassifier` (a classifier reset keeps the kind)."
     model.fc = CosineClassifier(model.num_features, model.num_classes)
     return model
 
 # %% ../nbs/06d_hosts.ipynb #ne25bb1b
 class GCLLoss(nn.Module):
-    "Gaussian clouded logit (GCL): cosines lowered by class-sized half-Gaussian noise and a target margin, scaled, then (focal) cross-entropy."
+    "Gaussian clouded logit (GCL): cosines lowered by class-sized noise and a margin, then cross-entropy."
+
     needs_parts = False
-    def __init__(self, counts, # training images per class
-                 s:float=30., # logit scale
-                 m:float=0., # margin subtracted from the target's cosine
-                 noise_mul:float=0.5, # the rarest class's cloud amplitude
-                 gamma:float=0., # focal exponent (0: plain cross-entropy)
-                 noise_std:float=1 / 3): # standard deviation of the Gaussian before clipping to [-1, 1]
+
+    def __init__(
+        self,
+        counts,  # training images per class
+        s: float = 30.0,  # logit scale
+        m: float = 0.0,  # margin subtracted from the target's cosine
+        noise_mul: float = 0.5,  # the rarest class's cloud amplitude
+        gamma: float = 0.0,  # focal exponent (0: plain cross-entropy)
+        noise_std: float = 1 / 3,
+    ):  # standard deviation of the Gaussian before clipping to [-1, 1]
         super().__init__()
         log_n = torch.log(torch.as_tensor(counts, dtype=torch.float64))
         delta = log_n.max() - log_n
-        self.register_buffer('amplitude', (noise_mul * delta / delta.max().clamp_min(1e-12)).float())   # 0 for the head, noise_mul for the rarest
+        self.register_buffer(
+            'amplitude', (noise_mul * delta / delta.max().clamp_min(1e-12)).float()
+        )  # 0 for the head, noise_mul for the rarest
         self.s, self.m, self.gamma, self.noise_std, self.generator = s, m, gamma, noise_std, None
-    def clouds(self, shape, device)->torch.Tensor:
+
+    def clouds(self, shape, device) -> torch.Tensor:
         "|clip(N(0, σ²), −1, 1)| per sample and class, from `self.generator` (the epoch's) or torch's global RNG."
-        draw = torch.randn(shape, generator=self.generator, device=self.generator.device if self.generator is not None else device)
+        draw = torch.randn(
+            shape, generator=self.generator, device=self.generator.device if self.generator is not None else device
+        )
         return (draw * self.noise_std).clamp(-1, 1).abs().to(device)
+
     def forward(self, cosines, target, noise=None):
         "The loss of B×K cosines against integer `target` (`noise`: the clouds, drawn when not given)."
         noise = self.clouds(cosines.shape, cosines.device) if noise is None else noise
         margin = self.m * F.one_hot(target, cosines.shape[1])
         ce = F.cross_entropy(self.s * (cosines - self.amplitude * noise - margin), target, reduction='none')
-        if self.gamma: ce = (1 - torch.exp(-ce)).detach() ** self.gamma * ce
+        if self.gamma:
+            ce = (1 - torch.exp(-ce)).detach() ** self.gamma * ce
         return ce.mean()
 
 # %% ../nbs/06d_hosts.ipynb #n204f4ab
-def ldam_margins(counts, max_m:float=0.5)->torch.Tensor:
+def ldam_margins(counts, max_m: float = 0.5) -> torch.Tensor:
     "LDAM's margins: max_m · n_c^(-1/4), scaled so that the rarest class's is `max_m`."
     quarter = torch.as_tensor(counts, dtype=torch.float64) ** -0.25
     return (max_m * quarter / quarter.max()).float()
 
-def effective_number_weights(counts, beta:float=0.9999)->torch.Tensor:
+
+def effective_number_weights(counts, beta: float = 0.9999) -> torch.Tensor:
     "Class-balanced weights (Cui et al.): (1 − β) / (1 − β^n_c), normalised to sum to the number of classes."
     n = torch.as_tensor(counts, dtype=torch.float64)
-    w = (1 - beta) / (1 - beta ** n)
+    w = (1 - beta) / (1 - beta**n)
     return (w / w.sum() * len(n)).float()
 
+
 class LDAMLoss(nn.Module):
-    "LDAM with deferred re-weighting: the target's cosine lowered by its class margin, scaled by `s`; effective-number weights from `drw_epoch`."
+    "LDAM with deferred re-weighting (effective-number weights from `drw_epoch`)."
+
     needs_parts = False
-    def __init__(self, counts, s:float=30., max_m:float=0.5, drw_epoch:int=160, beta:float=0.9999):
+
+    def __init__(self, counts, s: float = 30.0, max_m: float = 0.5, drw_epoch: int = 160, beta: float = 0.9999):
         super().__init__()
-        self.register_buffer('margins', ldam_margins(counts, max_m)); self.register_buffer('drw', effective_number_weights(counts, beta))
+        self.register_buffer('margins', ldam_margins(counts, max_m))
+        self.register_buffer('drw', effective_number_weights(counts, beta))
         self.s, self.drw_epoch, self.epoch = s, drw_epoch, 0
-    def set_epoch(self, epoch:int):
+
+    def set_epoch(self, epoch: int):
         "Deferred re-weighting switches on at `drw_epoch` (0-based: the official scripts' epoch 161)."
         self.epoch = epoch
-    def margin_logits(self, cosines, target)->torch.Tensor:
+
+    def margin_logits(self, cosines, target) -> torch.Tensor:
         "s · (cos − m_y at the target)."
         return self.s * (cosines - self.margins[target][:, None] * F.one_hot(target, cosines.shape[1]))
+
     def forward(self, cosines, target):
         "LDAM cross-entropy, re-weighted once the epoch reaches `drw_epoch`."
-        return F.cross_entropy(self.margin_logits(cosines, target), target, weight=self.drw if self.epoch >= self.drw_epoch else None)
+        return F.cross_entropy(
+            self.margin_logits(cosines, target), target, weight=self.drw if self.epoch >= self.drw_epoch else None
+        )
 
 # %% ../nbs/06d_hosts.ipynb #n168f2fb
 class MultiExpertModel(FeatureHeadModel):
-    "RIDE's model: a shared stem, then experts with their own later stages and cosine classifiers; the logit is the mean of the scaled expert logits."
-    def __init__(self, stem:nn.Module, experts:list[nn.Module], num_features:int, num_classes:int, scale:float=30.):
+    "RIDE's model: a shared stem, experts with their own later stages and cosine classifiers, mean logits."
+
+    def __init__(
+        self, stem: nn.Module, experts: list[nn.Module], num_features: int, num_classes: int, scale: float = 30.0
+    ):
         super().__init__()
         self.stem, self.experts = stem, nn.ModuleList(experts)
         self.heads = nn.ModuleList(CosineClassifier(num_features, num_classes) for _ in experts)
         self.num_features, self.scale = num_features, scale
-    def forward_features(self, x)->list[torch.Tensor]:
+
+    def forward_features(self, x) -> list[torch.Tensor]:
         "The stem once, then each expert: a list of B×C×H×W maps, one per expert."
         shared = self.stem(x)
         return [expert(shared) for expert in self.experts]
-    def forward_head(self, features:list, pre_logits:bool=False, parts:bool=False):
-        "Each expert's pooled map through its own classifier, scaled; the mean over experts (with `parts`: and the E×B×K expert logits)."
+
+    def forward_head(self, features: list, pre_logits: bool = False, parts: bool = False):
+        "The mean of the experts' scaled logits (and the E×B×K expert logits with `parts`)."
         pooled = [f.mean((2, 3)) if f.ndim == 4 else f for f in features]
-        if pre_logits: return torch.stack(pooled)
+        if pre_logits:
+            return torch.stack(pooled)
         experts = torch.stack([self.scale * head(p) for head, p in zip(self.heads, pooled)])
         logits = experts.mean(0)
-        if self.logit_scale is not None: logits = self.logit_scale(logits)
+        if self.logit_scale is not None:
+            logits = self.logit_scale(logits)
         return (logits, experts) if parts else logits
-    def get_classifier(self)->nn.ModuleList:
+
+    def get_classifier(self) -> nn.ModuleList:
         "The experts' classifiers."
         return self.heads
+
     @property
-    def num_classes(self)->int:
+    def num_classes(self) -> int:
         "Number of classes the head predicts."
         return self.heads[0].out_features
-    def reset_classifier(self, num_classes:int):
+
+    def reset_classifier(self, num_classes: int):
         "Fresh cosine classifiers for every expert."
-        self.heads = nn.ModuleList(CosineClassifier(self.num_features, num_classes) for _ in self.heads).to(self.heads[0].weight.device)
+        self.heads = nn.ModuleList(CosineClassifier(self.num_features, num_classes) for _ in self.heads).to(
+            self.heads[0].weight.device
+        )
 
 # %% ../nbs/06d_hosts.ipynb #n2a9ee0b
-def _stage(in_planes:int, planes:int, blocks:int=5)->nn.Sequential:
+def _stage(in_planes: int, planes: int, blocks: int = 5) -> nn.Sequential:
     "A CIFAR ResNet stage: `blocks` basic blocks, the first one halving the resolution."
-    return nn.Sequential(*[BasicBlock(in_planes if b == 0 else planes, planes, 2 if b == 0 else 1) for b in range(blocks)])
+    return nn.Sequential(
+        *[BasicBlock(in_planes if b == 0 else planes, planes, 2 if b == 0 else 1) for b in range(blocks)]
+    )
 
-def ride_resnet32(num_classes:int=100, in_chans:int=3, num_experts:int=3, widths=(32, 64))->MultiExpertModel:
-    "RIDE's ResNet-32: conv + stage 1 (16) shared, then per expert stages 2 and 3 (32 / 64 as H2T uses them; RIDE's reduced: 24 / 48)."
+
+def ride_resnet32(num_classes: int = 100, in_chans: int = 3, num_experts: int = 3, widths=(32, 64)) -> MultiExpertModel:
+    "RIDE's ResNet-32: conv + stage 1 shared, stages 2 and 3 per expert (widths 32 / 64 as H2T uses them)."
     stem_net = resnet32(num_classes, in_chans)
     stem = nn.Sequential(stem_net.conv1, stem_net.bn1, nn.ReLU(), *stem_net.layers[:5])
     experts = [nn.Sequential(_stage(16, widths[0]), _stage(widths[0], widths[1])) for _ in range(num_experts)]
     model = MultiExpertModel(stem, experts, widths[1], num_classes)
-    for m in model.modules():   # Kaiming-normal, as the ResNet-32 starts
-        if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight)
+    for m in model.modules():  # Kaiming-normal, as the ResNet-32 starts
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight)
     return model
 
-def ride_small_cnn(num_classes:int=100, in_chans:int=1, num_experts:int=3, width:int=32)->MultiExpertModel:
+
+def ride_small_cnn(
+    num_classes: int = 100, in_chans: int = 1, num_experts: int = 3, width: int = 32
+) -> MultiExpertModel:
     "The small CNN with RIDE's split: its first conv block shared, the rest per expert (the CPU recipe's RIDE)."
-    def block(i, o): return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+
+    def block(i, o):
+        return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+
     stem = nn.Sequential(*block(in_chans, width))
-    experts = [nn.Sequential(*block(width, 2 * width), nn.MaxPool2d(2), *block(2 * width, 4 * width)) for _ in range(num_experts)]
+    experts = [
+        nn.Sequential(*block(width, 2 * width), nn.MaxPool2d(2), *block(2 * width, 4 * width))
+        for _ in range(num_experts)
+    ]
     return MultiExpertModel(stem, experts, 4 * width, num_classes)
 
 # %% ../nbs/06d_hosts.ipynb #n3473070
-def ride_temperatures(counts, base:float=1.0, reweight_factor:float=0.05)->torch.Tensor:
+def ride_temperatures(counts, base: float = 1.0, reweight_factor: float = 0.05) -> torch.Tensor:
     "RIDE's per-class temperature after re-weighting starts: base · w_c / max w, w_c = C·p_c·factor + 1 − factor."
     n = torch.as_tensor(counts, dtype=torch.float64)
     w = len(n) * n / n.sum() * reweight_factor + 1 - reweight_factor
     return (base * w / w.max()).float()
 
+
 class RIDELoss(nn.Module):
-    "RIDE's loss, summed over experts: LDAM (re-weighted from `drw_epoch`) plus `diversity` · T̄² · KL(softmax(z̄/T) ‖ softmax(z_e/T))."
+    "RIDE's loss, summed over experts: LDAM-DRW plus the distribution-aware diversity term."
+
     needs_parts = True
-    def __init__(self, counts, s:float=30., max_m:float=0.5, diversity:float=-0.45, base_temperature:float=1.0,
-                 reweight_factor:float=0.05, drw_epoch:int=160, beta:float=0.9999):
+
+    def __init__(
+        self,
+        counts,
+        s: float = 30.0,
+        max_m: float = 0.5,
+        diversity: float = -0.45,
+        base_temperature: float = 1.0,
+        reweight_factor: float = 0.05,
+        drw_epoch: int = 160,
+        beta: float = 0.9999,
+    ):
         super().__init__()
         self.ldam = LDAMLoss(counts, s, max_m, drw_epoch, beta)
         self.register_buffer('temperatures', ride_temperatures(counts, base_temperature, reweight_factor))
         self.diversity, self.base_temperature = diversity, base_temperature
-    def set_epoch(self, epoch:int):
+
+    def set_epoch(self, epoch: int):
         "Re-weighting and the per-class temperatures start together, at `drw_epoch`."
         self.ldam.set_epoch(epoch)
+
     def forward(self, output, target):
         "`output` is `(logits, experts)`: the ensemble logit and the E×B×K expert logits."
         logits, experts = output
@@ -172,127 +238,243 @@ class RIDELoss(nn.Module):
         T = self.temperatures if late else torch.tensor(self.base_temperature, device=logits.device)
         weight = self.ldam.drw if late else None
         target_prob = F.softmax(logits.detach() / T, dim=1)
-        total = 0.
+        total = 0.0
         for z in experts:
             margin = self.ldam.s * self.ldam.margins[target][:, None] * F.one_hot(target, z.shape[1])
             total = total + F.cross_entropy(z - margin, target, weight=weight)
-            if self.diversity: total = total + self.diversity * T.mean() ** 2 * F.kl_div(F.log_softmax(z / T, 1), target_prob, reduction='batchmean')
+            if self.diversity:
+                total = total + self.diversity * T.mean() ** 2 * F.kl_div(
+                    F.log_softmax(z / T, 1), target_prob, reduction='batchmean'
+                )
         return total
 
 # %% ../nbs/06d_hosts.ipynb #n70e888a
 class BranchHeadMixin:
-    "ResLT's head on a trunk's map: three BatchNorm branches, one shared linear layer, the sum of the three branches' logits."
+    "ResLT's head: three BatchNorm branches, one shared linear layer, the sum of their logits."
+
     def _add_branches(self):
-        self.branches = nn.ModuleList(nn.BatchNorm2d(self.num_features) for _ in range(3))   # head, medium + tail, tail
-    def forward_head(self, features, pre_logits:bool=False, parts:bool=False):
-        "Each branch's BatchNorm, pooled, through the shared classifier; the sum (with `parts`: and the 3×B×K branch logits)."
-        if pre_logits: return torch.stack([bn(features).mean((2, 3)) for bn in self.branches])
+        self.branches = nn.ModuleList(nn.BatchNorm2d(self.num_features) for _ in range(3))  # head, medium + tail, tail
+
+    def forward_head(self, features, pre_logits: bool = False, parts: bool = False):
+        "The sum of the branches' logits (and the 3×B×K branch logits with `parts`)."
+        if pre_logits:
+            return torch.stack([bn(features).mean((2, 3)) for bn in self.branches])
         branches = torch.stack([self.fc(bn(features).mean((2, 3))) for bn in self.branches])
         logits = branches.sum(0)
-        if self.logit_scale is not None: logits = self.logit_scale(logits)
+        if self.logit_scale is not None:
+            logits = self.logit_scale(logits)
         return (logits, branches) if parts else logits
-    def head_modules(self)->list[nn.Module]:
+
+    def head_modules(self) -> list[nn.Module]:
         "The branches and the classifier: what stage 2 re-trains."
         return [self.branches, self.fc]
 
+
 class ResLTResNet32(BranchHeadMixin, CIFARResNet):
     "ResLT's ResNet-32: the plain trunk, three BatchNorm branches on its 64-channel map, one linear layer."
-    def __init__(self, num_classes:int=100, in_chans:int=3):
-        super().__init__(num_classes, 5, (16, 32, 64), in_chans); self._add_branches()
+
+    def __init__(self, num_classes: int = 100, in_chans: int = 3):
+        super().__init__(num_classes, 5, (16, 32, 64), in_chans)
+        self._add_branches()
+
 
 class ResLTSmallCNN(BranchHeadMixin, SmallCNN):
     "The small CNN with ResLT's three BatchNorm branches (the CPU recipe's ResLT)."
-    def __init__(self, num_classes:int=100, in_chans:int=1, width:int=32):
-        super().__init__(num_classes, in_chans, width); self._add_branches()
 
-RESLT_SPLITS = {10: (2, 4), 100: (35, 70)}   # official: CIFAR-10 [2:10], [4:10]; CIFAR-100 [35:100], [70:100]
+    def __init__(self, num_classes: int = 100, in_chans: int = 1, width: int = 32):
+        super().__init__(num_classes, in_chans, width)
+        self._add_branches()
+
+
+RESLT_SPLITS = {10: (2, 4), 100: (35, 70)}  # official: CIFAR-10 [2:10], [4:10]; CIFAR-100 [35:100], [70:100]
+
 
 class ResLTLoss(nn.Module):
-    "ResLT's loss: β · ICE (each branch's cross-entropy on its own classes) + (1 − β) · FCE (cross-entropy of the summed logit)."
+    "ResLT's loss: β · ICE (per branch, on its own classes) + (1 − β) · FCE (of the summed logit)."
+
     needs_parts = True
-    def __init__(self, num_classes:int,
-                 beta:float=0.995, # weight of ICE against FCE (the paper's α)
-                 medium_from:float|None=None, # first class of the medium + tail branch, as a fraction of the classes
-                 tail_from:float|None=None): # first class of the tail branch, as a fraction
+
+    def __init__(
+        self,
+        num_classes: int,
+        beta: float = 0.995,  # weight of ICE against FCE (the paper's α)
+        medium_from: float | None = None,  # first class of the medium + tail branch, as a fraction of the classes
+        tail_from: float | None = None,
+    ):  # first class of the tail branch, as a fraction
         super().__init__()
-        if (medium_from is None) != (tail_from is None): raise ValueError(
-            f"ResLTLoss: give both medium_from and tail_from, or neither (got {medium_from}, {tail_from}).")
-        if medium_from is not None: split = round(medium_from * num_classes), round(tail_from * num_classes)
-        elif num_classes in RESLT_SPLITS: split = RESLT_SPLITS[num_classes]
-        else: raise ValueError(
-            f"ResLTLoss({num_classes}): ResLT's published configs split only 10 classes (2, 4) and 100 (35, 70); "
-            f"pass medium_from and tail_from (fractions of the {num_classes} classes) to choose the branches.")
+        if (medium_from is None) != (tail_from is None):
+            raise ValueError(
+                f"ResLTLoss: give both medium_from and tail_from, or neither (got {medium_from}, {tail_from})."
+            )
+        if medium_from is not None:
+            split = round(medium_from * num_classes), round(tail_from * num_classes)
+        elif num_classes in RESLT_SPLITS:
+            split = RESLT_SPLITS[num_classes]
+        else:
+            raise ValueError(
+                f"ResLTLoss({num_classes}): ResLT's published configs split only 10 classes (2, 4) and 100 (35, 70); "
+                f"pass medium_from and tail_from (fractions of the {num_classes} classes) to choose the branches."
+            )
         self.beta, (self.medium, self.tail) = beta, split
+
     def forward(self, output, target):
         "`output` is `(logits, branches)`: the summed logit and the 3×B×K branch logits."
         logits, (head, medium, tail) = output
         in_medium, in_tail = (target >= self.medium).float(), (target >= self.tail).float()
-        terms = (F.cross_entropy(head, target, reduction='none').sum() + (F.cross_entropy(medium, target, reduction='none') * in_medium).sum()
-                 + (F.cross_entropy(tail, target, reduction='none') * in_tail).sum())
+        terms = (
+            F.cross_entropy(head, target, reduction='none').sum()
+            + (F.cross_entropy(medium, target, reduction='none') * in_medium).sum()
+            + (F.cross_entropy(tail, target, reduction='none') * in_tail).sum()
+        )
         ice = terms / (len(target) + in_medium.sum() + in_tail.sum())
         return self.beta * ice + (1 - self.beta) * F.cross_entropy(logits, target)
 
 # %% ../nbs/06d_hosts.ipynb #nc344728
-def ride_torchvision(name:str, num_classes:int, num_experts:int=3, weights=None)->MultiExpertModel:
-    "RIDE on a torchvision ResNet: stem and layers 1–2 shared, each expert its own copy of layers 3–4 and a cosine classifier."
+def ride_torchvision(name: str, num_classes: int, num_experts: int = 3, weights=None) -> MultiExpertModel:
+    "RIDE on a torchvision ResNet: layers 1–2 shared, each expert its own layers 3–4 and cosine classifier."
     import copy, torchvision
+
     net = getattr(torchvision.models, name)(weights=weights)
     stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2)
     experts = [nn.Sequential(copy.deepcopy(net.layer3), copy.deepcopy(net.layer4)) for _ in range(num_experts)]
     return MultiExpertModel(stem, experts, net.fc.in_features, num_classes)
 
+
 def _rgb(make):
-    def build(num_classes:int, in_chans:int=3):
-        if in_chans != 3: raise ValueError(f"this model takes 3-channel images, got in_chans={in_chans}: use a small_cnn or resnet32 host model.")
+    def build(num_classes: int, in_chans: int = 3):
+        if in_chans != 3:
+            raise ValueError(
+                f"this model takes 3-channel images, got in_chans={in_chans}: use a small_cnn or resnet32 host model."
+            )
         return make(num_classes)
+
     return build
 
 # %% ../nbs/06d_hosts.ipynb #n47f5228
-GCL_ARGS, RIDE_ARGS = ('s', 'm', 'noise_mul', 'gamma'), ('s', 'max_m', 'diversity', 'base_temperature', 'reweight_factor', 'drw_epoch')
+GCL_ARGS, RIDE_ARGS = (
+    ('s', 'm', 'noise_mul', 'gamma'),
+    ('s', 'max_m', 'diversity', 'base_temperature', 'reweight_factor', 'drw_epoch'),
+)
+
 
 def _register_models_and_stage1_losses():
     "The hosts' models (with their kind of head) and their stage-1 losses, in the registries configurations check."
-    MODELS.update(resnet32_cosine=lambda num_classes, in_chans=3: with_cosine_classifier(resnet32(num_classes, in_chans)),
-                  small_cnn_cosine=lambda num_classes, in_chans=1: with_cosine_classifier(SmallCNN(num_classes, in_chans)),
-                  ride_resnet32=ride_resnet32, ride_resnet32_reduced=lambda num_classes, in_chans=3: ride_resnet32(num_classes, in_chans, widths=(24, 48)),
-                  ride_small_cnn=ride_small_cnn, reslt_resnet32=ResLTResNet32, reslt_small_cnn=ResLTSmallCNN,
-                  resnet50_cosine=_rgb(lambda n: with_cosine_classifier(MODELS['resnet50'](n))),
-                  resnet152_imagenet_cosine=_rgb(lambda n: with_cosine_classifier(MODELS['resnet152_imagenet'](n))),
-                  ride_resnet50=_rgb(lambda n: ride_torchvision('resnet50', n)),
-                  ride_resnet152_imagenet=_rgb(lambda n: ride_torchvision('resnet152', n, weights='IMAGENET1K_V1')))   # downloads the weights on first use
-    MODEL_HEADS.update(resnet32_cosine='cosine', small_cnn_cosine='cosine', ride_resnet32='experts', ride_resnet32_reduced='experts',
-                       ride_small_cnn='experts', reslt_resnet32='branches', reslt_small_cnn='branches', resnet50_cosine='cosine',
-                       resnet152_imagenet_cosine='cosine', ride_resnet50='experts', ride_resnet152_imagenet='experts')
-    register_stage1_loss('gcl', Stage1Loss(lambda counts, a: GCLLoss(counts, **{'s': 30., 'm': 0., 'noise_mul': 0.5, **a}), head='cosine', args=GCL_ARGS,
-                                           summary='GCL: Gaussian clouded cosines (s 30, no margin)'))
-    register_stage1_loss('ldam_drw', Stage1Loss(lambda counts, a: LDAMLoss(counts, **a), head='cosine', args=('s', 'max_m', 'drw_epoch', 'beta'),
-                                                summary='LDAM margins, effective-number re-weighting from epoch 160'))
-    register_stage1_loss('ride', Stage1Loss(lambda counts, a: RIDELoss(counts, **a), parts='experts', head='experts', args=RIDE_ARGS,
-                                            summary='RIDE: LDAM-DRW per expert plus the distribution-aware diversity term'))
-    register_stage1_loss('reslt', Stage1Loss(lambda counts, a: ResLTLoss(len(counts), **a), parts='branches', head='branches',
-                                             args=('beta', 'medium_from', 'tail_from'), summary="ResLT: β·ICE + (1 − β)·FCE"))
+    MODELS.update(
+        resnet32_cosine=lambda num_classes, in_chans=3: with_cosine_classifier(resnet32(num_classes, in_chans)),
+        small_cnn_cosine=lambda num_classes, in_chans=1: with_cosine_classifier(SmallCNN(num_classes, in_chans)),
+        ride_resnet32=ride_resnet32,
+        ride_resnet32_reduced=lambda num_classes, in_chans=3: ride_resnet32(num_classes, in_chans, widths=(24, 48)),
+        ride_small_cnn=ride_small_cnn,
+        reslt_resnet32=ResLTResNet32,
+        reslt_small_cnn=ResLTSmallCNN,
+        resnet50_cosine=_rgb(lambda n: with_cosine_classifier(MODELS['resnet50'](n))),
+        resnet152_imagenet_cosine=_rgb(lambda n: with_cosine_classifier(MODELS['resnet152_imagenet'](n))),
+        ride_resnet50=_rgb(lambda n: ride_torchvision('resnet50', n)),
+        ride_resnet152_imagenet=_rgb(lambda n: ride_torchvision('resnet152', n, weights='IMAGENET1K_V1')),
+    )  # downloads the weights on first use
+    MODEL_HEADS.update(
+        resnet32_cosine='cosine',
+        small_cnn_cosine='cosine',
+        ride_resnet32='experts',
+        ride_resnet32_reduced='experts',
+        ride_small_cnn='experts',
+        reslt_resnet32='branches',
+        reslt_small_cnn='branches',
+        resnet50_cosine='cosine',
+        resnet152_imagenet_cosine='cosine',
+        ride_resnet50='experts',
+        ride_resnet152_imagenet='experts',
+    )
+    register_stage1_loss(
+        'gcl',
+        Stage1Loss(
+            lambda counts, a: GCLLoss(counts, **{'s': 30.0, 'm': 0.0, 'noise_mul': 0.5, **a}),
+            head='cosine',
+            args=GCL_ARGS,
+            summary='GCL: Gaussian clouded cosines (s 30, no margin)',
+        ),
+    )
+    register_stage1_loss(
+        'ldam_drw',
+        Stage1Loss(
+            lambda counts, a: LDAMLoss(counts, **a),
+            head='cosine',
+            args=('s', 'max_m', 'drw_epoch', 'beta'),
+            summary='LDAM margins, effective-number re-weighting from epoch 160',
+        ),
+    )
+    register_stage1_loss(
+        'ride',
+        Stage1Loss(
+            lambda counts, a: RIDELoss(counts, **a),
+            parts='experts',
+            head='experts',
+            args=RIDE_ARGS,
+            summary='RIDE: LDAM-DRW per expert plus the distribution-aware diversity term',
+        ),
+    )
+    register_stage1_loss(
+        'reslt',
+        Stage1Loss(
+            lambda counts, a: ResLTLoss(len(counts), **a),
+            parts='branches',
+            head='branches',
+            args=('beta', 'medium_from', 'tail_from'),
+            summary="ResLT: β·ICE + (1 − β)·FCE",
+        ),
+    )
 
 # %% ../nbs/06d_hosts.ipynb #nbc442a2
 class ExpertCrossEntropy(nn.Module):
-    "RIDE + H2T's stage-2 loss (the official one is not recoverable): the sum of the experts' cross-entropies, or the ensemble's (`expert_loss`)."
+    "RIDE + H2T's stage-2 loss: the sum of the experts' cross-entropies, or the ensemble's."
+
     needs_parts = True
-    def __init__(self, expert_loss:str='sum_ce'):
+
+    def __init__(self, expert_loss: str = 'sum_ce'):
         super().__init__()
-        if expert_loss not in ('sum_ce', 'ensemble_ce'): raise ValueError(f"expert_loss={expert_loss!r}: use 'sum_ce' or 'ensemble_ce'.")
+        if expert_loss not in ('sum_ce', 'ensemble_ce'):
+            raise ValueError(f"expert_loss={expert_loss!r}: use 'sum_ce' or 'ensemble_ce'.")
         self.expert_loss = expert_loss
+
     def forward(self, output, target):
         "Cross-entropy of every expert's logits, summed (or of their mean)."
         logits, experts = output
-        if self.expert_loss == 'ensemble_ce': return F.cross_entropy(logits, target)
+        if self.expert_loss == 'ensemble_ce':
+            return F.cross_entropy(logits, target)
         return sum(F.cross_entropy(z, target) for z in experts)
 
+
 def register_hosts():
-    "Add the hosts (GCL, LDAM-DRW, RIDE, ResLT) to the registries of models, losses and methods; `h2t_nb` calls it once."
+    "Add GCL, LDAM-DRW, RIDE and ResLT to the registries; `h2t_nb` calls it once."
     _register_models_and_stage1_losses()
-    register_stage2_method('gcl', Stage2Method(loss=lambda counts, sc: GCLLoss(counts, **{'s': 20., 'm': 0.1, 'noise_mul': 0.5, 'gamma': 1., **sc.loss_args}),
-                                               head='cosine', args=GCL_ARGS, summary="GCL's classifier re-training: s 20, margin 0.1, focal γ 1"))
-    register_stage2_method('ride', Stage2Method(loss=lambda counts, sc: ExpertCrossEntropy(**sc.loss_args), parts='experts', head='experts',
-                                                args=('expert_loss',), summary="every expert's head re-trained: the sum of their cross-entropies"))
-    register_stage2_method('reslt', Stage2Method(loss=lambda counts, sc: ResLTLoss(len(counts), **{'beta': 0.3, **sc.loss_args}), parts='branches',
-                                                 head='branches', args=('beta', 'medium_from', 'tail_from'),
-                                                 summary="ResLT's branches and linear layer re-trained with its loss (β 0.3)"))
+    register_stage2_method(
+        'gcl',
+        Stage2Method(
+            loss=lambda counts, sc: GCLLoss(
+                counts, **{'s': 20.0, 'm': 0.1, 'noise_mul': 0.5, 'gamma': 1.0, **sc.loss_args}
+            ),
+            head='cosine',
+            args=GCL_ARGS,
+            summary="GCL's classifier re-training: s 20, margin 0.1, focal γ 1",
+        ),
+    )
+    register_stage2_method(
+        'ride',
+        Stage2Method(
+            loss=lambda counts, sc: ExpertCrossEntropy(**sc.loss_args),
+            parts='experts',
+            head='experts',
+            args=('expert_loss',),
+            summary="every expert's head re-trained: the sum of their cross-entropies",
+        ),
+    )
+    register_stage2_method(
+        'reslt',
+        Stage2Method(
+            loss=lambda counts, sc: ResLTLoss(len(counts), **{'beta': 0.3, **sc.loss_args}),
+            parts='branches',
+            head='branches',
+            args=('beta', 'medium_from', 'tail_from'),
+            summary="ResLT's branches and linear layer re-trained with its loss (β 0.3)",
+        ),
+    )

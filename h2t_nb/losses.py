@@ -1,4 +1,4 @@
-"""Cross-entropy, input mixup, label-aware smoothing (MiSLAS) and logit-adjusted / balanced-softmax cross-entropy, each checked against a case worked by hand.
+"""Cross-entropy, mixup, label-aware smoothing and logit-adjusted cross-entropy, each checked by hand.
 
 Docs: https://h2t-nb.github.io/h2t_nb/losses.html.md"""
 
@@ -17,37 +17,56 @@ from torch import nn
 __all__ = ['SMOOTHING_SHAPES', 'mixup', 'mixup_loss', 'LabelAwareSmoothing', 'LogitAdjustedLoss']
 
 # %% ../nbs/04_losses.ipynb #c009
-def mixup(x:torch.Tensor, # a batch of inputs
-          y:torch.Tensor, # their labels
-          alpha:float, # Beta(alpha, alpha) parameter; 0 switches mixup off
-          rng:np.random.Generator, # the caller's own generator
-          generator:torch.Generator|None=None, # draw the partner permutation here instead (on a GPU: no host-device copy)
-         )->tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+def mixup(
+    x: torch.Tensor,  # a batch of inputs
+    y: torch.Tensor,  # their labels
+    alpha: float,  # Beta(alpha, alpha) parameter; 0 switches mixup off
+    rng: np.random.Generator,  # the caller's own generator
+    generator: torch.Generator
+    | None = None,  # draw the partner permutation here instead (on a GPU: no host-device copy)
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
     "Mixed inputs, both label sets and the mixing weight: `(x_mixed, y, y_partner, lam)`."
-    if alpha <= 0: return x, y, y, 1.0
+    if alpha <= 0:
+        return x, y, y, 1.0
     lam = float(rng.beta(alpha, alpha))
-    if generator is not None: perm = torch.randperm(len(x), generator=generator, device=generator.device).to(x.device)
-    else: perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+    if generator is not None:
+        perm = torch.randperm(len(x), generator=generator, device=generator.device).to(x.device)
+    else:
+        perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
     return lam * x + (1 - lam) * x[perm], y, y[perm], lam
 
-def mixup_loss(logits, y_a, y_b, lam:float)->torch.Tensor:
+
+def mixup_loss(logits, y_a, y_b, lam: float) -> torch.Tensor:
     "lam·CE(logits, y_a) + (1 − lam)·CE(logits, y_b)."
     return lam * F.cross_entropy(logits, y_a) + (1 - lam) * F.cross_entropy(logits, y_b)
 
 # %% ../nbs/04_losses.ipynb #c012
-SMOOTHING_SHAPES = {'concave': lambda t: torch.sin(math.pi * t / 2), 'linear': lambda t: t,
-                    'convex': lambda t: 1 - torch.cos(math.pi * t / 2)}
+SMOOTHING_SHAPES = {
+    'concave': lambda t: torch.sin(math.pi * t / 2),
+    'linear': lambda t: t,
+    'convex': lambda t: 1 - torch.cos(math.pi * t / 2),
+}
+
 
 class LabelAwareSmoothing(nn.Module):
     "MiSLAS label-aware smoothing: smoothing from `smooth_head` (largest class) to `smooth_tail` (smallest)."
-    def __init__(self, counts, # training images per class
-                 smooth_head:float=0.4, smooth_tail:float=0.1, # CIFAR-100-LT IF=100 values
-                 shape:str='concave'): # 'concave', 'linear' or 'convex'
+
+    def __init__(
+        self,
+        counts,  # training images per class
+        smooth_head: float = 0.4,
+        smooth_tail: float = 0.1,  # CIFAR-100-LT IF=100 values
+        shape: str = 'concave',
+    ):  # 'concave', 'linear' or 'convex'
         super().__init__()
-        if shape not in SMOOTHING_SHAPES: raise ValueError(f"shape={shape!r}: use one of {sorted(SMOOTHING_SHAPES)}.")
+        if shape not in SMOOTHING_SHAPES:
+            raise ValueError(f"shape={shape!r}: use one of {sorted(SMOOTHING_SHAPES)}.")
         counts = torch.as_tensor(counts, dtype=torch.float64)
         t = (counts - counts.min()) / (counts.max() - counts.min()).clamp_min(1)
-        self.register_buffer('smoothing', (smooth_tail + (smooth_head - smooth_tail) * SMOOTHING_SHAPES[shape](t)).float())
+        self.register_buffer(
+            'smoothing', (smooth_tail + (smooth_head - smooth_tail) * SMOOTHING_SHAPES[shape](t)).float()
+        )
+
     def forward(self, logits, target):
         "Mean over the batch of (1 − ε_y)·NLL + ε_y·(mean −log p), ε_y the smoothing of each sample's class."
         logp = F.log_softmax(logits.float(), dim=-1)
@@ -58,11 +77,16 @@ class LabelAwareSmoothing(nn.Module):
 # %% ../nbs/04_losses.ipynb #c016
 class LogitAdjustedLoss(nn.Module):
     "Cross-entropy on logits shifted by `tau` · log(class prior); `tau=1` is the balanced softmax."
-    def __init__(self, counts, # training images per class
-                 tau:float=1.0): # adjustment strength
+
+    def __init__(
+        self,
+        counts,  # training images per class
+        tau: float = 1.0,
+    ):  # adjustment strength
         super().__init__()
         counts = torch.as_tensor(counts, dtype=torch.float64)
         self.register_buffer('log_prior', (tau * torch.log(counts / counts.sum())).float())
+
     def forward(self, logits, target):
         "Cross-entropy of `logits` + `tau`·log(prior) against integer `target`."
         return F.cross_entropy(logits + self.log_prior, target)

@@ -1,4 +1,4 @@
-"""The decision-boundary argument for H2T worked out for a linear softmax classifier, checked on a controlled long-tailed Gaussian problem, with the whole-sample-swap control and the p = 1 extreme.
+"""The decision-boundary argument for H2T, worked out for a linear classifier on a long-tailed Gaussian problem.
 
 Docs: https://h2t-nb.github.io/h2t_nb/margin.html.md"""
 
@@ -23,10 +23,12 @@ __all__ = ['fused_step_update', 'GaussianLT', 'gaussian_lt', 'fit_stage1', 'fit_
            'margin_experiment']
 
 # %% ../nbs/07_margin.ipynb #c009
-def fused_step_update(model:nn.Linear, # a linear classifier (weights K×d)
-                      fused_feature:torch.Tensor, # one fused feature vector f̃ (d)
-                      label:int, # its (tail) label
-                      lr:float=1.0)->torch.Tensor:
+def fused_step_update(
+    model: nn.Linear,  # a linear classifier (weights K×d)
+    fused_feature: torch.Tensor,  # one fused feature vector f̃ (d)
+    label: int,  # its (tail) label
+    lr: float = 1.0,
+) -> torch.Tensor:
     "The SGD change of the weights, −lr·∂ℓ/∂W, from one fused sample (K×d)."
     model.zero_grad()
     F.cross_entropy(model(fused_feature[None]), torch.tensor([label])).backward()
@@ -36,6 +38,7 @@ def fused_step_update(model:nn.Linear, # a linear classifier (weights K×d)
 @dataclass
 class GaussianLT:
     "A two-class long-tailed Gaussian problem: class 0 = head, class 1 = tail."
+
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
@@ -43,79 +46,131 @@ class GaussianLT:
     mean_head: torch.Tensor
     mean_tail: torch.Tensor
 
-def gaussian_lt(d:int=16, # feature dimension
-                n_head:int=1000, n_tail:int=10, # training points per class
-                separation:float=3.5, # distance between the class means, in σ
-                n_test:int=2000, # test points per class (balanced)
-                seed:int=0)->GaussianLT:
+
+def gaussian_lt(
+    d: int = 16,  # feature dimension
+    n_head: int = 1000,
+    n_tail: int = 10,  # training points per class
+    separation: float = 3.5,  # distance between the class means, in σ
+    n_test: int = 2000,  # test points per class (balanced)
+    seed: int = 0,
+) -> GaussianLT:
     "Sample the problem with its own generator."
     g = torch.Generator().manual_seed(seed)
     direction = torch.ones(d) / math.sqrt(d)
     mh, mt = -separation / 2 * direction, separation / 2 * direction
     draw = lambda mean, n: mean + torch.randn(n, d, generator=g)
-    return GaussianLT(torch.cat([draw(mh, n_head), draw(mt, n_tail)]), torch.cat([torch.zeros(n_head), torch.ones(n_tail)]).long(),
-                      torch.cat([draw(mh, n_test), draw(mt, n_test)]), torch.cat([torch.zeros(n_test), torch.ones(n_test)]).long(), mh, mt)
+    return GaussianLT(
+        torch.cat([draw(mh, n_head), draw(mt, n_tail)]),
+        torch.cat([torch.zeros(n_head), torch.ones(n_tail)]).long(),
+        torch.cat([draw(mh, n_test), draw(mt, n_test)]),
+        torch.cat([torch.zeros(n_test), torch.ones(n_test)]).long(),
+        mh,
+        mt,
+    )
 
 # %% ../nbs/07_margin.ipynb #c013
-def fit_stage1(problem:GaussianLT, steps:int=1000, batch_size:int=64, lr:float=0.1, seed:int=0)->nn.Linear:
+def fit_stage1(
+    problem: GaussianLT, steps: int = 1000, batch_size: int = 64, lr: float = 0.1, seed: int = 0
+) -> nn.Linear:
     "Softmax regression with instance-sampled mini-batches (plain SGD)."
     torch.manual_seed(seed)
     model = nn.Linear(problem.train_x.shape[1], 2)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
-    order = InstanceSampler(problem.train_y, num_samples=steps * batch_size, seed=seed).indices().view(steps, batch_size)
+    order = (
+        InstanceSampler(problem.train_y, num_samples=steps * batch_size, seed=seed).indices().view(steps, batch_size)
+    )
     for idx in order:
         loss = F.cross_entropy(model(problem.train_x[idx]), problem.train_y[idx])
-        opt.zero_grad(); loss.backward(); opt.step()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     return model
 
-def fit_stage2(stage1:nn.Linear, problem:GaussianLT,
-               variant:str='dr', # 'dr', 'h2t' or 'swap'
-               ratio:float=0.3, # H2T fusing ratio p, or the whole-sample swap rate
-               steps:int=600, batch_size:int=64, lr:float=0.1, seed:int=0)->nn.Linear:
+
+def fit_stage2(
+    stage1: nn.Linear,
+    problem: GaussianLT,
+    variant: str = 'dr',  # 'dr', 'h2t' or 'swap'
+    ratio: float = 0.3,  # H2T fusing ratio p, or the whole-sample swap rate
+    steps: int = 600,
+    batch_size: int = 64,
+    lr: float = 0.1,
+    seed: int = 0,
+) -> nn.Linear:
     "Continue from the stage-1 weights on class-balanced batches, with H2T or the whole-sample swap on the features."
-    if variant not in ('dr', 'h2t', 'swap'): raise ValueError(f"variant={variant!r}: use 'dr', 'h2t' or 'swap'.")
-    model = nn.Linear(stage1.in_features, 2); model.load_state_dict(stage1.state_dict())
+    if variant not in ('dr', 'h2t', 'swap'):
+        raise ValueError(f"variant={variant!r}: use 'dr', 'h2t' or 'swap'.")
+    model = nn.Linear(stage1.in_features, 2)
+    model.load_state_dict(stage1.state_dict())
     opt = torch.optim.SGD(model.parameters(), lr=lr)
-    pairs = DualStreamSampler(problem.train_y, num_samples=steps * batch_size, seed=seed + 1).indices().view(steps, batch_size, 2)
+    pairs = (
+        DualStreamSampler(problem.train_y, num_samples=steps * batch_size, seed=seed + 1)
+        .indices()
+        .view(steps, batch_size, 2)
+    )
     mask_gen = torch.Generator().manual_seed(seed + 2)
     x, y = problem.train_x, problem.train_y
     for batch in pairs:
         f, f_partner = x[batch[:, 0]], x[batch[:, 1]]
-        if variant == 'h2t': f = h2t_fuse(f, f_partner, ratio, generator=mask_gen)
-        elif variant == 'swap': f = whole_sample_swap(f, f_partner, ratio, generator=mask_gen)
-        loss = F.cross_entropy(model(f), y[batch[:, 0]])   # the balanced sample's label, always
-        opt.zero_grad(); loss.backward(); opt.step()
+        if variant == 'h2t':
+            f = h2t_fuse(f, f_partner, ratio, generator=mask_gen)
+        elif variant == 'swap':
+            f = whole_sample_swap(f, f_partner, ratio, generator=mask_gen)
+        loss = F.cross_entropy(model(f), y[batch[:, 0]])  # the balanced sample's label, always
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     return model
 
 # %% ../nbs/07_margin.ipynb #c014
-def boundary_shift(model:nn.Linear, problem:GaussianLT)->float:
-    "Distance along the mean axis from the Bayes boundary (the midpoint) to the learned one; positive = toward the head mean."
+def boundary_shift(model: nn.Linear, problem: GaussianLT) -> float:
+    "Distance along the mean axis from the Bayes boundary to the learned one; positive: toward the head."
     axis = (problem.mean_tail - problem.mean_head) / (problem.mean_tail - problem.mean_head).norm()
     mid = (problem.mean_tail + problem.mean_head) / 2
-    dw = (model.weight[1] - model.weight[0]).detach(); db = (model.bias[1] - model.bias[0]).item()
+    dw = (model.weight[1] - model.weight[0]).detach()
+    db = (model.bias[1] - model.bias[0]).item()
     slope = float(dw @ axis)
-    if slope <= 0: return float('nan')   # the classifier does not separate along the axis at all
-    return float((dw @ mid + db) / slope)   # score difference at the midpoint, over its rate along the axis
+    if slope <= 0:
+        return float('nan')  # the classifier does not separate along the axis at all
+    return float((dw @ mid + db) / slope)  # score difference at the midpoint, over its rate along the axis
+
 
 @torch.no_grad()
-def evaluate_linear(model:nn.Linear, problem:GaussianLT)->dict:
+def evaluate_linear(model: nn.Linear, problem: GaussianLT) -> dict:
     "Head, tail and balanced test accuracy, per-class mean logit margins, and the boundary shift."
     logits = model(problem.test_x)
     margin = logits.gather(1, problem.test_y[:, None])[:, 0] - logits.gather(1, 1 - problem.test_y[:, None])[:, 0]
     correct = (logits.argmax(1) == problem.test_y).float()
     head, tail = problem.test_y == 0, problem.test_y == 1
-    return dict(head=correct[head].mean().item(), tail=correct[tail].mean().item(),
-                balanced=(correct[head].mean().item() + correct[tail].mean().item()) / 2,
-                margin_head=margin[head].mean().item(), margin_tail=margin[tail].mean().item(),
-                shift=boundary_shift(model, problem))
+    return dict(
+        head=correct[head].mean().item(),
+        tail=correct[tail].mean().item(),
+        balanced=(correct[head].mean().item() + correct[tail].mean().item()) / 2,
+        margin_head=margin[head].mean().item(),
+        margin_tail=margin[tail].mean().item(),
+        shift=boundary_shift(model, problem),
+    )
 
 # %% ../nbs/07_margin.ipynb #c018
-def margin_experiment(dims=(2, 16, 64), # feature dimensions to try
-                      variants:dict|None=None, # name -> (variant, ratio)
-                      seeds=range(6), stage1_steps:int=1000, stage2_steps:int=600, **problem_kwargs)->list[dict]:
+def margin_experiment(
+    dims=(2, 16, 64),  # feature dimensions to try
+    variants: dict | None = None,  # name -> (variant, ratio)
+    seeds=range(6),
+    stage1_steps: int = 1000,
+    stage2_steps: int = 600,
+    **problem_kwargs,
+) -> list[dict]:
     "Stage 1 once per (d, seed), then every stage-2 variant from it; one row of metrics per (d, variant, seed)."
-    variants = variants or {'stage 1': None, 'DR': ('dr', 0.), 'H2T p=0.1': ('h2t', .1), 'H2T p=0.3': ('h2t', .3),
-                            'H2T p=0.5': ('h2t', .5), 'H2T p=1': ('h2t', 1.), 'whole swap 0.3': ('swap', .3)}
+    variants = variants or {
+        'stage 1': None,
+        'DR': ('dr', 0.0),
+        'H2T p=0.1': ('h2t', 0.1),
+        'H2T p=0.3': ('h2t', 0.3),
+        'H2T p=0.5': ('h2t', 0.5),
+        'H2T p=1': ('h2t', 1.0),
+        'whole swap 0.3': ('swap', 0.3),
+    }
     rows = []
     for d in tqdm(dims, desc='dimensions'):
         for seed in seeds:

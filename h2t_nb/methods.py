@@ -1,4 +1,4 @@
-"""A stage-2 method as its parts, registered in one place: what it trains beside the classifier, its loss and its own training stream; H2T's fusion is a separate choice that plugs into any of them. DR, MiSLAS and logit adjustment are three entries.
+"""A stage-2 method as its parts, registered in one place; H2T's fusion is a separate choice for any of them.
 
 Docs: https://h2t-nb.github.io/h2t_nb/methods.html.md"""
 
@@ -25,91 +25,145 @@ __all__ = ['FUSIONS', 'STAGE1_LOSSES', 'STAGE2_METHODS', 'Stage2Method', 'Stage1
 # %% ../nbs/05c_methods.ipynb #nfc59a4d
 FUSIONS = ('none', 'two_streams', 'channels', 'whole_swap')
 
+
 @dataclass(frozen=True)
 class Stage2Method:
     "A stage-2 method as its parts; the trainer builds each from the stage-2 configuration `sc`."
-    loss: Callable # (training counts, sc) -> loss(output, labels); output is `(logits, parts)` when `parts` is set
-    fused: str = 'balanced' # its own training (fused) stream: a key of `FUSED_STREAMS`
-    epoch_samples: Callable|None = None # (training images, batch size) -> samples per epoch; None: one per training image
-    adapt: Callable|None = None # (model, sc) -> extra parameter groups, added after loading stage 1 (e.g. a logit scale)
-    parts: str|None = None # the model's per-part logits the loss reads: 'experts' (RIDE) or 'branches' (ResLT); None: logits only
-    head: str|None = None # the head the model must have: 'cosine', 'experts', 'branches' (None: any)
-    args: tuple = () # the keys `sc.loss_args` may set (each method documents its own)
-    summary: str = '' # one line for tables and --help
+
+    loss: Callable  # (training counts, sc) -> loss(output, labels); output is `(logits, parts)` when `parts` is set
+    fused: str = 'balanced'  # its own training (fused) stream: a key of `FUSED_STREAMS`
+    epoch_samples: Callable | None = (
+        None  # (training images, batch size) -> samples per epoch; None: one per training image
+    )
+    adapt: Callable | None = (
+        None  # (model, sc) -> extra parameter groups, added after loading stage 1 (e.g. a logit scale)
+    )
+    parts: str | None = (
+        None  # the model's per-part logits the loss reads: 'experts' (RIDE) or 'branches' (ResLT); None: logits only
+    )
+    head: str | None = None  # the head the model must have: 'cosine', 'experts', 'branches' (None: any)
+    args: tuple = ()  # the keys `sc.loss_args` may set (each method documents its own)
+    summary: str = ''  # one line for tables and --help
+
 
 @dataclass(frozen=True)
 class Stage1Loss:
-    "A stage-1 loss, as the trainer builds it: `build(counts, args)` returns `loss(output, labels)`, with `set_epoch` for epoch-dependent ones."
-    build: Callable # (training counts, the stage's `loss_args`) -> loss(output, labels)
-    parts: str|None = None # the model's per-part logits it reads ('experts', 'branches'), or None
-    head: str|None = None # the head the model must have ('cosine', 'experts', 'branches'), or None
-    args: tuple = () # the keys `loss_args` may set
+    "A stage-1 loss: `build(counts, args)` returns `loss(output, labels)` (with `set_epoch` if it needs one)."
+
+    build: Callable  # (training counts, the stage's `loss_args`) -> loss(output, labels)
+    parts: str | None = None  # the model's per-part logits it reads ('experts', 'branches'), or None
+    head: str | None = None  # the head the model must have ('cosine', 'experts', 'branches'), or None
+    args: tuple = ()  # the keys `loss_args` may set
     summary: str = ''
 
-STAGE1_LOSSES = {'ce': Stage1Loss(build=lambda counts, args: F.cross_entropy, summary='cross-entropy (with input mixup when mixup_alpha > 0)')}
 
-def register_stage1_loss(name:str, loss:Stage1Loss):
+STAGE1_LOSSES = {
+    'ce': Stage1Loss(
+        build=lambda counts, args: F.cross_entropy, summary='cross-entropy (with input mixup when mixup_alpha > 0)'
+    )
+}
+
+
+def register_stage1_loss(name: str, loss: Stage1Loss):
     "Add a stage-1 loss; configurations may name it at once (`Stage1Config(loss=name)`)."
-    if not isinstance(loss, Stage1Loss): raise TypeError(f"register_stage1_loss takes a Stage1Loss, got {type(loss).__name__}.")
+    if not isinstance(loss, Stage1Loss):
+        raise TypeError(f"register_stage1_loss takes a Stage1Loss, got {type(loss).__name__}.")
     STAGE1_LOSSES[name] = loss
 
-def check_loss_args(owner:str, name:str, args:dict, known:tuple):
+
+def check_loss_args(owner: str, name: str, args: dict, known: tuple):
     "Refuse `loss_args` keys that the loss `name` does not read, by name."
     unknown = sorted(set(args) - set(known))
-    if unknown: raise ValueError(f"{owner}.loss_args {unknown} mean nothing to {name!r}: it reads {list(known) or 'none'}.")
+    if unknown:
+        raise ValueError(f"{owner}.loss_args {unknown} mean nothing to {name!r}: it reads {list(known) or 'none'}.")
 
 # %% ../nbs/05c_methods.ipynb #n41f29ca
-def _learned_logit_scale(model, sc)->list[dict]:
+def _learned_logit_scale(model, sc) -> list[dict]:
     "MiSLAS's model adaptation: a per-class logit scale (LWS), trained with its own peak learning rate `sc.lws_lr`."
     model.add_logit_scale()
     return [dict(params=list(model.logit_scale.parameters()), peak_lr=sc.lws_lr)]
 
+
 STAGE2_METHODS = {
-    'dr': Stage2Method(loss=lambda counts, sc: F.cross_entropy,
-                       summary='decoupled re-training: cross-entropy on class-balanced batches'),
-    'mislas': Stage2Method(loss=lambda counts, sc: LabelAwareSmoothing(counts, sc.smooth_head, sc.smooth_tail), fused='class_aware',
-                           epoch_samples=lambda n, batch: (math.ceil(n / batch) + 1) * batch,   # its loop stops after ceil(N/B)+1 batches
-                           adapt=_learned_logit_scale, summary='MiSLAS: label-aware smoothing, class-aware sampling, a learned logit scale'),
-    'logit_adjusted': Stage2Method(loss=lambda counts, sc: LogitAdjustedLoss(counts, sc.tau),
-                                   summary='logit-adjusted cross-entropy (tau = 1: balanced softmax) on class-balanced batches'),
+    'dr': Stage2Method(
+        loss=lambda counts, sc: F.cross_entropy,
+        summary='decoupled re-training: cross-entropy on class-balanced batches',
+    ),
+    'mislas': Stage2Method(
+        loss=lambda counts, sc: LabelAwareSmoothing(counts, sc.smooth_head, sc.smooth_tail),
+        fused='class_aware',
+        epoch_samples=lambda n, batch: (math.ceil(n / batch) + 1) * batch,  # its loop stops after ceil(N/B)+1 batches
+        adapt=_learned_logit_scale,
+        summary='MiSLAS: label-aware smoothing, class-aware sampling, a learned logit scale',
+    ),
+    'logit_adjusted': Stage2Method(
+        loss=lambda counts, sc: LogitAdjustedLoss(counts, sc.tau),
+        summary='logit-adjusted cross-entropy (tau = 1: balanced softmax) on class-balanced batches',
+    ),
 }
 
-def register_stage2_method(name:str, method:Stage2Method):
+
+def register_stage2_method(name: str, method: Stage2Method):
     "Add a stage-2 method; configurations may name it at once (`Stage2Config(method=name)`)."
-    if not isinstance(method, Stage2Method): raise TypeError(f"register_stage2_method takes a Stage2Method, got {type(method).__name__}.")
-    if method.fused not in FUSED_STREAMS: raise ValueError(f"Stage2Method.fused={method.fused!r}: use one of {', '.join(FUSED_STREAMS)}.")
+    if not isinstance(method, Stage2Method):
+        raise TypeError(f"register_stage2_method takes a Stage2Method, got {type(method).__name__}.")
+    if method.fused not in FUSED_STREAMS:
+        raise ValueError(f"Stage2Method.fused={method.fused!r}: use one of {', '.join(FUSED_STREAMS)}.")
     STAGE2_METHODS[name] = method
 
 # %% ../nbs/05c_methods.ipynb #n6ebcf92
-def stage2_method(sc)->Stage2Method:
+def stage2_method(sc) -> Stage2Method:
     "The registered method `sc.method`."
     return STAGE2_METHODS[sc.method]
 
-def stage2_sampler(sc, labels, seed:int=0, num_replicas:int=1, rank:int=0,
-                   pairs:bool|None=None, # with the partner stream (default: when `sc.fusion` uses one); False: the training stream alone
-                  )->DualStreamSampler:
-    "The training stream (the method's, unless `sc.fused` names another) with the partner stream when `sc.fusion` uses one."
+
+def stage2_sampler(
+    sc,
+    labels,
+    seed: int = 0,
+    num_replicas: int = 1,
+    rank: int = 0,
+    pairs: bool
+    | None = None,  # with the partner stream (default: when `sc.fusion` uses one); False: the training stream alone
+) -> DualStreamSampler:
+    "The training stream (the method's, or `sc.fused`), with the partner stream when the fusion uses one."
     method = stage2_method(sc)
     n = method.epoch_samples(len(labels), sc.batch_size) if method.epoch_samples else None
-    return DualStreamSampler(labels, num_samples=n, seed=seed, num_replicas=num_replicas, rank=rank, fusing=sc.fusing,
-                             fused=sc.fused or method.fused, pairs=sc.fusion != 'none' if pairs is None else pairs)
+    return DualStreamSampler(
+        labels,
+        num_samples=n,
+        seed=seed,
+        num_replicas=num_replicas,
+        rank=rank,
+        fusing=sc.fusing,
+        fused=sc.fused or method.fused,
+        pairs=sc.fusion != 'none' if pairs is None else pairs,
+    )
 
-def stage2_loss(sc, counts)->Callable:
+
+def stage2_loss(sc, counts) -> Callable:
     "The method's loss for the training counts `counts`."
     return stage2_method(sc).loss(counts, sc)
 
-def stage1_loss(sc, counts)->Callable:
+
+def stage1_loss(sc, counts) -> Callable:
     "The stage-1 loss `sc.loss` for the training counts, built with `sc.loss_args`."
     return STAGE1_LOSSES[sc.loss].build(counts, dict(sc.loss_args))
 
-def fusion_module(sc, channel_dim:int|None=None)->nn.Module|None: # `channel_dim`: the model's channel axis (-1 for tokens); None: 1
-    "What happens between the backbone and the head: H2T (`'channels'`, on the model's channel axis), the whole-sample swap, or nothing."
-    if sc.fusion == 'channels': return H2T(sc.ratio, sc.per_sample, channel_dim=channel_dim)
-    if sc.fusion == 'whole_swap': return WholeSampleSwap(sc.ratio)
+
+def fusion_module(
+    sc, channel_dim: int | None = None
+) -> nn.Module | None:  # `channel_dim`: the model's channel axis (-1 for tokens); None: 1
+    "What acts between backbone and head: H2T (`'channels'`), the whole-sample swap, or nothing."
+    if sc.fusion == 'channels':
+        return H2T(sc.ratio, sc.per_sample, channel_dim=channel_dim)
+    if sc.fusion == 'whole_swap':
+        return WholeSampleSwap(sc.ratio)
     return None
 
-def stage2_parameter_groups(model, sc)->list[dict]:
-    "The optimiser's groups: the head (`head_modules`: the classifier, and a head's own layers) at the peak `sc.lr`, then what the method's adaptation adds."
+
+def stage2_parameter_groups(model, sc) -> list[dict]:
+    "The optimiser's groups: the head at the peak `sc.lr`, then what the method's adaptation adds."
     groups = [dict(params=[p for m in model.head_modules() for p in m.parameters()], peak_lr=sc.lr)]
     method = stage2_method(sc)
     return groups + (method.adapt(model, sc) if method.adapt else [])

@@ -1,4 +1,4 @@
-"""Top-1 / top-5, per-class accuracy, many / medium / few accuracy under both split conventions, expected calibration error with a reliability diagram, and a per-class accuracy plot.
+"""Top-1 / top-5, per-class and many / medium / few accuracy, calibration error, and a per-class plot.
 
 Docs: https://h2t-nb.github.io/h2t_nb/metrics.html.md"""
 
@@ -14,92 +14,124 @@ __all__ = ['topk_accuracy', 'per_class_accuracy', 'group_accuracy', 'calibration
            'plot_per_class_accuracy']
 
 # %% ../nbs/05_metrics.ipynb #c009
-def topk_accuracy(logits:torch.Tensor, # N×K scores
-                  targets:torch.Tensor, # N labels
-                  ks=(1, 5), # which top-k accuracies, in %
-                 )->dict[int, float]:
+def topk_accuracy(
+    logits: torch.Tensor,  # N×K scores
+    targets: torch.Tensor,  # N labels
+    ks=(1, 5),  # which top-k accuracies, in %
+) -> dict[int, float]:
     "Top-k accuracies in % (k larger than the number of classes is skipped)."
     top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
     hits = top == targets[:, None]
     return {k: 100 * hits[:, :k].any(1).float().mean().item() for k in ks if k <= logits.shape[1]}
 
-def per_class_accuracy(preds:torch.Tensor, # N predicted labels
-                       targets:torch.Tensor, # N true labels
-                       num_classes:int)->torch.Tensor:
+
+def per_class_accuracy(
+    preds: torch.Tensor,  # N predicted labels
+    targets: torch.Tensor,  # N true labels
+    num_classes: int,
+) -> torch.Tensor:
     "Accuracy of each class in % (NaN for a class absent from `targets`)."
     total = torch.bincount(targets, minlength=num_classes).float()
     correct = torch.bincount(targets[preds == targets], minlength=num_classes).float()
-    return 100 * correct / total   # 0/0 -> NaN marks absent classes
+    return 100 * correct / total  # 0/0 -> NaN marks absent classes
 
-def group_accuracy(per_class:torch.Tensor, # per-class accuracy
-                   groups:torch.Tensor, # group id per class (0 many, 1 medium, 2 few)
-                  )->dict[str, float]:
+
+def group_accuracy(
+    per_class: torch.Tensor,  # per-class accuracy
+    groups: torch.Tensor,  # group id per class (0 many, 1 medium, 2 few)
+) -> dict[str, float]:
     "Mean per-class accuracy of each many / medium / few group (NaN classes ignored)."
     return {name: per_class[groups == i].nanmean().item() for i, name in enumerate(GROUP_NAMES)}
 
 # %% ../nbs/05_metrics.ipynb #c013
-def calibration(logits:torch.Tensor, # N×K scores
-                targets:torch.Tensor, # N labels
-                n_bins:int=15)->dict:
+def calibration(
+    logits: torch.Tensor,  # N×K scores
+    targets: torch.Tensor,  # N labels
+    n_bins: int = 15,
+) -> dict:
     "ECE and MCE in %, with per-bin accuracy, confidence and count (right-closed equal-width bins)."
     conf, pred = logits.float().softmax(1).max(1)
     correct = (pred == targets).float()
     edges = torch.linspace(0, 1, n_bins + 1, device=conf.device)
-    bins = torch.bucketize(conf, edges[1:-1], right=False)   # bin m holds (edges[m], edges[m+1]]
+    bins = torch.bucketize(conf, edges[1:-1], right=False)  # bin m holds (edges[m], edges[m+1]]
     count = torch.bincount(bins, minlength=n_bins).float()
     acc = torch.bincount(bins, correct, minlength=n_bins) / count.clamp_min(1)
     mean_conf = torch.bincount(bins, conf, minlength=n_bins) / count.clamp_min(1)
     gap = (acc - mean_conf).abs()
-    return dict(ece=100 * (count / len(conf) * gap).sum().item(), mce=100 * gap[count > 0].max().item(),
-                acc=acc.cpu(), conf=mean_conf.cpu(), count=count.cpu(), edges=edges.cpu())
+    return dict(
+        ece=100 * (count / len(conf) * gap).sum().item(),
+        mce=100 * gap[count > 0].max().item(),
+        acc=acc.cpu(),
+        conf=mean_conf.cpu(),
+        count=count.cpu(),
+        edges=edges.cpu(),
+    )
 
 # %% ../nbs/05_metrics.ipynb #c017
-def lt_report(logits:torch.Tensor, # N×K scores on the (balanced) evaluation set
-              targets:torch.Tensor, # N labels
-              train_counts, # training images per class: defines the threshold split
-              thresholds:tuple[float, float]=(100, 20), # many / few count thresholds (scale them for small datasets)
-              index_bounds:tuple[int, int]|None=None, # paper split bounds (default: 0.36 / 0.71 of the classes)
-              n_bins:int=15)->dict[str, float]:
+def lt_report(
+    logits: torch.Tensor,  # N×K scores on the (balanced) evaluation set
+    targets: torch.Tensor,  # N labels
+    train_counts,  # training images per class: defines the threshold split
+    thresholds: tuple[float, float] = (100, 20),  # many / few count thresholds (scale them for small datasets)
+    index_bounds: tuple[int, int] | None = None,  # paper split bounds (default: 0.36 / 0.71 of the classes)
+    n_bins: int = 15,
+) -> dict[str, float]:
     "Top-1/top-5, many/medium/few under the threshold and the paper (index-range) splits, ECE and MCE; all in %."
     K = logits.shape[1]
     per_class = per_class_accuracy(logits.argmax(1), targets, K)
     report = {f'top{k}': v for k, v in topk_accuracy(logits, targets).items()}
     report['balanced'] = per_class.nanmean().item()
-    for split, groups in (('threshold', threshold_groups(train_counts, *thresholds)),
-                          ('paper', index_range_groups(K, index_bounds or scaled_index_bounds(K)))):
+    for split, groups in (
+        ('threshold', threshold_groups(train_counts, *thresholds)),
+        ('paper', index_range_groups(K, index_bounds or scaled_index_bounds(K))),
+    ):
         report.update({f'{split}_{g}': v for g, v in group_accuracy(per_class, groups).items()})
     cal = calibration(logits, targets, n_bins)
     report.update(ece=cal['ece'], mce=cal['mce'])
     return report
 
 # %% ../nbs/05_metrics.ipynb #c020
-def plot_reliability(cal:dict, # output of `calibration`
-                     ax=None, title:str='Reliability diagram'):
+def plot_reliability(
+    cal: dict,  # output of `calibration`
+    ax=None,
+    title: str = 'Reliability diagram',
+):
     "Per-bin accuracy against confidence, with the diagonal and a per-bin count histogram."
     import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(4, 4))
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
     acc, conf, count, edges = (cal[k].numpy() for k in ('acc', 'conf', 'count', 'edges'))
     centers, width = (edges[:-1] + edges[1:]) / 2, 1 / len(count)
-    ax.bar(centers, acc, width=width, edgecolor='k', alpha=.7, label='accuracy')
-    ax.bar(centers, (conf - acc) * (count > 0), bottom=acc, width=width, color='tab:red', alpha=.3, label='gap')
+    ax.bar(centers, acc, width=width, edgecolor='k', alpha=0.7, label='accuracy')
+    ax.bar(centers, (conf - acc) * (count > 0), bottom=acc, width=width, color='tab:red', alpha=0.3, label='gap')
     ax.plot([0, 1], [0, 1], 'k--', lw=1)
-    share = ax.twinx(); share.step(centers, count / count.sum(), where='mid', color='grey', lw=1); share.set_ylabel('share of samples', color='grey')
+    share = ax.twinx()
+    share.step(centers, count / count.sum(), where='mid', color='grey', lw=1)
+    share.set_ylabel('share of samples', color='grey')
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel='confidence', ylabel='accuracy', title=f"{title} (ECE {cal['ece']:.1f}%)")
     ax.legend(loc='upper left', fontsize=8)
     return ax
 
-def plot_per_class_accuracy(per_class, # per-class accuracy in %
-                            train_counts, # training images per class
-                            ax=None, label:str|None=None):
+
+def plot_per_class_accuracy(
+    per_class,  # per-class accuracy in %
+    train_counts,  # training images per class
+    ax=None,
+    label: str | None = None,
+):
     "Per-class accuracy against classes sorted by training count, with the count profile behind it."
     import matplotlib.pyplot as plt
+
     counts = torch.as_tensor(train_counts)
     order = torch.argsort(counts, descending=True, stable=True)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3))
-        back = ax.twinx(); back.fill_between(range(len(counts)), counts[order].numpy(), color='grey', alpha=.2, step='mid')
+        back = ax.twinx()
+        back.fill_between(range(len(counts)), counts[order].numpy(), color='grey', alpha=0.2, step='mid')
         back.set(yscale='log', ylabel='training images')
     ax.plot(torch.as_tensor(per_class)[order].numpy(), marker='.', label=label)
     ax.set(xlabel='class, by training count (head → tail)', ylabel='accuracy (%)', ylim=(0, 100))
-    if label: ax.legend(fontsize=8)
+    if label:
+        ax.legend(fontsize=8)
     return ax

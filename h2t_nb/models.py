@@ -1,4 +1,4 @@
-"""ResNet-32 for CIFAR, torchvision ResNet-50 / ResNeXt-50 / ResNet-152 wrappers and a small CNN for the offline digits, all split into `forward_features` and `forward_head`, plus `freeze_backbone` with shift-BN.
+"""ResNet-32, torchvision ResNets and a small CNN, split into `forward_features` and `forward_head`; shift-BN.
 
 Docs: https://h2t-nb.github.io/h2t_nb/models.html.md"""
 
@@ -18,48 +18,65 @@ __all__ = ['MODEL_HEADS', 'MODELS', 'LogitScale', 'FeatureHeadModel', 'BasicBloc
 # %% ../nbs/03_models.ipynb #c009
 class LogitScale(nn.Module):
     "One learnable weight per class, initialised to 1, multiplying the logits (LWS, as trained by MiSLAS's stage 2)."
-    def __init__(self, num_classes:int):
+
+    def __init__(self, num_classes: int):
         super().__init__()
         self.scale = nn.Parameter(torch.ones(num_classes))
+
     def forward(self, logits):
         "The logits times each class's learnable weight."
         return logits * self.scale
 
+
 class FeatureHeadModel(nn.Module):
     "Base class: subclasses define `forward_features` and set `num_features` and a classifier `fc` (linear or cosine)."
+
     num_features: int
-    channel_dim: int = 1   # the channel axis of what `forward_features` returns (H2T fuses along it): 1 for B×C×H×W maps
+    channel_dim: int = 1  # the channel axis of `forward_features`' output (H2T fuses along it): 1 for maps
+
     def __init__(self):
         super().__init__()
-        self.logit_scale = None   # optional per-class factor on the logits (MiSLAS's LWS), set by `add_logit_scale`
+        self.logit_scale = None  # optional per-class factor on the logits (MiSLAS's LWS), set by `add_logit_scale`
+
     def forward_features(self, x):
         "The backbone: images to a B×C×H×W feature map (or B×C features), before pooling. Subclasses define it."
         raise NotImplementedError
-    def forward_head(self, features:torch.Tensor, # B×C×H×W map or B×C pooled features
-                     pre_logits:bool=False, # return the pooled features instead of logits
-                     parts:bool=False): # return `(logits, parts)`: a multi-head model's per-expert or per-branch logits (None here)
+
+    def forward_head(
+        self,
+        features: torch.Tensor,  # B×C×H×W map or B×C pooled features
+        pre_logits: bool = False,  # return the pooled features instead of logits
+        parts: bool = False,
+    ):  # return `(logits, parts)`: a multi-head model's per-expert or per-branch logits (None here)
         "Global average pooling (for maps), then the classifier."
         pooled = features.mean((2, 3)) if features.ndim == 4 else features
-        if pre_logits: return pooled
+        if pre_logits:
+            return pooled
         logits = self.fc(pooled)
         logits = logits if self.logit_scale is None else self.logit_scale(logits)
         return (logits, None) if parts else logits
-    def forward(self, x, parts:bool=False):
+
+    def forward(self, x, parts: bool = False):
         "Logits: `forward_head(forward_features(x))` (with `parts`: and the per-expert or per-branch logits)."
         return self.forward_head(self.forward_features(x), parts=parts)
-    def get_classifier(self)->nn.Module:
+
+    def get_classifier(self) -> nn.Module:
         "The classifier `fc` (timm's name for it)."
         return self.fc
-    def head_modules(self)->list[nn.Module]:
+
+    def head_modules(self) -> list[nn.Module]:
         "Everything `forward_head` applies after the features: what stage 2 re-trains (here the classifier)."
         return [self.get_classifier()]
+
     @property
-    def num_classes(self)->int:
+    def num_classes(self) -> int:
         "Number of classes the head predicts."
         return self.fc.out_features
-    def reset_classifier(self, num_classes:int):
+
+    def reset_classifier(self, num_classes: int):
         "A freshly initialised classifier of the same kind (cRT-style re-training)."
         self.fc = type(self.fc)(self.num_features, num_classes).to(next(self.fc.parameters()).device)
+
     def add_logit_scale(self):
         "Multiply the logits by a learnable per-class factor, initialised to 1 (MiSLAS's learnable weight scaling)."
         self.logit_scale = LogitScale(self.num_classes).to(next(self.get_classifier().parameters()).device)
@@ -67,17 +84,23 @@ class FeatureHeadModel(nn.Module):
 # %% ../nbs/03_models.ipynb #c011
 class BasicBlock(nn.Module):
     "Two 3×3 conv-BN layers with an identity or option-A (subsample + zero-pad) shortcut."
-    def __init__(self, in_planes:int, planes:int, stride:int=1):
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False); self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False); self.bn2 = nn.BatchNorm2d(planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
         self.pad = planes - in_planes if (stride != 1 or in_planes != planes) else 0
         self.stride = stride
+
     def shortcut(self, x):
         "Identity, or option A when the shape changes: subsample by the stride and zero-pad the new channels."
-        if not self.pad and self.stride == 1: return x
-        x = x[:, :, ::self.stride, ::self.stride]
-        return F.pad(x, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))   # zero channels on both sides
+        if not self.pad and self.stride == 1:
+            return x
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))  # zero channels on both sides
+
     def forward(self, x):
         "ReLU(conv-BN-ReLU-conv-BN(x) + shortcut(x))."
         out = F.relu(self.bn1(self.conv1(x)))
@@ -86,38 +109,50 @@ class BasicBlock(nn.Module):
 # %% ../nbs/03_models.ipynb #c012
 class CIFARResNet(FeatureHeadModel):
     "ResNet for 32×32 images: stem, three stages of basic blocks, GAP + linear head."
-    def __init__(self, num_classes:int, blocks_per_stage:int=5, widths=(16, 32, 64), in_chans:int=3):
+
+    def __init__(self, num_classes: int, blocks_per_stage: int = 5, widths=(16, 32, 64), in_chans: int = 3):
         super().__init__()
         # Stem
-        self.conv1 = nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False); self.bn1 = nn.BatchNorm2d(widths[0])
+        self.conv1 = nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
         # Feature blocks
         layers, in_planes = [], widths[0]
         for i, planes in enumerate(widths):
             for b in range(blocks_per_stage):
-                layers.append(BasicBlock(in_planes, planes, stride=2 if (i > 0 and b == 0) else 1)); in_planes = planes
+                layers.append(BasicBlock(in_planes, planes, stride=2 if (i > 0 and b == 0) else 1))
+                in_planes = planes
         self.layers = nn.Sequential(*layers)
         # Head
         self.num_features = widths[-1]
         self.fc = nn.Linear(self.num_features, num_classes)
         self.init_weights()
+
     def init_weights(self):
         "Kaiming-normal weights for every convolution and linear layer, as the LDAM-DRW ResNet-32 starts."
         for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)): nn.init.kaiming_normal_(m.weight)
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight)
+
     def forward_features(self, x):
         "Stem and the three stages: a B×64×8×8 map for 32×32 inputs with the default widths."
         return self.layers(F.relu(self.bn1(self.conv1(x))))
 
-def resnet32(num_classes:int=100, in_chans:int=3)->CIFARResNet:
+
+def resnet32(num_classes: int = 100, in_chans: int = 3) -> CIFARResNet:
     "ResNet-32 for CIFAR-LT (3 stages × 5 basic blocks, widths 16/32/64, option-A shortcuts, ≈0.46 M parameters)."
     return CIFARResNet(num_classes, 5, (16, 32, 64), in_chans)
 
 # %% ../nbs/03_models.ipynb #n96681a0
-def official_resnet32_state_dict(ckpt:dict, # a loaded MiSLAS / H2T stage-1 checkpoint
-                                 blocks_per_stage:int=5)->dict: # ResNet-32: 5
+def official_resnet32_state_dict(
+    ckpt: dict,  # a loaded MiSLAS / H2T stage-1 checkpoint
+    blocks_per_stage: int = 5,
+) -> dict:  # ResNet-32: 5
     "Our `CIFARResNet` state dict from an official MiSLAS / H2T ResNet-32 checkpoint, by key renaming."
-    if not isinstance(ckpt, dict) or 'state_dict_model' not in ckpt: raise ValueError(
-        "not an official MiSLAS / H2T checkpoint: it has no 'state_dict_model' (expected keys: state_dict_model, state_dict_classifier).")
+    if not isinstance(ckpt, dict) or 'state_dict_model' not in ckpt:
+        raise ValueError(
+            "not an official MiSLAS / H2T checkpoint: it has no 'state_dict_model' (expected keys: state_dict_model, "
+            "state_dict_classifier)."
+        )
     parts = [ckpt['state_dict_model'], ckpt.get('state_dict_classifier', {})]
     out, unmapped = {}, []
     for key, value in [kv for part in parts for kv in part.items()]:
@@ -126,92 +161,128 @@ def official_resnet32_state_dict(ckpt:dict, # a loaded MiSLAS / H2T stage-1 chec
         if stage in ('layer1', 'layer2', 'layer3'):
             block, _, rest = rest.partition('.')
             name = f"layers.{(int(stage[-1]) - 1) * blocks_per_stage + int(block)}.{rest}"
-        elif name.startswith('linear.'): name = 'fc.' + name[len('linear.'):]   # single-module ResNet_s layout
-        elif not name.startswith(('conv1.', 'bn1.', 'fc.')): unmapped.append(key); continue
+        elif name.startswith('linear.'):
+            name = 'fc.' + name[len('linear.') :]  # single-module ResNet_s layout
+        elif not name.startswith(('conv1.', 'bn1.', 'fc.')):
+            unmapped.append(key)
+            continue
         out[name] = value
-    if unmapped: raise ValueError(f"official checkpoint keys with no ResNet-32 counterpart: {unmapped[:5]}: "
-                                  "only ResNet-32 stage-1 checkpoints of MiSLAS / H2T can be converted.")
+    if unmapped:
+        raise ValueError(
+            f"official checkpoint keys with no ResNet-32 counterpart: {unmapped[:5]}: "
+            "only ResNet-32 stage-1 checkpoints of MiSLAS / H2T can be converted."
+        )
     return out
 
 # %% ../nbs/03_models.ipynb #c016
 class TorchvisionResNet(FeatureHeadModel):
     "A torchvision ResNet / ResNeXt cut into `forward_features` (through `layer4`) and a GAP + `fc` head."
-    def __init__(self, net:nn.Module): # a torchvision ResNet or ResNeXt
+
+    def __init__(self, net: nn.Module):  # a torchvision ResNet or ResNeXt
         super().__init__()
-        self.fc, net.fc = net.fc, nn.Identity()   # the head lives here; the trunk keeps no classifier
+        self.fc, net.fc = net.fc, nn.Identity()  # the head lives here; the trunk keeps no classifier
         self.net, self.num_features = net, self.fc.in_features
+
     def forward_features(self, x):
         "The torchvision trunk through `layer4`: a B×2048×7×7 map for 224×224 inputs (ResNet-50/152, ResNeXt-50)."
         n = self.net
         x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
         return n.layer4(n.layer3(n.layer2(n.layer1(x))))
 
+
 def _torchvision(name, num_classes, weights, **kwargs):
-    import torchvision   # here, not at import: only these backbones need it
+    import torchvision  # here, not at import: only these backbones need it
+
     net = getattr(torchvision.models, name)(weights=weights, **kwargs)
-    if net.fc.out_features != num_classes: net.fc = nn.Linear(net.fc.in_features, num_classes)
+    if net.fc.out_features != num_classes:
+        net.fc = nn.Linear(net.fc.in_features, num_classes)
     return TorchvisionResNet(net)
 
-def resnet50(num_classes:int=1000, weights=None)->TorchvisionResNet:
+
+def resnet50(num_classes: int = 1000, weights=None) -> TorchvisionResNet:
     "ResNet-50 (ImageNet-LT, iNaturalist 2018)."
     return _torchvision('resnet50', num_classes, weights)
 
-def resnext50(num_classes:int=1000, weights=None)->TorchvisionResNet:
+
+def resnext50(num_classes: int = 1000, weights=None) -> TorchvisionResNet:
     "ResNeXt-50 32×4d (ImageNet-LT)."
     return _torchvision('resnext50_32x4d', num_classes, weights)
 
-def resnet152(num_classes:int=365, weights=None)->TorchvisionResNet:
+
+def resnet152(num_classes: int = 365, weights=None) -> TorchvisionResNet:
     "ResNet-152 (Places-LT; pass `weights='IMAGENET1K_V2'` for the usual pretrained start)."
     return _torchvision('resnet152', num_classes, weights)
 
 # %% ../nbs/03_models.ipynb #c019
 class SmallCNN(FeatureHeadModel):
     "Three conv-BN-ReLU layers and a GAP + linear head, for small grey images such as the offline 8×8 digits."
-    def __init__(self, num_classes:int=10, in_chans:int=1, width:int=32):
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 1, width: int = 32):
         super().__init__()
         block = lambda i, o: [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
-        self.features = nn.Sequential(*block(in_chans, width), *block(width, 2 * width), nn.MaxPool2d(2), *block(2 * width, 4 * width))
+        self.features = nn.Sequential(
+            *block(in_chans, width), *block(width, 2 * width), nn.MaxPool2d(2), *block(2 * width, 4 * width)
+        )
         self.num_features = 4 * width
         self.fc = nn.Linear(self.num_features, num_classes)
+
     def forward_features(self, x):
         "The three conv-BN-ReLU layers: a B×(4·width)×H/2×W/2 map."
         return self.features(x)
 
 # %% ../nbs/03_models.ipynb #c023
-def trained_head(model:FeatureHeadModel)->list[nn.Module]:
-    "The modules stage 2 trains: the head (`head_modules`) and, when the model has one, a learned logit scale (LWS trains it beside the classifier)."
+def trained_head(model: FeatureHeadModel) -> list[nn.Module]:
+    "The modules stage 2 trains: the head (`head_modules`) and a learned logit scale when there is one."
     return model.head_modules() + ([model.logit_scale] if getattr(model, 'logit_scale', None) is not None else [])
 
-def head_module_ids(model:FeatureHeadModel)->set[int]:
-    "The ids of every module inside `trained_head(model)`: what stays a row's own when the backbone is frozen or shared."
+
+def head_module_ids(model: FeatureHeadModel) -> set[int]:
+    "The ids of the modules in `trained_head(model)`: a row's own when the backbone is shared."
     return {id(m) for h in trained_head(model) for m in h.modules()}
 
-def freeze_backbone(model:FeatureHeadModel, # a model with a head (`head_modules`)
-                    shift_bn:bool=True, # keep the backbone's BatchNorm in train mode so its running statistics re-adapt
-                   )->list[nn.Parameter]:
-    "Freeze everything but the head (the classifier, a head's own BatchNorms, a logit scale), set BatchNorm modes, return the head's parameters."
+
+def freeze_backbone(
+    model: FeatureHeadModel,  # a model with a head (`head_modules`)
+    shift_bn: bool = True,  # keep the backbone's BatchNorm in train mode so its running statistics re-adapt
+) -> list[nn.Parameter]:
+    "Freeze all but the head, set BatchNorm modes, and return the head's parameters."
     head_modules = trained_head(model)
     head = {id(p) for m in head_modules for p in m.parameters()}
-    for p in model.parameters(): p.requires_grad_(id(p) in head)
+    for p in model.parameters():
+        p.requires_grad_(id(p) in head)
     in_head = head_module_ids(model)
-    for m in model.modules():   # a head's BatchNorm always learns its statistics in training; the backbone's only with shift-BN
-        if isinstance(m, nn.modules.batchnorm._BatchNorm): m.train(model.training and (shift_bn or id(m) in in_head))
+    for m in (
+        model.modules()
+    ):  # a head's BatchNorm always learns its statistics in training; the backbone's only with shift-BN
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train(model.training and (shift_bn or id(m) in in_head))
     return [p for m in head_modules for p in m.parameters()]
 
-def classifier_keys(model:nn.Module)->list[str]:
-    "The state-dict keys of `model.get_classifier()`, found by identity rather than by name (`fc.weight`, `net.head.fc.weight`, ...)."
+
+def classifier_keys(model: nn.Module) -> list[str]:
+    "The state-dict keys of `model.get_classifier()`, found by identity, not by name."
     classifier = model.get_classifier()
     prefix = next(name for name, m in model.named_modules() if m is classifier)
     return [f'{prefix}.{k}' if prefix else k for k in classifier.state_dict()]
 
 # %% ../nbs/03_models.ipynb #nf0e5fb8
 def _rgb_only(make, **kwargs):
-    def build(num_classes:int, in_chans:int=3):
-        if in_chans != 3: raise ValueError(f"{make.__name__} takes 3-channel images, got in_chans={in_chans}: use resnet32 or small_cnn.")
+    def build(num_classes: int, in_chans: int = 3):
+        if in_chans != 3:
+            raise ValueError(
+                f"{make.__name__} takes 3-channel images, got in_chans={in_chans}: use resnet32 or small_cnn."
+            )
         return make(num_classes, **kwargs)
+
     return build
 
-MODEL_HEADS = {}   # model name -> its head when not a plain linear one: 'cosine', 'experts' (RIDE) or 'branches' (ResLT); `06d_hosts` adds them
-MODELS = {'small_cnn': SmallCNN, 'resnet32': resnet32, 'resnet50': _rgb_only(resnet50), 'resnext50': _rgb_only(resnext50),
-          'resnet152': _rgb_only(resnet152),
-          'resnet152_imagenet': _rgb_only(resnet152, weights='IMAGENET1K_V1')}   # torchvision downloads the weights on first use
+
+MODEL_HEADS = {}  # model -> its head when not linear: 'cosine', 'experts' (RIDE), 'branches' (ResLT)
+MODELS = {
+    'small_cnn': SmallCNN,
+    'resnet32': resnet32,
+    'resnet50': _rgb_only(resnet50),
+    'resnext50': _rgb_only(resnext50),
+    'resnet152': _rgb_only(resnet152),
+    'resnet152_imagenet': _rgb_only(resnet152, weights='IMAGENET1K_V1'),
+}  # torchvision downloads the weights on first use

@@ -1,4 +1,4 @@
-"""How images reach the model: a device-resident pipeline for in-memory datasets (CIFAR-LT, the offline digits) with batched augmentation, and the reference torchvision DataLoader pipeline for file datasets; both consume the samplers' index tensors.
+"""How images reach the model: a device-resident pipeline for in-memory data, a DataLoader one for files.
 
 Docs: https://h2t-nb.github.io/h2t_nb/pipeline.html.md"""
 
@@ -19,133 +19,198 @@ __all__ = ['CIFAR_MEAN', 'CIFAR_STD', 'DIGITS_MEAN', 'DIGITS_STD', 'IMAGENET_MEA
            'batch_flip', 'batch_rotate', 'DevicePipeline', 'Transformed', 'LoaderPipeline']
 
 # %% ../nbs/05a_pipeline.ipynb #c009
-CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)   # the H2T / MiSLAS CIFAR values
-DIGITS_MEAN, DIGITS_STD = (0.306,), (0.377,)                                  # measured on the offline digits-LT training split
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # the H2T / MiSLAS CIFAR values
+DIGITS_MEAN, DIGITS_STD = (0.306,), (0.377,)  # measured on the offline digits-LT training split
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
 
 @dataclass
 class Augment:
     "Training augmentation for in-memory images: random crop after zero padding, optional flip, normalisation."
-    padding: int = 4 # zero padding before the random crop back to the original size (0: no crop)
-    flip: bool = True # random horizontal flip with probability 1/2
-    mean: tuple = CIFAR_MEAN # per-channel mean of images scaled to [0, 1]
-    std: tuple = CIFAR_STD # per-channel standard deviation
-    rotation: float = 0. # random rotation by up to ± this many degrees, after crop and flip (RIDE: 15); 0: none
-    resize: int|None = None # every image (training and evaluation) resized to resize×resize after augmentation, bilinear; None: as stored
 
-    def transform(self, size:tuple[int, int], # image height and width
-                  train:bool=True): # a torchvision v2.Compose
+    padding: int = 4  # zero padding before the random crop back to the original size (0: no crop)
+    flip: bool = True  # random horizontal flip with probability 1/2
+    mean: tuple = CIFAR_MEAN  # per-channel mean of images scaled to [0, 1]
+    std: tuple = CIFAR_STD  # per-channel standard deviation
+    rotation: float = 0.0  # random rotation by up to ± this many degrees, after crop and flip (RIDE: 15); 0: none
+    resize: int | None = None  # every image resized to resize×resize after augmentation (bilinear); None: as stored
+
+    def transform(
+        self,
+        size: tuple[int, int],  # image height and width
+        train: bool = True,
+    ):  # a torchvision v2.Compose
         "The equivalent per-image torchvision transform, used by the reference DataLoader pipeline."
-        from torchvision.transforms import v2   # here, not at import: only the DataLoader pipeline needs torchvision
+        from torchvision.transforms import v2  # here, not at import: only the DataLoader pipeline needs torchvision
+
         steps = [v2.RandomCrop(size, padding=self.padding)] if train and self.padding else []
-        if train and self.flip: steps.append(v2.RandomHorizontalFlip())
-        if train and self.rotation: steps.append(v2.RandomRotation(self.rotation))
+        if train and self.flip:
+            steps.append(v2.RandomHorizontalFlip())
+        if train and self.rotation:
+            steps.append(v2.RandomRotation(self.rotation))
         resize = [v2.Resize((self.resize, self.resize), antialias=False)] if self.resize else []
         return v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True), *resize, v2.Normalize(self.mean, self.std)])
 
 # %% ../nbs/05a_pipeline.ipynb #c011
-def batch_crop(padded:torch.Tensor, # B×C×(H+2p)×(W+2p) zero-padded images
-               offsets:torch.Tensor, # B×2 top-left corners (row, column) of the crops
-               size:tuple[int, int], # crop height and width
-              )->torch.Tensor:
+def batch_crop(
+    padded: torch.Tensor,  # B×C×(H+2p)×(W+2p) zero-padded images
+    offsets: torch.Tensor,  # B×2 top-left corners (row, column) of the crops
+    size: tuple[int, int],  # crop height and width
+) -> torch.Tensor:
     "One crop per image at its own offset, without a Python loop over images."
     H, W = size
-    rows = offsets[:, :1] + torch.arange(H, device=padded.device)   # B×H
-    cols = offsets[:, 1:] + torch.arange(W, device=padded.device)   # B×W
+    rows = offsets[:, :1] + torch.arange(H, device=padded.device)  # B×H
+    cols = offsets[:, 1:] + torch.arange(W, device=padded.device)  # B×W
     batch = torch.arange(len(padded), device=padded.device)[:, None, None]
-    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)   # B×C×H×W, channels-last memory
+    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(
+        0, 3, 1, 2
+    )  # B×C×H×W, channels-last memory
 
-def batch_flip(images:torch.Tensor, flip:torch.Tensor)->torch.Tensor:
+
+def batch_flip(images: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     "Mirror the images whose `flip` entry is True."
     return torch.where(flip[:, None, None, None], images.flip(3), images)
 
-def batch_rotate(images:torch.Tensor, # B×C×H×W float images
-                 degrees:torch.Tensor, # B angles
-                )->torch.Tensor:
-    "Rotate each image by its own angle (degrees) about its centre: nearest pixel, zeros outside, as torchvision's RandomRotation."
+
+def batch_rotate(
+    images: torch.Tensor,  # B×C×H×W float images
+    degrees: torch.Tensor,  # B angles
+) -> torch.Tensor:
+    "Rotate each image by its own angle in degrees, as torchvision's RandomRotation (nearest, zeros outside)."
     a = torch.deg2rad(degrees.to(images.device, torch.float32))
     cos, sin, zero = a.cos(), a.sin(), torch.zeros_like(a)
-    theta = torch.stack([torch.stack([cos, sin, zero], 1), torch.stack([-sin, cos, zero], 1)], 1)   # B×2×3, output -> input coordinates
+    theta = torch.stack(
+        [torch.stack([cos, sin, zero], 1), torch.stack([-sin, cos, zero], 1)], 1
+    )  # B×2×3, output -> input coordinates
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode='nearest', padding_mode='zeros', align_corners=False)
 
 # %% ../nbs/05a_pipeline.ipynb #c015
 class DevicePipeline:
     "An in-memory dataset held on `device` as uint8; batches are slices of sampler indices, augmented with batched ops."
-    def __init__(self, dataset, # an `LTImageDataset` (uint8 `images`, `targets`)
-                 augment:Augment, # training augmentation and normalisation
-                 device='cpu'): # where the data and the batches live
+
+    def __init__(
+        self,
+        dataset,  # an `LTImageDataset` (uint8 `images`, `targets`)
+        augment: Augment,  # training augmentation and normalisation
+        device='cpu',
+    ):  # where the data and the batches live
         self.device, self.augment = torch.device(device), augment
         self.images, self.targets = dataset.images.to(self.device), dataset.targets.to(self.device)
         p = augment.padding
-        self.padded = F.pad(self.images, (p, p, p, p)) if p else self.images   # pad once, not per batch
+        self.padded = F.pad(self.images, (p, p, p, p)) if p else self.images  # pad once, not per batch
         self.size = tuple(self.images.shape[-2:])
         self.scale = (1 / (255 * torch.tensor(augment.std, device=self.device))).view(1, -1, 1, 1)
-        self.shift = (torch.tensor(augment.mean, device=self.device) / torch.tensor(augment.std, device=self.device)).view(1, -1, 1, 1)
+        self.shift = (
+            torch.tensor(augment.mean, device=self.device) / torch.tensor(augment.std, device=self.device)
+        ).view(1, -1, 1, 1)
 
-    def load(self, idx:torch.Tensor, train:bool, generator:torch.Generator|None)->tuple[torch.Tensor, torch.Tensor]:
-        "Normalised float images and labels for `idx`, augmented when `train`, resized when the augmentation asks for it."
+    def load(
+        self, idx: torch.Tensor, train: bool, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        "Normalised float images and labels for `idx`, augmented when `train`, resized if asked."
         if train and (self.augment.padding or self.augment.flip or self.augment.rotation):
             draw_device = generator.device if generator is not None else self.device
-            if self.augment.padding:   # crop straight from the padded copy: one gather per image, not two
-                offsets = torch.randint(0, 2 * self.augment.padding + 1, (len(idx), 2), generator=generator, device=draw_device)
+            if self.augment.padding:  # crop straight from the padded copy: one gather per image, not two
+                offsets = torch.randint(
+                    0, 2 * self.augment.padding + 1, (len(idx), 2), generator=generator, device=draw_device
+                )
                 x = batch_crop(self.padded[idx], offsets.to(self.device), self.size)
-            else: x = self.images[idx]
+            else:
+                x = self.images[idx]
             if self.augment.flip:
-                x = batch_flip(x, (torch.rand(len(idx), generator=generator, device=draw_device) < .5).to(self.device))
+                x = batch_flip(x, (torch.rand(len(idx), generator=generator, device=draw_device) < 0.5).to(self.device))
             if self.augment.rotation:
                 angles = (torch.rand(len(idx), generator=generator, device=draw_device) * 2 - 1) * self.augment.rotation
                 x = batch_rotate(x.float(), angles)
-        else: x = self.images[idx]
-        if self.augment.resize:   # last, as Resize at the end of the per-image transform: the model sees resize×resize
-            x = F.interpolate(x.float(), size=(self.augment.resize,) * 2, mode='bilinear', align_corners=False, antialias=False)
+        else:
+            x = self.images[idx]
+        if self.augment.resize:  # last, as Resize at the end of the per-image transform: the model sees resize×resize
+            x = F.interpolate(
+                x.float(), size=(self.augment.resize,) * 2, mode='bilinear', align_corners=False, antialias=False
+            )
         return x.float() * self.scale - self.shift, self.targets[idx]
 
-    def batches(self, indices:torch.Tensor, # N sample indices, or N×2 (fused, fusing) pairs
-                batch_size:int, train:bool=True, # augment, and drop the last incomplete batch
-                generator:torch.Generator|None=None, # source of augmentation randomness (of the fused stream, for pairs)
-                fusing_generator:torch.Generator|None=None): # the fusing stream's own source (default: `generator`)
+    def batches(
+        self,
+        indices: torch.Tensor,  # N sample indices, or N×2 (fused, fusing) pairs
+        batch_size: int,
+        train: bool = True,  # augment, and drop the last incomplete batch
+        generator: torch.Generator | None = None,  # source of augmentation randomness (of the fused stream, for pairs)
+        fusing_generator: torch.Generator | None = None,
+    ):  # the fusing stream's own source (default: `generator`)
         "Yield `(x, y)` batches, or `(x_fused, y_fused, x_fusing, y_fusing)` for index pairs."
         indices = indices.to(self.device)
         stop = len(indices) - len(indices) % batch_size if train else len(indices)
         for start in range(0, stop, batch_size):
-            idx = indices[start:start + batch_size]
-            if idx.ndim == 2: yield self.load(idx[:, 0], train, generator) + self.load(idx[:, 1], train, fusing_generator or generator)
-            else: yield self.load(idx, train, generator)
+            idx = indices[start : start + batch_size]
+            if idx.ndim == 2:
+                yield self.load(idx[:, 0], train, generator) + self.load(
+                    idx[:, 1], train, fusing_generator or generator
+                )
+            else:
+                yield self.load(idx, train, generator)
 
 # %% ../nbs/05a_pipeline.ipynb #c017
 class Transformed(Dataset):
     "A dataset whose items pass through `transform`; an index `(i, seed)` runs the transform under its own seed."
-    def __init__(self, dataset, transform): self.dataset, self.transform = dataset, transform
-    def __len__(self): return len(self.dataset)
+
+    def __init__(self, dataset, transform):
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self):
+        return len(self.dataset)
+
     def __getitem__(self, key):
         i, seed = key if isinstance(key, tuple) else (key, None)
         x, y = self.dataset[i]
-        if seed is None: return self.transform(x), y
-        with torch.random.fork_rng(devices=[]):   # the item's own draw, whatever process loads it; the caller's state untouched
+        if seed is None:
+            return self.transform(x), y
+        with torch.random.fork_rng(
+            devices=[]
+        ):  # the item's own draw, whatever process loads it; the caller's state untouched
             torch.manual_seed(seed)
             return self.transform(x), y
 
-def _seeded(indices:torch.Tensor, generator:torch.Generator|None)->list:
+
+def _seeded(indices: torch.Tensor, generator: torch.Generator | None) -> list:
     "`(index, seed)` per position, the seeds drawn from `generator` (or torch's global RNG) in order."
     seeds = torch.randint(2**62, (len(indices),), generator=generator).tolist()
     return list(zip(indices.tolist(), seeds))
 
+
 class LoaderPipeline:
     "Batches from a torchvision DataLoader with per-image transforms (file datasets, and the speed reference)."
-    def __init__(self, dataset, train_transform, eval_transform, device='cpu',
-                 num_workers:int=0): # DataLoader worker processes
+
+    def __init__(
+        self, dataset, train_transform, eval_transform, device='cpu', num_workers: int = 0
+    ):  # DataLoader worker processes
         self.train_set, self.eval_set = Transformed(dataset, train_transform), Transformed(dataset, eval_transform)
         self.device, self.num_workers = torch.device(device), num_workers
 
-    def batches(self, indices:torch.Tensor, batch_size:int, train:bool=True, generator:torch.Generator|None=None,
-                fusing_generator:torch.Generator|None=None):
+    def batches(
+        self,
+        indices: torch.Tensor,
+        batch_size: int,
+        train: bool = True,
+        generator: torch.Generator | None = None,
+        fusing_generator: torch.Generator | None = None,
+    ):
         "Yield `(x, y)` batches, or `(x_fused, y_fused, x_fusing, y_fusing)` for index pairs, on the device."
         ds = self.train_set if train else self.eval_set
         if indices.ndim == 2:
             items = list(zip(_seeded(indices[:, 0], generator), _seeded(indices[:, 1], fusing_generator or generator)))
             ds = DualStreamDataset(ds)
-        else: items = _seeded(indices, generator) if train else indices.tolist()
-        loader = DataLoader(ds, batch_size=batch_size, drop_last=train, sampler=items, num_workers=self.num_workers,
-                            pin_memory=self.device.type == 'cuda', persistent_workers=False)
-        for batch in loader: yield tuple(t.to(self.device, non_blocking=True) for t in batch)
+        else:
+            items = _seeded(indices, generator) if train else indices.tolist()
+        loader = DataLoader(
+            ds,
+            batch_size=batch_size,
+            drop_last=train,
+            sampler=items,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == 'cuda',
+            persistent_workers=False,
+        )
+        for batch in loader:
+            yield tuple(t.to(self.device, non_blocking=True) for t in batch)

@@ -1,4 +1,4 @@
-"""Every preset in one place: a named configuration per row of the paper's tables, the table families that share a stage 1, and the paper's own numbers beside them.
+"""Every preset in one place: one record per table family, its rows, and the paper's numbers beside them.
 
 Docs: https://h2t-nb.github.io/h2t_nb/presets.html.md"""
 
@@ -19,89 +19,143 @@ __all__ = ['RATIO_RELEASED', 'RATIO_PAPER', 'ALL_ROWS', 'NO_FUSION_CONTROL', 'OF
            'family_table', 'family_rows']
 
 # %% ../nbs/06b_presets.ipynb #nf8d5f3f
-RATIO_RELEASED, RATIO_PAPER = 0.25, 0.3   # the released configs' ρ (README re-run: 47.80) / the ablation's peak (47.73)
+RATIO_RELEASED, RATIO_PAPER = 0.25, 0.3  # the released configs' ρ (README re-run: 47.80) / the ablation's peak (47.73)
+
 
 @dataclass(frozen=True)
 class Family:
-    "One stage 1 (data, model, its recipe) and the stage-2 rows trained from it: a preset each, and how its table reads."
-    name: str
-    base: TrainConfig # data, model and stage 1; each row replaces its `stage2`
-    rows: dict # row -> Stage2Config
-    table: tuple|None = None # the rows h2t-table trains by default; None: presets only, no table
-    paper: str|None = None # the key of the paper's numbers it is read against (`PAPER`)
-    baseline: str = 'dr' # the row every other is paired against
-    controls: dict|None = None # a fusion row -> its no-fusion control (None: `NO_FUSION_CONTROL`)
-    names: dict = field(default_factory=dict) # how rows read in its table
+    "One stage 1 and the stage-2 rows trained from it: a preset each, and how its table reads."
 
-    def presets(self)->dict[str, TrainConfig]:
+    name: str
+    base: TrainConfig  # data, model and stage 1; each row replaces its `stage2`
+    rows: dict  # row -> Stage2Config
+    table: tuple | None = None  # the rows h2t-table trains by default; None: presets only, no table
+    paper: str | None = None  # the key of the paper's numbers it is read against (`PAPER`)
+    baseline: str = 'dr'  # the row every other is paired against
+    controls: dict | None = None  # a fusion row -> its no-fusion control (None: `NO_FUSION_CONTROL`)
+    names: dict = field(default_factory=dict)  # how rows read in its table
+
+    def presets(self) -> dict[str, TrainConfig]:
         "Its stage-1 preset, `NAME_stage1`, and one preset per row, `NAME_ROW`."
         stage1 = {f'{self.name}_stage1': replace(self.base, name=f'{self.name}_stage1', stages=(1,))}
-        return stage1 | {f'{self.name}_{row}': replace(self.base, name=f'{self.name}_{row}', stage2=sc)
-                         for row, sc in self.rows.items()}
+        return stage1 | {
+            f'{self.name}_{row}': replace(self.base, name=f'{self.name}_{row}', stage2=sc)
+            for row, sc in self.rows.items()
+        }
+
 
 def _cifar(dataset, imb):
     return TrainConfig(name='', dataset=dataset, imb_factor=imb, model='resnet32', val_per_class=10)
+
 
 def _dr(imb):
     # H2T's released stage-2 configs (config/cifar100/cifar100_imb*_stage2_ce_H2T.yaml): lr 0.1×0.2 (IF=200: 0.2×0.1),
     # wd 5e-4 at IF=100 and 2e-4 at IF=50/200, 10 epochs, batch 128, shift-BN
     return Stage2Config(method='dr', lr=0.02, weight_decay=5e-4 if imb == 100 else 2e-4, ratio=RATIO_RELEASED)
 
+
 def _mislas(imb):
     # MiSLAS's own stage 2 (dvlab-research/MiSLAS: train_stage2.py, datasets/sampler.py,
     # config/cifar100/cifar100_imb001_stage2_mislas.yaml and _imb002_): label-aware smoothing, shift-BN, LWS trained
     # beside the classifier (classifier lr = lr_factor × 0.1, LWS lr = 0.1, same cosine), wd 2e-4, class-aware sampler
     # (4 per class; the method's own stream). MiSLAS ships no IF=200 config: IF=100's values are used there.
-    head, tail, classifier_lr = {50: (0.3, 0.0, 0.01)}.get(imb, (0.4, 0.1, 0.02))   # lr_factor 0.1 / 0.2 × 0.1
-    return Stage2Config(method='mislas', lr=classifier_lr, lws_lr=0.1, weight_decay=2e-4, smooth_head=head,
-                        smooth_tail=tail, ratio=RATIO_RELEASED)
+    head, tail, classifier_lr = {50: (0.3, 0.0, 0.01)}.get(imb, (0.4, 0.1, 0.02))  # lr_factor 0.1 / 0.2 × 0.1
+    return Stage2Config(
+        method='mislas',
+        lr=classifier_lr,
+        lws_lr=0.1,
+        weight_decay=2e-4,
+        smooth_head=head,
+        smooth_tail=tail,
+        ratio=RATIO_RELEASED,
+    )
 
-def stage2_rows(dr:Stage2Config, mislas:Stage2Config)->dict[str, Stage2Config]:
+
+def stage2_rows(dr: Stage2Config, mislas: Stage2Config) -> dict[str, Stage2Config]:
     "The stage-2 rows of a family: the paper's DR / DR+H2T / MiSLAS(+H2T) rows, the ratio ablation and the controls."
-    return {'dr': replace(dr, fusion='none', ratio=0.0),                       # DR (the paper's DR+MU: stage 1 had mixup)
-            'no_fusion': replace(dr, fusion='two_streams', ratio=0.0),        # control: both streams, nothing fused
-            'dr_h2t_rho01': replace(dr, fusion='channels', ratio=0.1),
-            'dr_h2t': replace(dr, fusion='channels', ratio=RATIO_RELEASED),   # released configs
-            'dr_h2t_rho03': replace(dr, fusion='channels', ratio=RATIO_PAPER),   # the paper's ablation peak
-            'dr_h2t_rho05': replace(dr, fusion='channels', ratio=0.5),
-            'ratio1': replace(dr, fusion='channels', ratio=1.0),              # ablation end: only the partner's features
-            'whole_swap': replace(dr, fusion='whole_swap', ratio=RATIO_RELEASED),   # control: whole samples swapped
-            'mislas': replace(mislas, fusion='none', ratio=0.0),
-            'mislas_h2t': replace(mislas, fusion='channels', ratio=RATIO_RELEASED)}
+    return {
+        'dr': replace(dr, fusion='none', ratio=0.0),  # DR (the paper's DR+MU: stage 1 had mixup)
+        'no_fusion': replace(dr, fusion='two_streams', ratio=0.0),  # control: both streams, nothing fused
+        'dr_h2t_rho01': replace(dr, fusion='channels', ratio=0.1),
+        'dr_h2t': replace(dr, fusion='channels', ratio=RATIO_RELEASED),  # released configs
+        'dr_h2t_rho03': replace(dr, fusion='channels', ratio=RATIO_PAPER),  # the paper's ablation peak
+        'dr_h2t_rho05': replace(dr, fusion='channels', ratio=0.5),
+        'ratio1': replace(dr, fusion='channels', ratio=1.0),  # ablation end: only the partner's features
+        'whole_swap': replace(dr, fusion='whole_swap', ratio=RATIO_RELEASED),  # control: whole samples swapped
+        'mislas': replace(mislas, fusion='none', ratio=0.0),
+        'mislas_h2t': replace(mislas, fusion='channels', ratio=RATIO_RELEASED),
+    }
+
 
 ALL_ROWS = tuple(stage2_rows(Stage2Config(), Stage2Config()))
 _PAPER_ROWS = ('dr', 'dr_h2t', 'dr_h2t_rho03', 'mislas', 'mislas_h2t', 'no_fusion')
 # each fusion row's control: the same method with both streams and nothing fused (the table's "Δ vs no fusion")
-NO_FUSION_CONTROL = {row: 'no_fusion' for row in ('dr_h2t_rho01', 'dr_h2t', 'dr_h2t_rho03', 'dr_h2t_rho05', 'ratio1',
-                                                  'whole_swap')}
+NO_FUSION_CONTROL = {
+    row: 'no_fusion' for row in ('dr_h2t_rho01', 'dr_h2t', 'dr_h2t_rho03', 'dr_h2t_rho05', 'ratio1', 'whole_swap')
+}
 
 OFFLINE = TrainConfig(
-    name='offline', dataset='digits', imb_factor=20, model='small_cnn', val_per_class=10,
+    name='offline',
+    dataset='digits',
+    imb_factor=20,
+    model='small_cnn',
+    val_per_class=10,
     # digits are tiny: 40 short epochs of 64 images learn them; the step decay mirrors the CIFAR schedule's shape
-    stage1=Stage1Config(epochs=40, batch_size=64, lr=0.05, weight_decay=5e-4, warmup_epochs=2, milestones=(30, 36),
-                        mixup_alpha=0.2),
-    stage2=Stage2Config(method='dr', epochs=10, batch_size=64, lr=0.02, weight_decay=5e-4, fusion='channels', ratio=0.3))
+    stage1=Stage1Config(
+        epochs=40, batch_size=64, lr=0.05, weight_decay=5e-4, warmup_epochs=2, milestones=(30, 36), mixup_alpha=0.2
+    ),
+    stage2=Stage2Config(
+        method='dr', epochs=10, batch_size=64, lr=0.02, weight_decay=5e-4, fusion='channels', ratio=0.3
+    ),
+)
 
 CIFAR_FAMILIES = (
-    *(Family(f'cifar100_lt_if{imb}', _cifar('cifar100', imb), stage2_rows(_dr(imb), _mislas(imb)), table=_PAPER_ROWS,
-             paper=f'cifar100_lt_if{imb}') for imb in (50, 100, 200)),
-    Family('cifar10_lt_if100', _cifar('cifar10', 100),
-           {'dr_h2t': Stage2Config(method='dr', lr=0.02, weight_decay=2e-4, ratio=0.25)}))
+    *(
+        Family(
+            f'cifar100_lt_if{imb}',
+            _cifar('cifar100', imb),
+            stage2_rows(_dr(imb), _mislas(imb)),
+            table=_PAPER_ROWS,
+            paper=f'cifar100_lt_if{imb}',
+        )
+        for imb in (50, 100, 200)
+    ),
+    Family(
+        'cifar10_lt_if100',
+        _cifar('cifar10', 100),
+        {'dr_h2t': Stage2Config(method='dr', lr=0.02, weight_decay=2e-4, ratio=0.25)},
+    ),
+)
 
 # %% ../nbs/06b_presets.ipynb #nfa51fd8
 # Digits-100-LT (CIFAR-100-LT's counts, offline), stage 2 exactly as CIFAR-100-LT IF=100's rows.
 # CPU recipe: a small CNN on the compact canvas and a shortened schedule of the same shape (warm-up, step decay at
 # 80 % / 90 %, mixup); both stages of one seed take about a minute on two CPU cores. GPU recipe: ResNet-32 on the
 # 32×32 canvas with the paper's exact 200 + 10 epochs.
-DIGITS100_CPU_EPOCHS = 20   # frozen from stage-1 and DR numbers only (see 00_data)
-_DIGITS100_CPU = TrainConfig(name='', dataset='digits100', imb_factor=100, model='small_cnn', val_per_class=10,
-                             stage1=Stage1Config(epochs=DIGITS100_CPU_EPOCHS, warmup_epochs=2,
-                                                 milestones=(int(.8 * DIGITS100_CPU_EPOCHS), int(.9 * DIGITS100_CPU_EPOCHS))))
+DIGITS100_CPU_EPOCHS = 20  # frozen from stage-1 and DR numbers only (see 00_data)
+_DIGITS100_CPU = TrainConfig(
+    name='',
+    dataset='digits100',
+    imb_factor=100,
+    model='small_cnn',
+    val_per_class=10,
+    stage1=Stage1Config(
+        epochs=DIGITS100_CPU_EPOCHS,
+        warmup_epochs=2,
+        milestones=(int(0.8 * DIGITS100_CPU_EPOCHS), int(0.9 * DIGITS100_CPU_EPOCHS)),
+    ),
+)
 DIGITS100_FAMILIES = tuple(
     Family(name, base, stage2_rows(_dr(100), _mislas(100)), table=ALL_ROWS, paper='cifar100_lt_if100')
-    for name, base in (('digits100_lt_if100', _DIGITS100_CPU),   # CPU recipe, offline
-                       ('digits100_lt_if100_r32', TrainConfig(name='', dataset='digits100_cifar', imb_factor=100,
-                                                             model='resnet32', val_per_class=10))))   # GPU, offline
+    for name, base in (
+        ('digits100_lt_if100', _DIGITS100_CPU),  # CPU recipe, offline
+        (
+            'digits100_lt_if100_r32',
+            TrainConfig(name='', dataset='digits100_cifar', imb_factor=100, model='resnet32', val_per_class=10),
+        ),
+    )
+)  # GPU, offline
+
 
 # Places-LT and iNaturalist 2018: H2T released no configs for them, so stage 1 and the MiSLAS rows follow MiSLAS's
 # (config/places/places_resnet152_stage*_*.yaml, config/ina2018/ina2018_resnet50_stage*_*.yaml): cosine without
@@ -109,145 +163,326 @@ DIGITS100_FAMILIES = tuple(
 # assumption (the paper states none). MiSLAS fine-tunes a frozen ImageNet ResNet-152 trunk plus a last block for
 # Places; here the whole ImageNet-initialised ResNet-152 is fine-tuned in stage 1.
 def _large(name, dataset, model, epochs, wd, smooth):
-    base = TrainConfig(name='', dataset=dataset, model=model, val_per_class=0, num_workers=8,
-                       stage1=Stage1Config(epochs=epochs, batch_size=256, lr=0.1, weight_decay=wd, schedule='cosine',
-                                           warmup_epochs=0, mixup_alpha=0.2))
+    base = TrainConfig(
+        name='',
+        dataset=dataset,
+        model=model,
+        val_per_class=0,
+        num_workers=8,
+        stage1=Stage1Config(
+            epochs=epochs, batch_size=256, lr=0.1, weight_decay=wd, schedule='cosine', warmup_epochs=0, mixup_alpha=0.2
+        ),
+    )
     dr = Stage2Config(method='dr', batch_size=256, lr=0.005, weight_decay=wd, ratio=RATIO_RELEASED)
-    mislas = replace(_mislas(100), batch_size=256, lr=0.005, weight_decay=wd, smooth_head=smooth[0], smooth_tail=smooth[1])
+    mislas = replace(
+        _mislas(100), batch_size=256, lr=0.005, weight_decay=wd, smooth_head=smooth[0], smooth_tail=smooth[1]
+    )
     return Family(name, base, stage2_rows(dr, mislas), table=('dr', 'dr_h2t', 'mislas', 'mislas_h2t'), paper=name)
+
 
 # MiSLAS's ImageNet-LT recipe (180 epochs, cosine, mixup 0.2, batch 256); H2T's ratio for ImageNet-LT is unpublished:
 # 0.25 assumed
-_IMAGENET_STAGE1 = Stage1Config(epochs=180, batch_size=256, lr=0.1, weight_decay=5e-4, schedule='cosine', warmup_epochs=5,
-                                mixup_alpha=0.2)
+_IMAGENET_STAGE1 = Stage1Config(
+    epochs=180, batch_size=256, lr=0.1, weight_decay=5e-4, schedule='cosine', warmup_epochs=5, mixup_alpha=0.2
+)
 LARGE_FAMILIES = (
     _large('places_lt_r152', 'places_lt', 'resnet152_imagenet', 30, 5e-4, (0.4, 0.1)),
     _large('inat2018_r50', 'inat2018', 'resnet50', 200, 1e-4, (0.3, 0.0)),
-    *(Family(f'imagenet_lt_{arch}', TrainConfig(name='', dataset='imagenet_lt', model=model, val_per_class=0, num_workers=8,
-                                                 stage1=_IMAGENET_STAGE1),
-             {'dr_h2t': Stage2Config(method='dr', epochs=10, batch_size=256, lr=0.005, weight_decay=5e-4,
-                                     fusion='channels', ratio=RATIO_RELEASED)})
-      for arch, model in (('r50', 'resnet50'), ('rx50', 'resnext50'))))
+    *(
+        Family(
+            f'imagenet_lt_{arch}',
+            TrainConfig(
+                name='', dataset='imagenet_lt', model=model, val_per_class=0, num_workers=8, stage1=_IMAGENET_STAGE1
+            ),
+            {
+                'dr_h2t': Stage2Config(
+                    method='dr',
+                    epochs=10,
+                    batch_size=256,
+                    lr=0.005,
+                    weight_decay=5e-4,
+                    fusion='channels',
+                    ratio=RATIO_RELEASED,
+                )
+            },
+        )
+        for arch, model in (('r50', 'resnet50'), ('rx50', 'resnext50'))
+    ),
+)
 
 # %% ../nbs/06b_presets.ipynb #nf07dbaf
 def _acc(top1, many=None, medium=None, few=None):
-    return {k: v for k, v in dict(top1=top1, paper_many=many, paper_medium=medium, paper_few=few).items() if v is not None}
+    return {
+        k: v for k, v in dict(top1=top1, paper_many=many, paper_medium=medium, paper_few=few).items() if v is not None
+    }
+
 
 # The hosts (06d_hosts): the paper's CIFAR-100-LT rows (IF 200 / 100 / 50) and its large-dataset rows (head / medium /
 # tail / all); GCL's ImageNet-LT tail exceeds its medium, as printed (a typo or a column swap in the paper, kept as is)
-_HOSTS_CIFAR = {'gcl': {'host': (44.76, 48.61, 53.55), 'h2t': (45.24, 48.88, 53.76)},
-                'ride': {'stage1': (45.84, 50.37, 54.99), 'h2t': (46.64, 51.38, 55.54)},
-                'reslt': {'stage1': (44.26, 48.73, 53.81), 'h2t': (46.18, 49.60, 54.39)},
-                'ldam_drw': {'stage1': (38.91, 42.04, 47.62)}}
+_HOSTS_CIFAR = {
+    'gcl': {'host': (44.76, 48.61, 53.55), 'h2t': (45.24, 48.88, 53.76)},
+    'ride': {'stage1': (45.84, 50.37, 54.99), 'h2t': (46.64, 51.38, 55.54)},
+    'reslt': {'stage1': (44.26, 48.73, 53.81), 'h2t': (46.18, 49.60, 54.39)},
+    'ldam_drw': {'stage1': (38.91, 42.04, 47.62)},
+}
 
-PAPER = {   # top-1 % as printed in the paper (Li et al., AAAI 2024), ResNet-32 on CIFAR-100-LT
-    'cifar100_lt_if100': {'stage1': _acc(39.55), 'dr': _acc(45.68, 63.81, 46.37, 22.35),   # DR+MU = ablation p=0
-                          'dr_h2t_rho01': _acc(47.11, 63.08, 48.69, 25.38), 'dr_h2t': _acc(47.80),   # README re-run, ρ 0.25
-                          'dr_h2t_rho03': _acc(47.73, 62.00, 50.17, 27.07), 'dr_h2t_rho05': _acc(47.17, 56.31, 51.34, 30.79),
-                          'ratio1': _acc(43.57, 44.31, 51.51, 33.07), 'mislas': _acc(46.71), 'mislas_h2t': _acc(47.62)},
-    'cifar100_lt_if50': {'stage1': _acc(45.40), 'dr': _acc(50.86), 'dr_h2t': _acc(52.95), 'mislas': _acc(52.31),
-                         'mislas_h2t': _acc(52.73)},
-    'cifar100_lt_if200': {'stage1': _acc(35.99), 'dr': _acc(41.73), 'dr_h2t': _acc(43.95), 'mislas': _acc(43.45),
-                          'mislas_h2t': _acc(43.84)},
+PAPER = {  # top-1 % as printed in the paper (Li et al., AAAI 2024), ResNet-32 on CIFAR-100-LT
+    'cifar100_lt_if100': {
+        'stage1': _acc(39.55),
+        'dr': _acc(45.68, 63.81, 46.37, 22.35),  # DR+MU = ablation p=0
+        'dr_h2t_rho01': _acc(47.11, 63.08, 48.69, 25.38),
+        'dr_h2t': _acc(47.80),  # README re-run, ρ 0.25
+        'dr_h2t_rho03': _acc(47.73, 62.00, 50.17, 27.07),
+        'dr_h2t_rho05': _acc(47.17, 56.31, 51.34, 30.79),
+        'ratio1': _acc(43.57, 44.31, 51.51, 33.07),
+        'mislas': _acc(46.71),
+        'mislas_h2t': _acc(47.62),
+    },
+    'cifar100_lt_if50': {
+        'stage1': _acc(45.40),
+        'dr': _acc(50.86),
+        'dr_h2t': _acc(52.95),
+        'mislas': _acc(52.31),
+        'mislas_h2t': _acc(52.73),
+    },
+    'cifar100_lt_if200': {
+        'stage1': _acc(35.99),
+        'dr': _acc(41.73),
+        'dr_h2t': _acc(43.95),
+        'mislas': _acc(43.45),
+        'mislas_h2t': _acc(43.84),
+    },
     # Places-LT (ResNet-152) and iNaturalist 2018 (ResNet-50): head / medium / tail as the paper prints them
-    'places_lt_r152': {'stage1': _acc(29.43, 46.48, 25.66, 8.09), 'dr': _acc(37.40, 41.66, 37.79, 32.77),
-                       'dr_h2t': _acc(40.95, 41.96, 42.87, 35.33), 'mislas': _acc(40.38, 41.95, 41.88, 34.65),
-                       'mislas_h2t': _acc(41.03, 41.40, 43.04, 35.95)},
-    'inat2018_r50': {'stage1': _acc(66.86, 76.10, 69.05, 62.44), 'dr': _acc(70.49, 72.88, 71.15, 69.24),
-                     'dr_h2t': _acc(71.81, 71.73, 72.32, 71.30), 'mislas': _acc(71.54, 72.52, 72.08, 70.76),
-                     'mislas_h2t': _acc(72.05, 69.68, 72.49, 72.15)},
-    **{f'cifar100_lt_if{imb}_{host}': {row: _acc(v[i]) for row, v in rows.items()}
-       for host, rows in _HOSTS_CIFAR.items() for i, imb in enumerate((200, 100, 50))},
+    'places_lt_r152': {
+        'stage1': _acc(29.43, 46.48, 25.66, 8.09),
+        'dr': _acc(37.40, 41.66, 37.79, 32.77),
+        'dr_h2t': _acc(40.95, 41.96, 42.87, 35.33),
+        'mislas': _acc(40.38, 41.95, 41.88, 34.65),
+        'mislas_h2t': _acc(41.03, 41.40, 43.04, 35.95),
+    },
+    'inat2018_r50': {
+        'stage1': _acc(66.86, 76.10, 69.05, 62.44),
+        'dr': _acc(70.49, 72.88, 71.15, 69.24),
+        'dr_h2t': _acc(71.81, 71.73, 72.32, 71.30),
+        'mislas': _acc(71.54, 72.52, 72.08, 70.76),
+        'mislas_h2t': _acc(72.05, 69.68, 72.49, 72.15),
+    },
+    **{
+        f'cifar100_lt_if{imb}_{host}': {row: _acc(v[i]) for row, v in rows.items()}
+        for host, rows in _HOSTS_CIFAR.items()
+        for i, imb in enumerate((200, 100, 50))
+    },
     'imagenet_lt_r50_gcl': {'host': _acc(54.51, 62.24, 48.62, 52.12), 'h2t': _acc(54.62, 62.36, 48.75, 52.15)},
     'inat2018_r50_gcl': {'host': _acc(71.47, 66.43, 71.66, 72.47), 'h2t': _acc(71.62, 67.74, 71.92, 72.22)},
     'places_lt_r152_gcl': {'host': _acc(40.30, 38.64, 42.59, 38.44), 'h2t': _acc(40.73, 39.34, 42.50, 39.46)},
     'imagenet_lt_r50_ride': {'stage1': _acc(55.72, 69.59, 53.06, 30.09), 'h2t': _acc(56.92, 67.55, 54.95, 37.08)},
     'inat2018_r50_ride': {'stage1': _acc(72.80, 76.52, 74.23, 70.45), 'h2t': _acc(73.11, 75.69, 74.22, 71.36)},
-    'places_lt_r152_ride': {'stage1': _acc(40.32, 44.79, 40.69, 31.97),   # the linear-classifier (LC) rows
-                            'h2t': _acc(41.38, 42.99, 42.55, 36.25)},
+    'places_lt_r152_ride': {
+        'stage1': _acc(40.32, 44.79, 40.69, 31.97),  # the linear-classifier (LC) rows
+        'h2t': _acc(41.38, 42.99, 42.55, 36.25),
+    },
 }
 
 # %% ../nbs/06b_presets.ipynb #n09c5494
 HOSTS = {'gcl': 'GCL', 'ldam_drw': 'LDAM-DRW', 'ride': 'RIDE', 'reslt': 'ResLT'}
-HOST_MODELS = {'gcl': ('resnet32_cosine', 'small_cnn_cosine'), 'ldam_drw': ('resnet32_cosine', 'small_cnn_cosine'),
-               'ride': ('ride_resnet32', 'ride_small_cnn'),
-               'reslt': ('reslt_resnet32', 'reslt_small_cnn')}   # (CIFAR, Digits-100-LT CPU)
-RESLT_BETA = {50: 0.99, 100: 0.995, 200: 0.995}   # ResLT's CIFAR-100 scripts; no IF=200 one: IF=100's
+HOST_MODELS = {
+    'gcl': ('resnet32_cosine', 'small_cnn_cosine'),
+    'ldam_drw': ('resnet32_cosine', 'small_cnn_cosine'),
+    'ride': ('ride_resnet32', 'ride_small_cnn'),
+    'reslt': ('reslt_resnet32', 'reslt_small_cnn'),
+}  # (CIFAR, Digits-100-LT CPU)
+RESLT_BETA = {50: 0.99, 100: 0.995, 200: 0.995}  # ResLT's CIFAR-100 scripts; no IF=200 one: IF=100's
 
-def host_stage1(host:str, imb:float)->Stage1Config:
+
+def host_stage1(host: str, imb: float) -> Stage1Config:
     "The host's own stage-1 recipe on CIFAR-100-LT (200 epochs, warm-up 5, decays at 160 and 180)."
-    if host == 'gcl': return Stage1Config(batch_size=64, weight_decay=2e-4, loss='gcl')   # mixup 1, x0.1 at 160, 180
-    if host == 'ldam_drw': return Stage1Config(weight_decay=2e-4, gamma=0.01, mixup_alpha=0., loss='ldam_drw')
-    if host == 'ride': return Stage1Config(weight_decay=5e-4, nesterov=True, gamma=0.01, mixup_alpha=0., loss='ride')
-    return Stage1Config(weight_decay=5e-4, nesterov=True, warmup_start=1 / 3, mixup_alpha=0., loss='reslt',
-                        loss_args={'beta': RESLT_BETA.get(imb, 0.995)})
+    if host == 'gcl':
+        return Stage1Config(batch_size=64, weight_decay=2e-4, loss='gcl')  # mixup 1, x0.1 at 160, 180
+    if host == 'ldam_drw':
+        return Stage1Config(weight_decay=2e-4, gamma=0.01, mixup_alpha=0.0, loss='ldam_drw')
+    if host == 'ride':
+        return Stage1Config(weight_decay=5e-4, nesterov=True, gamma=0.01, mixup_alpha=0.0, loss='ride')
+    return Stage1Config(
+        weight_decay=5e-4,
+        nesterov=True,
+        warmup_start=1 / 3,
+        mixup_alpha=0.0,
+        loss='reslt',
+        loss_args={'beta': RESLT_BETA.get(imb, 0.995)},
+    )
 
-def host_rows(host:str, imb:float)->dict[str, Stage2Config]:
+
+def host_rows(host: str, imb: float) -> dict[str, Stage2Config]:
     "The host's stage-2 rows: its own stage 2 or a re-training with its loss, the same with two streams, and with H2T."
-    if host == 'gcl': own = Stage2Config(method='gcl', epochs=30, batch_size=64, lr=0.002, weight_decay=2e-4,
-                                         fusion='none', ratio=0., shift_bn=False, mixup_alpha=1.)
-    elif host == 'ride': own = replace(_dr(imb), method='ride', fusion='none', ratio=0.)
-    elif host == 'reslt': own = Stage2Config(method='reslt', epochs=10, batch_size=512, lr=0.05, weight_decay=5e-4,
-                                             fusion='none', ratio=0., shift_bn=False)
-    else: return {}
+    if host == 'gcl':
+        own = Stage2Config(
+            method='gcl',
+            epochs=30,
+            batch_size=64,
+            lr=0.002,
+            weight_decay=2e-4,
+            fusion='none',
+            ratio=0.0,
+            shift_bn=False,
+            mixup_alpha=1.0,
+        )
+    elif host == 'ride':
+        own = replace(_dr(imb), method='ride', fusion='none', ratio=0.0)
+    elif host == 'reslt':
+        own = Stage2Config(
+            method='reslt',
+            epochs=10,
+            batch_size=512,
+            lr=0.05,
+            weight_decay=5e-4,
+            fusion='none',
+            ratio=0.0,
+            shift_bn=False,
+        )
+    else:
+        return {}
     ratio = 0.4 if host == 'reslt' else RATIO_RELEASED
-    return {'host' if host == 'gcl' else 'dr': own, 'no_fusion': replace(own, fusion='two_streams'),
-            'h2t': replace(own, fusion='channels', ratio=ratio)}
+    return {
+        'host' if host == 'gcl' else 'dr': own,
+        'no_fusion': replace(own, fusion='two_streams'),
+        'h2t': replace(own, fusion='channels', ratio=ratio),
+    }
 
-def _cpu_stage1(host:str)->Stage1Config:
-    "The host's stage 1 in the Digits-100-LT CPU recipe's 20 epochs (warm-up 2, decays at 16 and 18, re-weighting from 16)."
+
+def _cpu_stage1(host: str) -> Stage1Config:
+    "The host's stage 1 in the Digits-100-LT CPU recipe's 20 epochs."
     s1 = host_stage1(host, 100)
     drw = {'drw_epoch': 16} if host in ('ldam_drw', 'ride') else {}
-    return replace(s1, epochs=DIGITS100_CPU_EPOCHS, warmup_epochs=2, milestones=(16, 18), loss_args={**s1.loss_args, **drw})
+    return replace(
+        s1, epochs=DIGITS100_CPU_EPOCHS, warmup_epochs=2, milestones=(16, 18), loss_args={**s1.loss_args, **drw}
+    )
 
-def _host_names(host:str)->dict:
+
+def _host_names(host: str) -> dict:
     "How a host family's rows read in its table."
     h = HOSTS[host]
-    return {'stage1': h if host in ('ride', 'reslt', 'ldam_drw') else f'{h} stage 1', 'host': h,
-            'dr': f'{h} + DR (head re-trained)', 'no_fusion': f'{h}, two streams, no fusion', 'h2t': f'{h} + H2T'}
+    return {
+        'stage1': h if host in ('ride', 'reslt', 'ldam_drw') else f'{h} stage 1',
+        'host': h,
+        'dr': f'{h} + DR (head re-trained)',
+        'no_fusion': f'{h}, two streams, no fusion',
+        'h2t': f'{h} + H2T',
+    }
 
-def _host_family(name:str, host:str, paper:str, base:TrainConfig, rows:dict)->Family:
+
+def _host_family(name: str, host: str, paper: str, base: TrainConfig, rows: dict) -> Family:
     "A host's family: its stage 1 and rows, paired against its own row, each fusion row against its no-fusion control."
-    return Family(name, base, rows, table=tuple(rows), paper=paper, baseline='host' if host == 'gcl' else 'stage1',
-                  controls={'h2t': 'no_fusion'}, names=_host_names(host))
+    return Family(
+        name,
+        base,
+        rows,
+        table=tuple(rows),
+        paper=paper,
+        baseline='host' if host == 'gcl' else 'stage1',
+        controls={'h2t': 'no_fusion'},
+        names=_host_names(host),
+    )
+
 
 HOST_FAMILIES = (
-    *(_host_family(f'cifar100_lt_if{imb}_{host}', host, f'cifar100_lt_if{imb}_{host}',
-                   TrainConfig(name='', dataset='cifar100', imb_factor=imb, model=HOST_MODELS[host][0], val_per_class=10,
-                               rotation=15. if host == 'ride' else 0., stage1=host_stage1(host, imb)),
-                   host_rows(host, imb))
-      for host in HOSTS for imb in (50, 100, 200)),
-    *(_host_family(f'digits100_lt_if100_{host}', host, f'cifar100_lt_if100_{host}',
-                   TrainConfig(name='', dataset='digits100', imb_factor=100, model=HOST_MODELS[host][1], val_per_class=10,
-                               stage1=_cpu_stage1(host)),
-                   host_rows(host, 100))
-      for host in HOSTS))
+    *(
+        _host_family(
+            f'cifar100_lt_if{imb}_{host}',
+            host,
+            f'cifar100_lt_if{imb}_{host}',
+            TrainConfig(
+                name='',
+                dataset='cifar100',
+                imb_factor=imb,
+                model=HOST_MODELS[host][0],
+                val_per_class=10,
+                rotation=15.0 if host == 'ride' else 0.0,
+                stage1=host_stage1(host, imb),
+            ),
+            host_rows(host, imb),
+        )
+        for host in HOSTS
+        for imb in (50, 100, 200)
+    ),
+    *(
+        _host_family(
+            f'digits100_lt_if100_{host}',
+            host,
+            f'cifar100_lt_if100_{host}',
+            TrainConfig(
+                name='',
+                dataset='digits100',
+                imb_factor=100,
+                model=HOST_MODELS[host][1],
+                val_per_class=10,
+                stage1=_cpu_stage1(host),
+            ),
+            host_rows(host, 100),
+        )
+        for host in HOSTS
+    ),
+)
 
 # %% ../nbs/06b_presets.ipynb #nb2321e3
 # The large datasets (GPU only; recipes assumed where the hosts published none for H2T): GCL and RIDE on the DR
 # families' data and stage-1 schedules, with the host's loss, model and stage 2
-def _large_hosts(prefix, dataset, cosine, experts, epochs, wd)->tuple[Family, Family]:
-    schedule = dict(epochs=epochs, batch_size=256, lr=0.1, weight_decay=wd, schedule='cosine',
-                    warmup_epochs=5 if dataset == 'imagenet_lt' else 0)
-    gcl = Stage2Config(method='gcl', epochs=30, batch_size=256, lr=0.005, weight_decay=wd, fusion='none', ratio=0.,
-                       shift_bn=False, mixup_alpha=1.)
-    ride = Stage2Config(method='ride', epochs=10, batch_size=256, lr=0.005, weight_decay=wd, fusion='none', ratio=0.)
-    base = lambda model, stage1: TrainConfig(name='', dataset=dataset, model=model, val_per_class=0, num_workers=8,
-                                             stage1=stage1)
-    rows = lambda own, first: {first: own, 'no_fusion': replace(own, fusion='two_streams'),
-                               'h2t': replace(own, fusion='channels', ratio=RATIO_RELEASED)}
+def _large_hosts(prefix, dataset, cosine, experts, epochs, wd) -> tuple[Family, Family]:
+    schedule = dict(
+        epochs=epochs,
+        batch_size=256,
+        lr=0.1,
+        weight_decay=wd,
+        schedule='cosine',
+        warmup_epochs=5 if dataset == 'imagenet_lt' else 0,
+    )
+    gcl = Stage2Config(
+        method='gcl',
+        epochs=30,
+        batch_size=256,
+        lr=0.005,
+        weight_decay=wd,
+        fusion='none',
+        ratio=0.0,
+        shift_bn=False,
+        mixup_alpha=1.0,
+    )
+    ride = Stage2Config(method='ride', epochs=10, batch_size=256, lr=0.005, weight_decay=wd, fusion='none', ratio=0.0)
+    base = lambda model, stage1: TrainConfig(
+        name='', dataset=dataset, model=model, val_per_class=0, num_workers=8, stage1=stage1
+    )
+    rows = lambda own, first: {
+        first: own,
+        'no_fusion': replace(own, fusion='two_streams'),
+        'h2t': replace(own, fusion='channels', ratio=RATIO_RELEASED),
+    }
     ride_loss = dict(drw_epoch=int(0.8 * epochs), diversity=-0.2)
-    return (_host_family(f'{prefix}_gcl', 'gcl', f'{prefix}_gcl',
-                         base(cosine, Stage1Config(**schedule, mixup_alpha=0.2, loss='gcl')), rows(gcl, 'host')),
-            _host_family(f'{prefix}_ride', 'ride', f'{prefix}_ride',
-                         base(experts, Stage1Config(**schedule, mixup_alpha=0., nesterov=True, loss='ride',
-                                                    loss_args=ride_loss)), rows(ride, 'dr')))
+    return (
+        _host_family(
+            f'{prefix}_gcl',
+            'gcl',
+            f'{prefix}_gcl',
+            base(cosine, Stage1Config(**schedule, mixup_alpha=0.2, loss='gcl')),
+            rows(gcl, 'host'),
+        ),
+        _host_family(
+            f'{prefix}_ride',
+            'ride',
+            f'{prefix}_ride',
+            base(experts, Stage1Config(**schedule, mixup_alpha=0.0, nesterov=True, loss='ride', loss_args=ride_loss)),
+            rows(ride, 'dr'),
+        ),
+    )
 
-LARGE_HOST_FAMILIES = tuple(family for args in (
-    ('imagenet_lt_r50', 'imagenet_lt', 'resnet50_cosine', 'ride_resnet50', 180, 5e-4),
-    ('inat2018_r50', 'inat2018', 'resnet50_cosine', 'ride_resnet50', 200, 1e-4),
-    ('places_lt_r152', 'places_lt', 'resnet152_imagenet_cosine', 'ride_resnet152_imagenet', 30, 5e-4))
-    for family in _large_hosts(*args))
+
+LARGE_HOST_FAMILIES = tuple(
+    family
+    for args in (
+        ('imagenet_lt_r50', 'imagenet_lt', 'resnet50_cosine', 'ride_resnet50', 180, 5e-4),
+        ('inat2018_r50', 'inat2018', 'resnet50_cosine', 'ride_resnet50', 200, 1e-4),
+        ('places_lt_r152', 'places_lt', 'resnet152_imagenet_cosine', 'ride_resnet152_imagenet', 30, 5e-4),
+    )
+    for family in _large_hosts(*args)
+)
 
 # %% ../nbs/06b_presets.ipynb #n5d95919
 # ImageNet-pretrained timm models fine-tuned on CIFAR-100-LT (GPU; the timm extra; weights from the Hugging Face hub).
@@ -257,42 +492,78 @@ LARGE_HOST_FAMILIES = tuple(family for args in (
 # own channel axis (the ViT's tokens: the embedding axis). The paper has no such rows.
 TIMM_FINETUNE = {'vit_s16': 'vit_small_patch16_224.augreg_in21k_ft_in1k', 'r50': 'resnet50.a1_in1k'}
 TIMM_FAMILIES = tuple(
-    Family(f'cifar100_lt_if100_timm_{short}', TrainConfig(
-        name='', dataset='cifar100', imb_factor=100, model=f'timm:{name}', pretrained=True, image_size=224,
-        stage1=Stage1Config(epochs=15, batch_size=128, lr=0.01, weight_decay=0., schedule='cosine', warmup_epochs=1,
-                            mixup_alpha=0.2)),
-        stage2_rows(_dr(100), _mislas(100)), table=('dr', 'no_fusion', 'dr_h2t', 'dr_h2t_rho03'))
-    for short, name in TIMM_FINETUNE.items())
+    Family(
+        f'cifar100_lt_if100_timm_{short}',
+        TrainConfig(
+            name='',
+            dataset='cifar100',
+            imb_factor=100,
+            model=f'timm:{name}',
+            pretrained=True,
+            image_size=224,
+            stage1=Stage1Config(
+                epochs=15,
+                batch_size=128,
+                lr=0.01,
+                weight_decay=0.0,
+                schedule='cosine',
+                warmup_epochs=1,
+                mixup_alpha=0.2,
+            ),
+        ),
+        stage2_rows(_dr(100), _mislas(100)),
+        table=('dr', 'no_fusion', 'dr_h2t', 'dr_h2t_rho03'),
+    )
+    for short, name in TIMM_FINETUNE.items()
+)
 
 # %% ../nbs/06b_presets.ipynb #n84a2cb9
-FAMILIES = {f.name: f for f in (*CIFAR_FAMILIES, *DIGITS100_FAMILIES, *LARGE_FAMILIES, *HOST_FAMILIES,
-                                 *LARGE_HOST_FAMILIES, *TIMM_FAMILIES)}
-TABLE_FAMILIES = {name: f for name, f in FAMILIES.items() if f.table is not None}   # what h2t-table trains
+FAMILIES = {
+    f.name: f
+    for f in (
+        *CIFAR_FAMILIES,
+        *DIGITS100_FAMILIES,
+        *LARGE_FAMILIES,
+        *HOST_FAMILIES,
+        *LARGE_HOST_FAMILIES,
+        *TIMM_FAMILIES,
+    )
+}
+TABLE_FAMILIES = {name: f for name, f in FAMILIES.items() if f.table is not None}  # what h2t-table trains
 PRESETS = {'offline': OFFLINE} | {name: cfg for f in FAMILIES.values() for name, cfg in f.presets().items()}
-DEFAULT_PRESET = 'digits100_lt_if100_dr_h2t'   # README's main job: DR + H2T on Digits-100-LT, ~2 min on 2 CPU cores
+DEFAULT_PRESET = 'digits100_lt_if100_dr_h2t'  # README's main job: DR + H2T on Digits-100-LT, ~2 min on 2 CPU cores
 
-def get_preset(name:str)->TrainConfig:
+
+def get_preset(name: str) -> TrainConfig:
     "The preset `name`; an unknown name is refused in one line with the closest names."
-    if name in PRESETS: return PRESETS[name]
+    if name in PRESETS:
+        return PRESETS[name]
     close = difflib.get_close_matches(name, PRESETS, n=3, cutoff=0.5)
-    raise ValueError(f"unknown preset {name!r}" + (f": did you mean {', '.join(close)}?" if close else '') +
-                     f" ({len(PRESETS)} presets: h2t-train --help lists them by family).")
+    raise ValueError(
+        f"unknown preset {name!r}"
+        + (f": did you mean {', '.join(close)}?" if close else '')
+        + f" ({len(PRESETS)} presets: h2t-train --help lists them by family)."
+    )
 
-def paper_numbers(family:str)->dict:
+
+def paper_numbers(family: str) -> dict:
     "The paper's numbers a family's table is read against, row by row ({} where the paper has none)."
     return PAPER.get(FAMILIES[family].paper, {})
 
-def family_table(family:str)->dict:
+
+def family_table(family: str) -> dict:
     "How a family's table reads: `baseline`, `controls` (a fusion row's no-fusion control) and `names`."
     f = FAMILIES[family]
     return dict(baseline=f.baseline, controls=NO_FUSION_CONTROL if f.controls is None else f.controls, names=f.names)
 
-def family_rows(family:str, rows:list[str]|None=None)->tuple[TrainConfig, dict[str, Stage2Config]]:
+
+def family_rows(family: str, rows: list[str] | None = None) -> tuple[TrainConfig, dict[str, Stage2Config]]:
     "The stage-1 preset of `family` and its stage-2 rows (default: the family's); unknown names fail with the choices."
-    if family not in TABLE_FAMILIES: raise ValueError(
-        f"unknown table family {family!r}: use one of {', '.join(TABLE_FAMILIES)}.")
+    if family not in TABLE_FAMILIES:
+        raise ValueError(f"unknown table family {family!r}: use one of {', '.join(TABLE_FAMILIES)}.")
     f = FAMILIES[family]
     rows = list(rows or f.table)
     unknown = [r for r in rows if r not in f.rows]
-    if unknown: raise ValueError(f"unknown rows {unknown} for {family}: use some of {', '.join(f.rows)}.")
+    if unknown:
+        raise ValueError(f"unknown rows {unknown} for {family}: use some of {', '.join(f.rows)}.")
     return PRESETS[f'{family}_stage1'], {r: f.rows[r] for r in rows}

@@ -1,4 +1,4 @@
-"""A regime study on Digits-100-LT: three reasons the measured benchmark may sit far from the paper's regime, a knob for each, levels chosen on controls and validation before any H2T row was trained, and a 5-seed grid of paired differences set against the margin theory.
+"""A regime study on Digits-100-LT: three knobs, chosen on controls and validation, and a 5-seed grid.
 
 Docs: https://h2t-nb.github.io/h2t_nb/regimes.html.md"""
 
@@ -29,69 +29,110 @@ __all__ = ['REGIME_FAMILY', 'REGIME_ROWS', 'FUSION_ROWS', 'GENTLE_LR', 'NARROW_W
            'load_regimes', 'summary_entry', 'plot_regime_heatmaps', 'regime_rho_curve', 'as_paired']
 
 # %% ../nbs/11_regimes.ipynb #n659e130
-REGIME_FAMILY = 'digits100_lt_if100'   # the CPU recipe: small CNN, 20 + 10 epochs
+REGIME_FAMILY = 'digits100_lt_if100'  # the CPU recipe: small CNN, 20 + 10 epochs
 REGIME_ROWS = ('dr', 'no_fusion', 'dr_h2t_rho01', 'dr_h2t', 'dr_h2t_rho03', 'dr_h2t_rho05', 'ratio1')
-FUSION_ROWS = {row: s.ratio for row, s in family_rows(REGIME_FAMILY, REGIME_ROWS)[1].items() if s.fusion == 'channels'}   # row -> ρ, as the presets set it
-GENTLE_LR = 0.005   # frozen by the calibration below: ρ = 1 − DR on validation is −2.8 there (the paper: −2.11); 0.02 gives −35
-NARROW_WIDTH = 16   # frozen by the calibration below: the narrowest width whose DR stays within 5 validation points (d = 64)
-REGIME_LRS = (0.02, GENTLE_LR)   # the mobility levels: the recipe's stage-2 lr and the calibrated gentle one
-REGIME_DATA = {   # name -> the TrainConfig fields it changes; each hypothesis gets one setting
-    'default': {},                      # the measured benchmark
+FUSION_ROWS = {
+    row: s.ratio for row, s in family_rows(REGIME_FAMILY, REGIME_ROWS)[1].items() if s.fusion == 'channels'
+}  # row -> ρ, as the presets set it
+GENTLE_LR = 0.005  # frozen by the calibration below: ρ = 1 − DR on validation is −2.8 (paper: −2.11); 0.02 gives −35
+NARROW_WIDTH = (
+    16  # frozen by the calibration below: the narrowest width whose DR stays within 5 validation points (d = 64)
+)
+REGIME_LRS = (0.02, GENTLE_LR)  # the mobility levels: the recipe's stage-2 lr and the calibrated gentle one
+REGIME_DATA = {  # name -> the TrainConfig fields it changes; each hypothesis gets one setting
+    'default': {},  # the measured benchmark
     'rotated': dict(rotate_left=True),  # tail features not shared: left digits turned by 90°
-    'narrow': dict(width=NARROW_WIDTH), # feature dimension 4·NARROW_WIDTH instead of 128 (the margin theory's d)
-    'if200': dict(imb_factor=200),      # a scarcer tail
+    'narrow': dict(width=NARROW_WIDTH),  # feature dimension 4·NARROW_WIDTH instead of 128 (the margin theory's d)
+    'if200': dict(imb_factor=200),  # a scarcer tail
 }
-PAPER_RATIO1_DROP = round(PAPER['cifar100_lt_if100']['ratio1']['top1'] - PAPER['cifar100_lt_if100']['dr']['top1'], 2)   # -2.11: the paper's stage-2 mobility gauge
+PAPER_RATIO1_DROP = round(
+    PAPER['cifar100_lt_if100']['ratio1']['top1'] - PAPER['cifar100_lt_if100']['dr']['top1'], 2
+)  # -2.11: the paper's stage-2 mobility gauge
 
-def row_name(lr:float, row:str)->str:
+
+def row_name(lr: float, row: str) -> str:
     "A grid row's name: its stage-2 lr and the family row, e.g. `lr0.02-dr_h2t`."
     return f'lr{lr:g}-{row}'
 
-def split_row(name:str)->tuple[float, str]:
+
+def split_row(name: str) -> tuple[float, str]:
     "(lr, family row) of a grid row's name."
     lr, row = name.split('-', 1)
     return float(lr[2:]), row
 
-def regime_plan(data:str, # a key of `REGIME_DATA`, or any name when `fields` are given
-                lrs:list[float], # stage-2 learning rates (the mobility levels); all share one stage 1 and one backbone pass
-                seeds:list[int], rows=REGIME_ROWS, epochs1:int|None=None, epochs2:int|None=None, fast_dev_run:int=0,
-                fields:dict|None=None)->RunPlan: # the TrainConfig fields of the setting (default: `REGIME_DATA[data]`)
-    "The plan of one data setting of the grid: stage 1 once per seed, then every row at every stage-2 lr from it."
-    if fields is None and data not in REGIME_DATA: raise ValueError(f"unknown regime data setting {data!r}: use one of {', '.join(REGIME_DATA)}.")
-    base, stage2 = family_rows(REGIME_FAMILY, list(rows))
-    base = replace(base, name=f'regime-{data}', fast_dev_run=fast_dev_run, **(REGIME_DATA[data] if fields is None else fields),
-                   stage1=replace(base.stage1, epochs=epochs1 or base.stage1.epochs))
-    return RunPlan(base, {row_name(lr, r): replace(s, lr=lr, epochs=epochs2 or s.epochs) for lr in lrs for r, s in stage2.items()},
-                   seeds, kind='table', family=REGIME_FAMILY)
 
-def train_regimes(out:str|Path, # the grid's folder: one table folder per data setting (continued when called again)
-                  data:list[str]|dict[str, dict], # keys of `REGIME_DATA`, or {name: TrainConfig fields}
-                  lrs:list[float], seeds:list[int], quiet:bool=False, **plan_args)->dict[str, dict]:
+def regime_plan(
+    data: str,  # a key of `REGIME_DATA`, or any name when `fields` are given
+    lrs: list[float],  # stage-2 learning rates (the mobility levels); all share one stage 1 and one backbone pass
+    seeds: list[int],
+    rows=REGIME_ROWS,
+    epochs1: int | None = None,
+    epochs2: int | None = None,
+    fast_dev_run: int = 0,
+    fields: dict | None = None,
+) -> RunPlan:  # the TrainConfig fields of the setting (default: `REGIME_DATA[data]`)
+    "The plan of one data setting of the grid: stage 1 once per seed, then every row at every stage-2 lr from it."
+    if fields is None and data not in REGIME_DATA:
+        raise ValueError(f"unknown regime data setting {data!r}: use one of {', '.join(REGIME_DATA)}.")
+    base, stage2 = family_rows(REGIME_FAMILY, list(rows))
+    base = replace(
+        base,
+        name=f'regime-{data}',
+        fast_dev_run=fast_dev_run,
+        **(REGIME_DATA[data] if fields is None else fields),
+        stage1=replace(base.stage1, epochs=epochs1 or base.stage1.epochs),
+    )
+    return RunPlan(
+        base,
+        {row_name(lr, r): replace(s, lr=lr, epochs=epochs2 or s.epochs) for lr in lrs for r, s in stage2.items()},
+        seeds,
+        kind='table',
+        family=REGIME_FAMILY,
+    )
+
+
+def train_regimes(
+    out: str | Path,  # the grid's folder: one table folder per data setting (continued when called again)
+    data: list[str] | dict[str, dict],  # keys of `REGIME_DATA`, or {name: TrainConfig fields}
+    lrs: list[float],
+    seeds: list[int],
+    quiet: bool = False,
+    **plan_args,
+) -> dict[str, dict]:
     "`{data setting: {seed: {row: report}}}`: every data setting's plan trained (or read back) in `out/<setting>`."
     fields = data if isinstance(data, dict) else {d: None for d in data}
-    plans = {d: regime_plan(d, lrs, seeds, fields=f, **plan_args) for d, f in fields.items()}   # every setting checked before any training
+    plans = {
+        d: regime_plan(d, lrs, seeds, fields=f, **plan_args) for d, f in fields.items()
+    }  # every setting checked before any training
     results = {}
     for d, plan in plans.items():
         outcome = execute(plan, RunFolder(Path(out) / d), quiet=quiet)
-        if outcome['interrupted']: raise RuntimeError(f"the regime grid in {out} was interrupted in {d}: call again to continue")
+        if outcome['interrupted']:
+            raise RuntimeError(f"the regime grid in {out} was interrupted in {d}: call again to continue")
         results[d] = outcome['results']
     return results
 
 # %% ../nbs/11_regimes.ipynb #nb8e2646
 KEPT_METRICS = ('top1', 'paper_many', 'paper_medium', 'paper_few')
 
-def compact_results(results:dict[str, dict])->dict:
-    "What the chapter needs from each report (last-epoch test metrics and last validation accuracy), JSON-ready and small."
-    keep = lambda r: {**{m: r['last'][m] for m in KEPT_METRICS}, 'val': r['history'][-1].get('val_balanced')}
-    return {d: {str(s): {row: keep(r) for row, r in per_seed.items()} for s, per_seed in res.items()} for d, res in results.items()}
 
-def _paired(per_seed:dict, row:str, baseline:str, metric:str)->dict:
+def compact_results(results: dict[str, dict]) -> dict:
+    "What the chapter needs from each report: last-epoch test metrics and validation accuracy."
+    keep = lambda r: {**{m: r['last'][m] for m in KEPT_METRICS}, 'val': r['history'][-1].get('val_balanced')}
+    return {
+        d: {str(s): {row: keep(r) for row, r in per_seed.items()} for s, per_seed in res.items()}
+        for d, res in results.items()
+    }
+
+
+def _paired(per_seed: dict, row: str, baseline: str, metric: str) -> dict:
     seeds = [s for s, r in per_seed.items() if row in r and baseline in r]
     mid, low, high = paired_interval([per_seed[s][row][metric] - per_seed[s][baseline][metric] for s in seeds])
     return dict(mean=mid, low=low, high=high, seeds=len(seeds))
 
-def regime_summary(compact:dict)->list[dict]:
-    "One entry per (data setting, stage-2 lr, fusion row): paired differences to the no-fusion control and to DR, overall and few-shot, and the cell's gauge."
+
+def regime_summary(compact: dict) -> list[dict]:
+    "One entry per (data setting, stage-2 lr, fusion row): its paired differences and the cell's gauge."
     out = []
     for d, per_seed in compact.items():
         names = list(next(iter(per_seed.values())))
@@ -100,34 +141,59 @@ def regime_summary(compact:dict)->list[dict]:
             gauge = {f'ratio1_vs_dr_{k}': _paired(per_seed, ratio1, dr, k)['mean'] for k in ('val', 'top1')}
             for row, rho in FUSION_ROWS.items():
                 name = row_name(lr, row)
-                if name not in names: continue
-                out.append(dict(data=d, lr=lr, row=row, rho=rho, **gauge,
-                                **{f'vs_{b}_{m}': _paired(per_seed, name, base, m) for b, base in (('control', control), ('dr', dr))
-                                   for m in ('top1', 'paper_few')}))
+                if name not in names:
+                    continue
+                out.append(
+                    dict(
+                        data=d,
+                        lr=lr,
+                        row=row,
+                        rho=rho,
+                        **gauge,
+                        **{
+                            f'vs_{b}_{m}': _paired(per_seed, name, base, m)
+                            for b, base in (('control', control), ('dr', dr))
+                            for m in ('top1', 'paper_few')
+                        },
+                    )
+                )
     return out
 
 # %% ../nbs/11_regimes.ipynb #n3504fea
 @torch.no_grad()
-def pooled_features(model:FeatureHeadModel, data:LTData, dataset, batch_size:int=1000)->tuple[torch.Tensor, torch.Tensor]:
+def pooled_features(
+    model: FeatureHeadModel, data: LTData, dataset, batch_size: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor]:
     "Pooled backbone features (eval mode, no augmentation) and labels of every image of `dataset`."
     from h2t_nb.pipeline import DevicePipeline
+
     model.eval()
     pipe = DevicePipeline(dataset, data.augment, 'cpu')
-    out = [(model.forward_head(model.forward_features(x), pre_logits=True), y) for x, y in pipe.batches(torch.arange(len(dataset)), batch_size, train=False)]
+    out = [
+        (model.forward_head(model.forward_features(x), pre_logits=True), y)
+        for x, y in pipe.batches(torch.arange(len(dataset)), batch_size, train=False)
+    ]
     return torch.cat([f for f, _ in out]), torch.cat([y for _, y in out])
 
-def feature_probe(model:FeatureHeadModel, data:LTData)->dict[str, float]:
-    "How well stage-1 features separate classes, apart from the classifier: nearest class mean (cosine, means of the training features) on validation, % per paper group."
+
+def feature_probe(model: FeatureHeadModel, data: LTData) -> dict[str, float]:
+    "How well stage-1 features separate classes: nearest-class-mean accuracy on validation, per group."
     train_f, train_y = pooled_features(model, data, data.train)
     val_f, val_y = pooled_features(model, data, data.val)
-    means = torch.nn.functional.normalize(torch.stack([train_f[train_y == c].mean(0) for c in range(data.num_classes)]), dim=1)
+    means = torch.nn.functional.normalize(
+        torch.stack([train_f[train_y == c].mean(0) for c in range(data.num_classes)]), dim=1
+    )
     correct = ((torch.nn.functional.normalize(val_f, dim=1) @ means.T).argmax(1) == val_y).float()
     b0, b1 = data.index_bounds
-    return dict(probe_all=100 * correct.mean().item(), probe_many=100 * correct[val_y < b0].mean().item(),
-                probe_few=100 * correct[val_y >= b1].mean().item())
+    return dict(
+        probe_all=100 * correct.mean().item(),
+        probe_many=100 * correct[val_y < b0].mean().item(),
+        probe_few=100 * correct[val_y >= b1].mean().item(),
+    )
 
-def probe_stage1(folder:str|Path, seeds:list[int])->dict[str, dict]:
-    "`{seed: feature_probe(...)}` of the stage-1 checkpoints in a regime folder, on the data its plan draws for each seed."
+
+def probe_stage1(folder: str | Path, seeds: list[int]) -> dict[str, dict]:
+    "`{seed: feature_probe(...)}` of the stage-1 checkpoints in a regime folder."
     plan, out = RunFolder.open(folder).read_plan(), {}
     for seed in seeds:
         cfg = replace(plan.base, seed=seed)
@@ -138,11 +204,23 @@ def probe_stage1(folder:str|Path, seeds:list[int])->dict[str, dict]:
     return out
 
 # %% ../nbs/11_regimes.ipynb #n447f5ad
-CANDIDATE_LRS = (0.02, 0.005, 0.002, 0.001, 0.0005, 0.0002)   # stage-2 lr candidates, 10 epochs each (0.02: the paper's recipe)
-CANDIDATE_WIDTHS = (4, 8, 16)   # narrow backbones: 16, 32 and 64 feature channels (the default 32 gives 128); 16 added when 4 and 8 both failed the rule
+CANDIDATE_LRS = (
+    0.02,
+    0.005,
+    0.002,
+    0.001,
+    0.0005,
+    0.0002,
+)  # stage-2 lr candidates, 10 epochs each (0.02: the paper's recipe)
+CANDIDATE_WIDTHS = (
+    4,
+    8,
+    16,
+)  # 16, 32 and 64 feature channels (the default 32 gives 128); 16 added when 4 and 8 failed the rule
 
-def mobility_gauge(compact_setting:dict)->list[dict]:
-    "Per stage-2 lr: validation accuracy of stage 1, DR and ρ = 1 (mean over seeds) and the gauge, ρ = 1 minus DR on validation."
+
+def mobility_gauge(compact_setting: dict) -> list[dict]:
+    "Per stage-2 lr: validation accuracy of stage 1, DR and ρ = 1, and the gauge (ρ = 1 minus DR)."
     out = []
     per_seed = compact_setting.values()
     lrs = dict.fromkeys(split_row(n)[0] for r in per_seed for n in r if n != 'stage1')
@@ -153,85 +231,131 @@ def mobility_gauge(compact_setting:dict)->list[dict]:
         out.append(dict(lr=lr, stage1_val=val('stage1'), dr_val=val(dr), ratio1_val=ratio1, gauge=ratio1 - val(dr)))
     return out
 
-def choose_mobility(gauge:list[dict], target:float=PAPER_RATIO1_DROP)->float:
-    "The stage-2 lr whose gauge is nearest the paper's, among those where DR still improves on stage 1 on validation (stage 2 must re-balance)."
+
+def choose_mobility(gauge: list[dict], target: float = PAPER_RATIO1_DROP) -> float:
+    "The stage-2 lr whose gauge is nearest the paper's, among those where DR improves on stage 1."
     moving = [g for g in gauge if g['dr_val'] > g['stage1_val'] and not math.isnan(g['gauge'])]
-    if not moving: raise ValueError("no stage-2 lr lets DR improve on stage 1 on validation: widen the candidates.")
+    if not moving:
+        raise ValueError("no stage-2 lr lets DR improve on stage 1 on validation: widen the candidates.")
     return min(moving, key=lambda g: abs(g['gauge'] - target))['lr']
 
-def choose_width(compact_widths:dict[str, dict], default_dr_val:float, within:float=5.0)->int:
-    "The narrowest candidate width whose DR validation accuracy (at the paper's lr) stays within `within` points of the default width's."
-    ok = [int(name[5:]) for name, per_seed in compact_widths.items()
-          if np.mean([r[row_name(0.02, 'dr')]['val'] for r in per_seed.values()]) >= default_dr_val - within]
-    if not ok: raise ValueError(f"every candidate width loses more than {within} points of DR validation accuracy: widen the candidates.")
+
+def choose_width(compact_widths: dict[str, dict], default_dr_val: float, within: float = 5.0) -> int:
+    "The narrowest width whose DR validation accuracy stays within `within` points of the default's."
+    ok = [
+        int(name[5:])
+        for name, per_seed in compact_widths.items()
+        if np.mean([r[row_name(0.02, 'dr')]['val'] for r in per_seed.values()]) >= default_dr_val - within
+    ]
+    if not ok:
+        raise ValueError(
+            f"every candidate width loses more than {within} points of DR validation accuracy: widen the candidates."
+        )
     return min(ok)
 
 # %% ../nbs/11_regimes.ipynb #n6cefda0
 MEASURED_REGIMES = 'digits100_regimes.json'
 
-def save_regimes(path:str|Path, # where to write (the repository keeps it in nbs/measured/)
-                 grid:dict, # `compact_results` of the grid
-                 calibration:dict, # what the calibration measured and chose: results, probes, gauge, frozen levels
-                 probes:dict, # `{data setting: probe_stage1(...)}` of the grid's stage 1s
-                 how:str)->dict: # how it was measured: data, model, seeds, machine
+
+def save_regimes(
+    path: str | Path,  # where to write (the repository keeps it in nbs/measured/)
+    grid: dict,  # `compact_results` of the grid
+    calibration: dict,  # what the calibration measured and chose: results, probes, gauge, frozen levels
+    probes: dict,  # `{data setting: probe_stage1(...)}` of the grid's stage 1s
+    how: str,
+) -> dict:  # how it was measured: data, model, seeds, machine
     "Write the measured grid (and its calibration) as one JSON file, with its summary; returns what was written."
     doc = dict(how=how, calibration=calibration, grid=grid, probes=probes, summary=regime_summary(grid))
     write_text_atomic(Path(path), json.dumps(doc, indent=1))
     return doc
 
-def load_regimes(path=None)->dict:
+
+def load_regimes(path=None) -> dict:
     "The measured regime grid: `path`, or the file that ships with the package (`h2t_nb.measured`)."
     import importlib.resources
+
     source = Path(path) if path else importlib.resources.files('h2t_nb.measured') / MEASURED_REGIMES
-    if not source.is_file(): raise FileNotFoundError(f"no measured regime grid at {source}: train one with train_regimes and save_regimes.")
+    if not source.is_file():
+        raise FileNotFoundError(f"no measured regime grid at {source}: train one with train_regimes and save_regimes.")
     doc = json.loads(source.read_text())
     missing = [k for k in ('how', 'calibration', 'grid', 'summary') if k not in doc]
-    if missing: raise ValueError(f"{source} is not a regime grid of save_regimes: it lacks {missing}.")
+    if missing:
+        raise ValueError(f"{source} is not a regime grid of save_regimes: it lacks {missing}.")
     return doc
 
-def summary_entry(summary:list[dict], data:str, lr:float, row:str)->dict:
+
+def summary_entry(summary: list[dict], data: str, lr: float, row: str) -> dict:
     "The summary line of one grid cell and fusion row."
     found = [e for e in summary if e['data'] == data and e['lr'] == lr and e['row'] == row]
-    if not found: raise KeyError(f"the grid has no {row!r} at lr {lr:g} on {data!r}")
+    if not found:
+        raise KeyError(f"the grid has no {row!r} at lr {lr:g} on {data!r}")
     return found[0]
 
 # %% ../nbs/11_regimes.ipynb #nc477065
-def plot_regime_heatmaps(summary:list[dict], title:str=''):
-    "Paired differences over the grid (rows: data setting @ lr, columns: ρ), H2T against its no-fusion control and against DR, overall and few-shot; * marks intervals that exclude 0."
+def plot_regime_heatmaps(summary: list[dict], title: str = ''):
+    "Paired differences over the grid (data setting @ lr × ρ); * marks intervals that exclude 0."
     import seaborn as sns
     from matplotlib.figure import Figure
+
     cells = list(dict.fromkeys((e['data'], e['lr']) for e in summary))
     rhos = sorted({e['rho'] for e in summary})
     fig = Figure(figsize=(14, 1.6 + 0.45 * len(cells)), layout='constrained')
     axs = fig.subplots(1, 4, sharey=True)
-    panels = [('vs_control_top1', 'H2T − no fusion, overall'), ('vs_control_paper_few', 'H2T − no fusion, few-shot'),
-              ('vs_dr_top1', 'H2T − DR, overall'), ('vs_dr_paper_few', 'H2T − DR, few-shot')]
+    panels = [
+        ('vs_control_top1', 'H2T − no fusion, overall'),
+        ('vs_control_paper_few', 'H2T − no fusion, few-shot'),
+        ('vs_dr_top1', 'H2T − DR, overall'),
+        ('vs_dr_paper_few', 'H2T − DR, few-shot'),
+    ]
     for ax, (key, name) in zip(axs, panels):
-        grid = np.full((len(cells), len(rhos)), np.nan); notes = np.full(grid.shape, '', dtype=object)
+        grid = np.full((len(cells), len(rhos)), np.nan)
+        notes = np.full(grid.shape, '', dtype=object)
         for e in summary:
             i, j, d = cells.index((e['data'], e['lr'])), rhos.index(e['rho']), e[key]
             grid[i, j] = d['mean']
             notes[i, j] = f"{d['mean']:+.1f}" + ('*' if d['low'] > 0 or d['high'] < 0 else '')
-        lim = max(1.0, float(np.nanmax(np.abs(grid[:, [k for k, r in enumerate(rhos) if r < 1]]))))   # ρ = 1 would swamp the scale
-        sns.heatmap(grid, ax=ax, cmap='RdBu', center=0, vmin=-lim, vmax=lim, annot=notes, fmt='', cbar=False,
-                    xticklabels=[f'{r:g}' for r in rhos], yticklabels=[f'{d} @ lr {lr:g}' for d, lr in cells], annot_kws=dict(fontsize=8))
+        lim = max(
+            1.0, float(np.nanmax(np.abs(grid[:, [k for k, r in enumerate(rhos) if r < 1]])))
+        )  # ρ = 1 would swamp the scale
+        sns.heatmap(
+            grid,
+            ax=ax,
+            cmap='RdBu',
+            center=0,
+            vmin=-lim,
+            vmax=lim,
+            annot=notes,
+            fmt='',
+            cbar=False,
+            xticklabels=[f'{r:g}' for r in rhos],
+            yticklabels=[f'{d} @ lr {lr:g}' for d, lr in cells],
+            annot_kws=dict(fontsize=8),
+        )
         ax.set(title=name, xlabel='ρ')
-    if title: fig.suptitle(title)
+    if title:
+        fig.suptitle(title)
     return fig
 
 # %% ../nbs/11_regimes.ipynb #n3b3f448
-def regime_rho_curve(per_seed:dict, lr:float)->dict[str, np.ndarray]:
-    "ρ (DR as ρ = 0, as in the paper's ablation) and mean ± std over seeds of overall / many / medium / few for one grid cell; `plot_rho_ablation`'s input."
-    rows = [(r, rho) for r, rho in [('dr', 0.0), *FUSION_ROWS.items()] if all(row_name(lr, r) in seed for seed in per_seed.values())]
+def regime_rho_curve(per_seed: dict, lr: float) -> dict[str, np.ndarray]:
+    "ρ and mean ± std over seeds of overall / many / medium / few for one grid cell."
+    rows = [
+        (r, rho)
+        for r, rho in [('dr', 0.0), *FUSION_ROWS.items()]
+        if all(row_name(lr, r) in seed for seed in per_seed.values())
+    ]
     curve = {'rho': np.array([rho for _, rho in rows])}
     for m in KEPT_METRICS:
         values = np.array([[seed[row_name(lr, r)][m] for seed in per_seed.values()] for r, _ in rows])
-        curve[m], curve[m + '_std'] = values.mean(1), values.std(1, ddof=1) if values.shape[1] > 1 else np.full(len(rows), np.nan)
+        curve[m], curve[m + '_std'] = (
+            values.mean(1),
+            values.std(1, ddof=1) if values.shape[1] > 1 else np.full(len(rows), np.nan),
+        )
     return curve
 
 # %% ../nbs/11_regimes.ipynb #nfc4bbbd
-def as_paired(entry:dict, against:str='control')->dict:
-    "One summary line as a paired-difference entry (`top1`, `top1_low`, ... `paper_few_high`) for `08_table`'s `plot_paired_deltas`."
+def as_paired(entry: dict, against: str = 'control') -> dict:
+    "One summary line as a paired-difference entry for `plot_paired_deltas`."
     out = {}
     for m in ('top1', 'paper_few'):
         d = entry[f'vs_{against}_{m}']

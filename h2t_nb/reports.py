@@ -1,4 +1,4 @@
-"""What runs and tables print and save: one aggregator (mean and sample standard deviation over seeds, missing values skipped), paired differences with Student-t intervals, the text and Markdown tables, the plots and one CSV writer.
+"""What runs and tables print and save: means over seeds, paired differences with intervals, tables, plots.
 
 Docs: https://h2t-nb.github.io/h2t_nb/reports.html.md"""
 
@@ -20,35 +20,55 @@ __all__ = ['REPORT_COLUMNS', 'METRICS', 'SELECTIONS', 'ROW_NAMES', 'mean_std', '
            'plot_run', 'write_csv', 'plot_class_profile']
 
 # %% ../nbs/06c_reports.ipynb #n8af8162
-REPORT_COLUMNS = ['top1', 'balanced', 'paper_many', 'paper_medium', 'paper_few', 'threshold_many', 'threshold_medium', 'threshold_few', 'ece']
-METRICS = ('top1', 'paper_many', 'paper_medium', 'paper_few')   # the table's columns
-SELECTIONS = {'last': 'last epoch', 'best_val': 'best epoch on validation',
-              'best_test': 'paper protocol (selected on test: optimistic)'}
+REPORT_COLUMNS = [
+    'top1',
+    'balanced',
+    'paper_many',
+    'paper_medium',
+    'paper_few',
+    'threshold_many',
+    'threshold_medium',
+    'threshold_few',
+    'ece',
+]
+METRICS = ('top1', 'paper_many', 'paper_medium', 'paper_few')  # the table's columns
+SELECTIONS = {
+    'last': 'last epoch',
+    'best_val': 'best epoch on validation',
+    'best_test': 'paper protocol (selected on test: optimistic)',
+}
 
-def mean_std(values)->tuple[float, float]:
+
+def mean_std(values) -> tuple[float, float]:
     "Mean and sample standard deviation (ddof 1) of `values`, NaNs left out; the deviation is NaN below two values."
     v = np.asarray(values, dtype=float)
     v = v[~np.isnan(v)]
-    if len(v) == 0: return math.nan, math.nan
+    if len(v) == 0:
+        return math.nan, math.nan
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
 
 # %% ../nbs/06c_reports.ipynb #ne539b1b
-def run_summary(per_seed:dict)->list[dict]:
+def run_summary(per_seed: dict) -> list[dict]:
     "Rows of mean ± std over seeds for each stage and model selection (last epoch, best on validation, best on test)."
     rows = []
     stages = list(dict.fromkeys(stage for r in per_seed.values() for stage in r))
     for stage in stages:
         for selection in SELECTIONS:
             reports = [r[stage][selection] for r in per_seed.values() if stage in r and selection in r[stage]]
-            if not reports: continue
+            if not reports:
+                continue
             row = dict(stage=stage, selection=selection, seeds=len(reports))
-            for k in REPORT_COLUMNS: row[k], row[f'{k}_std'] = mean_std([r[k] for r in reports])
+            for k in REPORT_COLUMNS:
+                row[k], row[f'{k}_std'] = mean_std([r[k] for r in reports])
             rows.append(row)
     return rows
 
-def _pm(mean, std)->str: return f"{mean:.2f}" + ('' if math.isnan(std) else f" ± {std:.2f}")
 
-def run_summary_text(rows:list[dict])->str:
+def _pm(mean, std) -> str:
+    return f"{mean:.2f}" + ('' if math.isnan(std) else f" ± {std:.2f}")
+
+
+def run_summary_text(rows: list[dict]) -> str:
     "The summary as a fixed-width text table (mean ± std when several seeds)."
     heads = ['stage', 'selection'] + REPORT_COLUMNS
     table = [heads] + [[r['stage'], r['selection']] + [_pm(r[k], r[k + '_std']) for k in REPORT_COLUMNS] for r in rows]
@@ -57,74 +77,148 @@ def run_summary_text(rows:list[dict])->str:
     return '\n'.join(lines + [f"{k}: {v}" for k, v in SELECTIONS.items() if any(r['selection'] == k for r in rows)])
 
 # %% ../nbs/06c_reports.ipynb #n15a4fe4
-def paired_interval(diffs, # per-seed differences, row minus baseline
-                    confidence:float=0.95)->tuple[float, float, float]:
+def paired_interval(
+    diffs,  # per-seed differences, row minus baseline
+    confidence: float = 0.95,
+) -> tuple[float, float, float]:
     "Mean of paired differences and its Student-t interval `(mean, low, high)`; the interval is NaN with one seed."
     d = np.asarray(diffs, dtype=float)
-    if len(d) < 2: return float(d.mean()), math.nan, math.nan
+    if len(d) < 2:
+        return float(d.mean()), math.nan, math.nan
     half = stats.t.ppf((1 + confidence) / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
     return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
 
 # %% ../nbs/06c_reports.ipynb #n8ef8517
-def table_summary(results:dict, # {seed: {row: report}}, as a run folder's orchestrator returns it
-                  selection:str='last', # 'last', 'best_val' or 'best_test'
-                  metrics=METRICS)->list[dict]:
+def table_summary(
+    results: dict,  # {seed: {row: report}}, as a run folder's orchestrator returns it
+    selection: str = 'last',  # 'last', 'best_val' or 'best_test'
+    metrics=METRICS,
+) -> list[dict]:
     "One dict per row (stage 1 first): `seeds`, and mean / std over seeds of each metric of the chosen selection."
     rows = []
     for row in dict.fromkeys(r for seed in results.values() for r in seed):
         reports = [r[row][selection] for r in results.values() if row in r and selection in r[row]]
-        if not reports: continue
+        if not reports:
+            continue
         stats_ = {m: mean_std([rep[m] for rep in reports]) for m in metrics}
-        rows.append(dict(row=row, seeds=len(reports), **{m: s[0] for m, s in stats_.items()}, **{f'{m}_std': s[1] for m, s in stats_.items()}))
+        rows.append(
+            dict(
+                row=row,
+                seeds=len(reports),
+                **{m: s[0] for m, s in stats_.items()},
+                **{f'{m}_std': s[1] for m, s in stats_.items()},
+            )
+        )
     return rows
 
-def paired_differences(results:dict, baseline:str='dr', selection:str='last', metrics=METRICS, confidence:float=0.95,
-                       rows:list[str]|None=None)->list[dict]:
-    "For each row (default: all but the baseline): the mean paired difference to `baseline` over the seeds that have both, with its interval."
+
+def paired_differences(
+    results: dict,
+    baseline: str = 'dr',
+    selection: str = 'last',
+    metrics=METRICS,
+    confidence: float = 0.95,
+    rows: list[str] | None = None,
+) -> list[dict]:
+    "For each row: the mean paired difference to `baseline` over the seeds that have both, with its interval."
     out = []
-    names = rows or [r for r in dict.fromkeys(r for seed in results.values() for r in seed) if r not in (baseline, 'stage1')]
+    names = rows or [
+        r for r in dict.fromkeys(r for seed in results.values() for r in seed) if r not in (baseline, 'stage1')
+    ]
     for row in names:
         seeds = [s for s, r in results.items() if selection in r.get(row, {}) and selection in r.get(baseline, {})]
-        if not seeds: continue   # e.g. no validation split: no `best_val` selection to pair
+        if not seeds:
+            continue  # e.g. no validation split: no `best_val` selection to pair
         entry = dict(row=row, baseline=baseline, seeds=len(seeds))
         for m in metrics:
-            entry[m], entry[f'{m}_low'], entry[f'{m}_high'] = paired_interval([results[s][row][selection][m] - results[s][baseline][selection][m] for s in seeds], confidence)
+            entry[m], entry[f'{m}_low'], entry[f'{m}_high'] = paired_interval(
+                [results[s][row][selection][m] - results[s][baseline][selection][m] for s in seeds], confidence
+            )
         out.append(entry)
     return out
 
 # %% ../nbs/06c_reports.ipynb #n400b98c
-ROW_NAMES = {'stage1': 'stage 1 (CE + mixup)', 'dr': 'DR', 'no_fusion': 'two streams, no fusion', 'dr_h2t_rho01': 'DR + H2T ρ=0.1',
-             'dr_h2t': 'DR + H2T ρ=0.25', 'dr_h2t_rho03': 'DR + H2T ρ=0.3', 'dr_h2t_rho05': 'DR + H2T ρ=0.5',
-             'ratio1': 'DR + H2T ρ=1', 'whole_swap': 'whole-sample swap 0.25', 'mislas': 'MiSLAS', 'mislas_h2t': 'MiSLAS + H2T'}
+ROW_NAMES = {
+    'stage1': 'stage 1 (CE + mixup)',
+    'dr': 'DR',
+    'no_fusion': 'two streams, no fusion',
+    'dr_h2t_rho01': 'DR + H2T ρ=0.1',
+    'dr_h2t': 'DR + H2T ρ=0.25',
+    'dr_h2t_rho03': 'DR + H2T ρ=0.3',
+    'dr_h2t_rho05': 'DR + H2T ρ=0.5',
+    'ratio1': 'DR + H2T ρ=1',
+    'whole_swap': 'whole-sample swap 0.25',
+    'mislas': 'MiSLAS',
+    'mislas_h2t': 'MiSLAS + H2T',
+}
 
-def _ci(d, m)->str:
-    if d is None: return '–'
+
+def _ci(d, m) -> str:
+    if d is None:
+        return '–'
     return f"{d[m]:+.2f}" if math.isnan(d[m + '_low']) else f"{d[m]:+.2f} [{d[m + '_low']:+.2f}, {d[m + '_high']:+.2f}]"
 
-def _cells(r, vs_dr, vs_control, names)->list[str]:
-    "A row's name, mean ± std per metric, and its paired intervals (overall, few) against the baseline and (overall) against its no-fusion control."
-    a, b = vs_dr.get(r['row']), vs_control.get(r['row'])
-    return ([names.get(r['row'], r['row'])] + [_pm(r[m], r[m + '_std']) for m in METRICS] + [_ci(a, 'top1'), _ci(a, 'paper_few'), _ci(b, 'top1')])
 
-def table_text(summary:list[dict], diffs:list[dict], paper:dict, title:str='', control_diffs:list[dict]=(), names:dict|None=None,
-               baseline:str='DR')->str:
-    "This run next to the paper, with paired differences to the baseline (and of fusion rows to their no-fusion control), as fixed-width text."
+def _cells(r, vs_dr, vs_control, names) -> list[str]:
+    "A row's name, mean ± std per metric, and its paired intervals against the baseline and its control."
+    a, b = vs_dr.get(r['row']), vs_control.get(r['row'])
+    return (
+        [names.get(r['row'], r['row'])]
+        + [_pm(r[m], r[m + '_std']) for m in METRICS]
+        + [_ci(a, 'top1'), _ci(a, 'paper_few'), _ci(b, 'top1')]
+    )
+
+
+def table_text(
+    summary: list[dict],
+    diffs: list[dict],
+    paper: dict,
+    title: str = '',
+    control_diffs: list[dict] = (),
+    names: dict | None = None,
+    baseline: str = 'DR',
+) -> str:
+    "This run next to the paper, with paired differences to the baseline and controls, as text."
     vs_dr, vs_control, names = {d['row']: d for d in diffs}, {d['row']: d for d in control_diffs}, names or ROW_NAMES
-    heads = ['row', 'top1', 'many', 'medium', 'few', f'Δtop1 vs {baseline} [95% CI]', f'Δfew vs {baseline} [95% CI]', 'Δtop1 vs no fusion [95% CI]',
-             'paper top1/many/med/few', 'seeds']
+    heads = [
+        'row',
+        'top1',
+        'many',
+        'medium',
+        'few',
+        f'Δtop1 vs {baseline} [95% CI]',
+        f'Δfew vs {baseline} [95% CI]',
+        'Δtop1 vs no fusion [95% CI]',
+        'paper top1/many/med/few',
+        'seeds',
+    ]
     lines = [heads]
     for r in summary:
         p = paper.get(r['row'], {})
-        lines.append(_cells(r, vs_dr, vs_control, names) + ['/'.join(f"{p[m]:.2f}" if m in p else '–' for m in METRICS), str(r['seeds'])])
+        lines.append(
+            _cells(r, vs_dr, vs_control, names)
+            + ['/'.join(f"{p[m]:.2f}" if m in p else '–' for m in METRICS), str(r['seeds'])]
+        )
     widths = [max(len(l[i]) for l in lines) for i in range(len(heads))]
     text = ['  '.join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(l, widths))) for l in lines]
     return '\n'.join(([title] if title else []) + text)
 
-def markdown_table(summary:list[dict], diffs:list[dict], paper:dict, control_diffs:list[dict]=(), names:dict|None=None, baseline:str='DR')->str:
-    "The rows of `table_text` as Markdown: mean ± std per metric, the paper's top-1, Δ to the baseline and to the no-fusion control with 95 % intervals."
+
+def markdown_table(
+    summary: list[dict],
+    diffs: list[dict],
+    paper: dict,
+    control_diffs: list[dict] = (),
+    names: dict | None = None,
+    baseline: str = 'DR',
+) -> str:
+    "The rows of `table_text` as Markdown."
     vs_dr, vs_control, names = {d['row']: d for d in diffs}, {d['row']: d for d in control_diffs}, names or ROW_NAMES
-    lines = [f'| row | overall | many | medium | few | paper (top-1) | Δ overall vs {baseline} [95% CI] | Δ few vs {baseline} [95% CI] | Δ overall vs no fusion [95% CI] |',
-             '|---|---|---|---|---|---|---|---|---|']
+    lines = [
+        f'| row | overall | many | medium | few | paper (top-1) | Δ overall vs {baseline} [95% CI] | Δ few vs '
+        f'{baseline} [95% CI] | Δ overall vs no fusion [95% CI] |',
+        '|---|---|---|---|---|---|---|---|---|',
+    ]
     for r in summary:
         cells = _cells(r, vs_dr, vs_control, names)
         paper_top1 = f"{paper[r['row']]['top1']:.2f}" if 'top1' in paper.get(r['row'], {}) else '–'
@@ -132,80 +226,144 @@ def markdown_table(summary:list[dict], diffs:list[dict], paper:dict, control_dif
     return '\n'.join(lines)
 
 # %% ../nbs/06c_reports.ipynb #nfef5e90
-def plot_table(summary:list[dict], diffs:list[dict], paper:dict, title:str='', path:str|Path|None=None, names:dict|None=None, baseline:str='DR'):
-    "Accuracy per row (this run's mean ± std, the paper's as markers) and paired differences to DR with their intervals."
-    from matplotlib.figure import Figure   # draws without pyplot: no backend change
+def plot_table(
+    summary: list[dict],
+    diffs: list[dict],
+    paper: dict,
+    title: str = '',
+    path: str | Path | None = None,
+    names: dict | None = None,
+    baseline: str = 'DR',
+):
+    "Accuracy per row (the paper's as markers) and paired differences to DR with their intervals."
+    from matplotlib.figure import Figure  # draws without pyplot: no backend change
+
     fig = Figure(figsize=(15, 4.2), layout='constrained')
     axs = fig.subplots(1, 3, width_ratios=[3, 3, 2.4])
     row_names = names or ROW_NAMES
     names = [row_names.get(r['row'], r['row']) for r in summary]
     for ax, m, label in ((axs[0], 'top1', 'overall'), (axs[1], 'paper_few', 'few (paper split)')):
         x = np.arange(len(summary))
-        ax.bar(x, [r[m] for r in summary], yerr=[r[m + '_std'] for r in summary], color='tab:blue', alpha=.75, capsize=3, label='this run')
+        ax.bar(
+            x,
+            [r[m] for r in summary],
+            yerr=[r[m + '_std'] for r in summary],
+            color='tab:blue',
+            alpha=0.75,
+            capsize=3,
+            label='this run',
+        )
         px = [(i, paper[r['row']][m]) for i, r in enumerate(summary) if m in paper.get(r['row'], {})]
-        if px: ax.plot(*zip(*px), 'kx', ms=8, mew=2, label='paper')
-        ax.set_xticks(x, names, rotation=40, ha='right', fontsize=8); ax.set(ylabel='test accuracy (%)', title=f'{label} accuracy')
-        ax.legend(fontsize=8); ax.grid(axis='y', alpha=.3)
+        if px:
+            ax.plot(*zip(*px), 'kx', ms=8, mew=2, label='paper')
+        ax.set_xticks(x, names, rotation=40, ha='right', fontsize=8)
+        ax.set(ylabel='test accuracy (%)', title=f'{label} accuracy')
+        ax.legend(fontsize=8)
+        ax.grid(axis='y', alpha=0.3)
     y = np.arange(len(diffs))
-    for m, dy, color, label in (('top1', -.15, 'tab:blue', 'overall'), ('paper_few', .15, 'tab:orange', 'few')):
+    for m, dy, color, label in (('top1', -0.15, 'tab:blue', 'overall'), ('paper_few', 0.15, 'tab:orange', 'few')):
         mean = np.array([d[m] for d in diffs])
         err = np.nan_to_num(np.array([[d[m] - d[m + '_low'], d[m + '_high'] - d[m]] for d in diffs]).T)
         axs[2].errorbar(mean, y + dy, xerr=err, fmt='o', color=color, capsize=3, label=label)
-    near = [abs(d[m + e]) for d in diffs for m in ('top1', 'paper_few') for e in ('', '_low', '_high') if abs(d[m]) <= 10 and not math.isnan(d[m + e])]
-    lim = 1.15 * max(near + [1])   # keep the informative rows readable; far-off rows are labelled at the edge
+    near = [
+        abs(d[m + e])
+        for d in diffs
+        for m in ('top1', 'paper_few')
+        for e in ('', '_low', '_high')
+        if abs(d[m]) <= 10 and not math.isnan(d[m + e])
+    ]
+    lim = 1.15 * max(near + [1])  # keep the informative rows readable; far-off rows are labelled at the edge
     for i, d in enumerate(diffs):
-        if abs(d['top1']) > lim: axs[2].annotate(f"{d['top1']:+.1f} ►" if d['top1'] > 0 else f"◄ {d['top1']:+.1f}", (np.sign(d['top1']) * lim, i),
-                                                  ha='right' if d['top1'] > 0 else 'left', va='center', fontsize=8, color='tab:blue')
+        if abs(d['top1']) > lim:
+            axs[2].annotate(
+                f"{d['top1']:+.1f} ►" if d['top1'] > 0 else f"◄ {d['top1']:+.1f}",
+                (np.sign(d['top1']) * lim, i),
+                ha='right' if d['top1'] > 0 else 'left',
+                va='center',
+                fontsize=8,
+                color='tab:blue',
+            )
     axs[2].set_xlim(-lim, lim)
-    axs[2].axvline(0, color='k', lw=1); axs[2].set_yticks(y, [row_names.get(d['row'], d['row']) for d in diffs], fontsize=8)
-    axs[2].invert_yaxis(); axs[2].set(xlabel=f'paired difference to {baseline} (points, 95 % CI)', title=f'vs {baseline}, same seed and stage 1')
-    axs[2].legend(fontsize=8); axs[2].grid(axis='x', alpha=.3)
-    if title: fig.suptitle(title)
-    if path is not None: fig.savefig(path, dpi=110)
+    axs[2].axvline(0, color='k', lw=1)
+    axs[2].set_yticks(y, [row_names.get(d['row'], d['row']) for d in diffs], fontsize=8)
+    axs[2].invert_yaxis()
+    axs[2].set(
+        xlabel=f'paired difference to {baseline} (points, 95 % CI)', title=f'vs {baseline}, same seed and stage 1'
+    )
+    axs[2].legend(fontsize=8)
+    axs[2].grid(axis='x', alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    if path is not None:
+        fig.savefig(path, dpi=110)
     return fig
 
 # %% ../nbs/06c_reports.ipynb #n7b07eac
-def plot_run(per_seed:dict, counts, path:str|Path):
+def plot_run(per_seed: dict, counts, path: str | Path):
     "Training curves (loss, validation accuracy) and per-class test accuracy of stage 1 vs stage 2, saved to `path`."
-    from matplotlib.figure import Figure   # draws and saves without pyplot: no backend change, nothing shown
+    from matplotlib.figure import Figure  # draws and saves without pyplot: no backend change, nothing shown
     from h2t_nb.metrics import plot_per_class_accuracy
+
     fig = Figure(figsize=(14, 3.5))
     axs = fig.subplots(1, 3)
     for seed, res in per_seed.items():
-        offset = 0   # stage 2's epochs continue stage 1's on the x axis
+        offset = 0  # stage 2's epochs continue stage 1's on the x axis
         for stage, style in (('stage1', '-'), ('stage2', '--')):
-            if stage not in res: continue
+            if stage not in res:
+                continue
             h = res[stage]['history']
             axs[0].plot([offset + e['epoch'] for e in h], [e['loss'] for e in h], style, label=f'{stage} seed {seed}')
-            axs[1].plot([offset + e['epoch'] for e in h], [e.get('val_balanced', np.nan) for e in h], style, label=f'{stage} seed {seed}')
+            axs[1].plot(
+                [offset + e['epoch'] for e in h],
+                [e.get('val_balanced', np.nan) for e in h],
+                style,
+                label=f'{stage} seed {seed}',
+            )
             offset += len(h)
-    axs[0].set(xlabel='epoch', ylabel='training loss', title='training loss'); axs[1].set(xlabel='epoch', ylabel='%', title='balanced validation accuracy')
+    axs[0].set(xlabel='epoch', ylabel='training loss', title='training loss')
+    axs[1].set(xlabel='epoch', ylabel='%', title='balanced validation accuracy')
     axs[0].legend(fontsize=7)
     first = next(iter(per_seed.values()))
     for stage in ('stage1', 'stage2'):
-        if stage in first: plot_per_class_accuracy(first[stage]['per_class_last'], counts, ax=axs[2], label=stage)
+        if stage in first:
+            plot_per_class_accuracy(first[stage]['per_class_last'], counts, ax=axs[2], label=stage)
     axs[2].set_title('per-class test accuracy (first seed, last epoch)')
-    fig.tight_layout(); fig.savefig(path, dpi=110)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 # %% ../nbs/06c_reports.ipynb #n2274bc1
-def write_csv(path:str|Path, rows:list[dict]):
+def write_csv(path: str | Path, rows: list[dict]):
     "Rows of dicts as CSV (the union of their keys as columns, in first-seen order), written atomically."
     fields = list(dict.fromkeys(k for r in rows for k in r))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, restval='')
-    writer.writeheader(); writer.writerows(rows)
+    writer.writeheader()
+    writer.writerows(rows)
     write_text_atomic(path, buffer.getvalue())
 
 # %% ../nbs/06c_reports.ipynb #n8b31ca
-def plot_class_profile(profiles:dict, # name -> per-class training counts
-                       ax=None):
+def plot_class_profile(
+    profiles: dict,  # name -> per-class training counts
+    ax=None,
+):
     "Log-scale training count against relative class rank for several long-tailed profiles."
     import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
     for name, counts in profiles.items():
-        ax.plot(np.linspace(0, 1, len(counts)), counts, marker='.' if len(counts) <= 20 else None,
-                label=f'{name} ({sum(counts):,})')
-    ax.set(yscale='log', xlabel='class rank / (C - 1)   (0 = head)', ylabel='training images',
-           title='Long-tailed class profiles')
-    ax.grid(alpha=.3, which='both'); ax.legend(fontsize=8)
+        ax.plot(
+            np.linspace(0, 1, len(counts)),
+            counts,
+            marker='.' if len(counts) <= 20 else None,
+            label=f'{name} ({sum(counts):,})',
+        )
+    ax.set(
+        yscale='log',
+        xlabel='class rank / (C - 1)   (0 = head)',
+        ylabel='training images',
+        title='Long-tailed class profiles',
+    )
+    ax.grid(alpha=0.3, which='both')
+    ax.legend(fontsize=8)
     return ax

@@ -1,4 +1,4 @@
-"""The one orchestrator behind `h2t-train` and `h2t-table`: a plan (seeds, one stage 1 each, stage-2 rows from it) trained in a run folder that takes one writer at a time, keeps each stage's report with a fingerprint of what it trained, resumes after a kill or a move, and extends when asked, never silently.
+"""The one orchestrator behind both commands: a plan trained in a run folder that resumes and extends safely.
 
 Docs: https://h2t-nb.github.io/h2t_nb/runs.html.md"""
 
@@ -19,8 +19,15 @@ from .config import Stage2Config, TrainConfig, config_from_dict, fingerprint_fie
 from .datasets import LTData, build_data, data_seed
 from .reports import plot_run, run_summary, run_summary_text, write_csv
 from .shared_pass import share_groups
-from .train import (Runtime, check_model, check_stage1_fits, interactive, setup_runtime,
-                          train_stage1, train_stage2_rows)
+from h2t_nb.train import (
+    Runtime,
+    check_model,
+    check_stage1_fits,
+    interactive,
+    setup_runtime,
+    train_stage1,
+    train_stage2_rows,
+)
 
 # %% auto #0
 __all__ = ['PLAN_FILE', 'RESULTS_FILE', 'RUNTIME_OVERRIDES', 'RunPlan', 'RunFolderBusy', 'claim_path', 'RunFolder',
@@ -29,37 +36,49 @@ __all__ = ['PLAN_FILE', 'RESULTS_FILE', 'RUNTIME_OVERRIDES', 'RunPlan', 'RunFold
 
 # %% ../nbs/06a_runs.ipynb #nb18f946
 PLAN_FILE = 'plan.json'
-RESULTS_FILE = {'run': 'results.json', 'table': 'table.json'}   # written when a folder's plan is finished
+RESULTS_FILE = {'run': 'results.json', 'table': 'table.json'}  # written when a folder's plan is finished
+
 
 @dataclass
 class RunPlan:
     "What a run folder trains: per seed, stage 1 (or the given stage-1 checkpoint), then each stage-2 row from it."
-    base: TrainConfig # data, model, stage 1 and the runtime; each row replaces its stage 2
-    rows: dict # row name -> Stage2Config; {} trains stage 1 only
-    seeds: list # one stage 1 per seed
-    stage1_ckpt: str|None = None # every row starts from this checkpoint instead of a trained stage 1
-    kind: str = 'run' # 'run' (h2t-train: one row, 'stage2') or 'table' (h2t-table)
-    family: str|None = None # the table family (h2t-table)
+
+    base: TrainConfig  # data, model, stage 1 and the runtime; each row replaces its stage 2
+    rows: dict  # row name -> Stage2Config; {} trains stage 1 only
+    seeds: list  # one stage 1 per seed
+    stage1_ckpt: str | None = None  # every row starts from this checkpoint instead of a trained stage 1
+    kind: str = 'run'  # 'run' (h2t-train: one row, 'stage2') or 'table' (h2t-table)
+    family: str | None = None  # the table family (h2t-table)
 
     def __post_init__(self):
         self.seeds = list(self.seeds)
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds): raise ValueError(f"seeds {self.seeds}: give each seed once, at least one.")
-        for seed in self.seeds: replace(self.base, seed=seed)   # a bad seed is refused now, before any folder exists
-        if self.kind not in RESULTS_FILE: raise ValueError(f"RunPlan.kind={self.kind!r}: use 'run' or 'table'.")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds {self.seeds}: give each seed once, at least one.")
+        for seed in self.seeds:
+            replace(self.base, seed=seed)  # a bad seed is refused now, before any folder exists
+        if self.kind not in RESULTS_FILE:
+            raise ValueError(f"RunPlan.kind={self.kind!r}: use 'run' or 'table'.")
         for row, sc in self.rows.items():
-            if not isinstance(sc, Stage2Config): raise ValueError(f"row {row!r} is a {type(sc).__name__}, not a Stage2Config.")
+            if not isinstance(sc, Stage2Config):
+                raise ValueError(f"row {row!r} is a {type(sc).__name__}, not a Stage2Config.")
 
-    def config(self, seed:int, row:str|None=None)->TrainConfig:
+    def config(self, seed: int, row: str | None = None) -> TrainConfig:
         "The configuration of one stage: stage 1 of `seed`, or `row`'s stage 2 from it."
         return replace(self.base, seed=seed, **({'stage2': self.rows[row]} if row else {}))
 
-    def to_dict(self)->dict:
+    def to_dict(self) -> dict:
         "The plan as JSON-ready data (what `plan.json` holds)."
-        return dict(kind=self.kind, family=self.family, seeds=self.seeds, stage1_ckpt=self.stage1_ckpt, base=asdict(self.base),
-                    rows={row: asdict(sc) for row, sc in self.rows.items()})
+        return dict(
+            kind=self.kind,
+            family=self.family,
+            seeds=self.seeds,
+            stage1_ckpt=self.stage1_ckpt,
+            base=asdict(self.base),
+            rows={row: asdict(sc) for row, sc in self.rows.items()},
+        )
 
     @classmethod
-    def from_dict(cls, d:dict)->RunPlan:
+    def from_dict(cls, d: dict) -> RunPlan:
         "A plan read back from `plan.json`, validated."
         base = config_from_dict(d['base'])
         rows = {row: config_from_dict({**d['base'], 'stage2': sc}).stage2 for row, sc in d['rows'].items()}
@@ -69,253 +88,393 @@ class RunPlan:
 class RunFolderBusy(RuntimeError):
     "Another process holds the run folder's lock."
 
-def claim_path(path:Path, file:bool=False)->Path:
+
+def claim_path(path: Path, file: bool = False) -> Path:
     "The first of `path`, `path-1`, ... (a file: `stem-1.suffix`, ...) that this call creates."
     path.parent.mkdir(parents=True, exist_ok=True)
     for n in itertools.count():
         candidate = path if n == 0 else path.with_name(f'{path.stem}-{n}{path.suffix}' if file else f'{path.name}-{n}')
-        try:   # atomic: of two callers started together, exactly one creates each name
-            if file: open(candidate, 'x').close()
-            else: candidate.mkdir()
-        except FileExistsError: continue
+        try:  # atomic: of two callers started together, exactly one creates each name
+            if file:
+                open(candidate, 'x').close()
+            else:
+                candidate.mkdir()
+        except FileExistsError:
+            continue
         return candidate
 
+
 class RunFolder:
-    "A run's folder: the plan it trains, one writer at a time, atomic reports, and no absolute path inside, so it resumes wherever it is."
-    def __init__(self, path:str|Path): self.path = Path(path)
+    "A run's folder: its plan, one writer at a time, atomic reports, and no absolute path inside."
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
 
     @classmethod
-    def create(cls, parent:str|Path, name:str, rt:Runtime)->RunFolder:
-        "A new folder `parent/name` (numbered if taken: earlier results are never overwritten), claimed by rank 0 for every process."
-        if Path(parent).exists() and not Path(parent).is_dir(): raise NotADirectoryError(f"--out {parent} is a file: pass a folder (it is created if missing).")
+    def create(cls, parent: str | Path, name: str, rt: Runtime) -> RunFolder:
+        "A new folder `parent/name` (numbered if taken), claimed by rank 0 for every process."
+        if Path(parent).exists() and not Path(parent).is_dir():
+            raise NotADirectoryError(f"--out {parent} is a file: pass a folder (it is created if missing).")
         path = claim_path(Path(parent) / name) if rt.main else None
-        if rt.world > 1:   # every process must agree on the folder rank 0 claimed
-            names = [str(path)]; dist.broadcast_object_list(names, src=0); path = Path(names[0])
+        if rt.world > 1:  # every process must agree on the folder rank 0 claimed
+            names = [str(path)]
+            dist.broadcast_object_list(names, src=0)
+            path = Path(names[0])
         rt.barrier()
         return cls(path)
 
     @classmethod
-    def open(cls, path:str|Path)->RunFolder:
+    def open(cls, path: str | Path) -> RunFolder:
         "An existing run or table folder (one that holds `plan.json`)."
         folder = cls(path)
-        if not (folder.path / PLAN_FILE).is_file(): raise FileNotFoundError(f"{path} holds no {PLAN_FILE}: it is not an h2t_nb run or table folder.")
+        if not (folder.path / PLAN_FILE).is_file():
+            raise FileNotFoundError(f"{path} holds no {PLAN_FILE}: it is not an h2t_nb run or table folder.")
         return folder
 
-    def read_plan(self)->RunPlan:
+    def read_plan(self) -> RunPlan:
         "The plan this folder trains."
         return RunPlan.from_dict(json.loads((self.path / PLAN_FILE).read_text()))
 
-    def write_json(self, name:str, data, rt:Runtime):
+    def write_json(self, name: str, data, rt: Runtime):
         "Write `name` atomically (rank 0 only)."
-        if rt.main: write_text_atomic(self.path / name, json.dumps(data, indent=1))
+        if rt.main:
+            write_text_atomic(self.path / name, json.dumps(data, indent=1))
 
-    def finished(self, plan:RunPlan)->bool:
+    def finished(self, plan: RunPlan) -> bool:
         "True when the folder holds the results of a finished plan."
         return (self.path / RESULTS_FILE[plan.kind]).is_file()
 
-    def stage_dir(self, seed:int, stage:str)->Path:
+    def stage_dir(self, seed: int, stage: str) -> Path:
         "The folder of one stage: `seed{seed}/stage1`, or a row's."
         return self.path / f'seed{seed}' / stage
 
     @contextlib.contextmanager
-    def lock(self, rt:Runtime):
+    def lock(self, rt: Runtime):
         "Hold `.lock` while training (rank 0 only): a second writer is refused with the holder's process id."
-        if not rt.main: yield; return
+        if not rt.main:
+            yield
+            return
         path = self.path / '.lock'
         lock = FileLock(path, timeout=0)
-        try: lock.acquire()
-        except Timeout: raise RunFolderBusy(f"{self.path} is being written by another process ({path.read_text().strip() or 'unknown'}): "
-                                            "wait for it to finish or stop it, then --resume.") from None
+        try:
+            lock.acquire()
+        except Timeout:
+            raise RunFolderBusy(
+                f"{self.path} is being written by another process ({path.read_text().strip() or 'unknown'}): "
+                "wait for it to finish or stop it, then --resume."
+            ) from None
         try:
             path.write_text(f"pid {os.getpid()} on {os.uname().nodename}")
             yield
-        finally: lock.release()
+        finally:
+            lock.release()
 
 # %% ../nbs/06a_runs.ipynb #n858df12
-def trained_fields(cfg:TrainConfig, stage:int, stage1_ckpt:str|None=None)->dict:
+def trained_fields(cfg: TrainConfig, stage: int, stage1_ckpt: str | None = None) -> dict:
     "What a stage's result depends on: the fields declared so (`fingerprint_fields`), the data draw and the stages."
     d = fingerprint_fields(cfg) | dict(data_seed=data_seed(cfg), stage1=asdict(cfg.stage1))
-    if stage == 2: d['stage2'] = asdict(cfg.stage2)
-    # what stage 2's report holds, not what it trained: no per-epoch test (booked under the name it had while a test pass
+    if stage == 2:
+        d['stage2'] = asdict(cfg.stage2)
+    # what stage 2's report holds, not what it trained: no per-epoch test (booked under its old name:
     # every epoch was the default, so the folders of that time, which tested every epoch, keep their fingerprints)
-    if stage == 2 and not cfg.paper_protocol: d['final_test_only'] = True
-    if stage1_ckpt: d['stage1'] = f'checkpoint {Path(stage1_ckpt).name}'   # stage 2 from a given file: its settings are not ours
-    return json.loads(json.dumps(d))   # tuples become lists, as they read back
+    if stage == 2 and not cfg.paper_protocol:
+        d['final_test_only'] = True
+    if stage1_ckpt:
+        d['stage1'] = f'checkpoint {Path(stage1_ckpt).name}'  # stage 2 from a given file: its settings are not ours
+    return json.loads(json.dumps(d))  # tuples become lists, as they read back
 
-def fingerprint(fields:dict)->str:
+
+def fingerprint(fields: dict) -> str:
     "A short hash of a stage's trained fields."
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
-def _differences(saved:dict, asked:dict, prefix='')->list[tuple[str, object, object]]:
+
+def _differences(saved: dict, asked: dict, prefix='') -> list[tuple[str, object, object]]:
     "(dotted field, saved, asked) for every field that differs."
     out = []
     for k in sorted(set(saved) | set(asked)):
         a, b = saved.get(k), asked.get(k)
-        if isinstance(a, dict) and isinstance(b, dict): out += _differences(a, b, f'{prefix}{k}.')
-        elif a != b: out.append((prefix + k, a, b))
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f'{prefix}{k}.')
+        elif a != b:
+            out.append((prefix + k, a, b))
     return out
 
 # %% ../nbs/06a_runs.ipynb #n692396a
-def cached_report(stage_dir:Path, asked:dict)->dict|None:
-    "The stage's `report.json` when it trained what is `asked`; None when it must (still, or longer) train; refused when it trained something else."
+def cached_report(stage_dir: Path, asked: dict) -> dict | None:
+    "The stage's `report.json` if it trained what is `asked`; None if it must train; refused if it trained other."
     done = Path(stage_dir) / 'report.json'
-    if not done.is_file(): return None
+    if not done.is_file():
+        return None
     report = json.loads(done.read_text())
-    if report.get('trained') == asked: return report
+    if report.get('trained') == asked:
+        return report
     changes = _differences(report.get('trained', {}), asked)
     longer = all(name.endswith('.epochs') and old is not None and new >= old for name, old, new in changes)
-    if not longer: raise ValueError(
-        f"{stage_dir} was trained with another configuration ({', '.join(f'{n} {o!r} -> {w!r}' for n, o, w in changes[:4])}): "
-        "resume the folder with its own settings, or train this one in a new folder.")
+    if not longer:
+        raise ValueError(
+            f"{stage_dir} was trained with another configuration "
+            f"({', '.join(f'{n} {o!r} -> {w!r}' for n, o, w in changes[:4])}): "
+            "resume the folder with its own settings, or train this one in a new folder."
+        )
     return None
 
-def store_report(stage_dir:Path, asked:dict, report:dict, rt:Runtime)->dict:
+
+def store_report(stage_dir: Path, asked: dict, report: dict, rt: Runtime) -> dict:
     "Book what a stage trained in its report and write `report.json` atomically (rank 0)."
     report.update(trained=asked, fingerprint=fingerprint(asked))
-    if rt.main: write_text_atomic(Path(stage_dir) / 'report.json', json.dumps(report))
+    if rt.main:
+        write_text_atomic(Path(stage_dir) / 'report.json', json.dumps(report))
     return report
 
-def cached_or_trained(stage_dir:Path, asked:dict, train, rt:Runtime)->dict|None:
-    "The stage's `report.json` when it trained what is `asked`; else train (continuing from `last.pt`) and write it. None if stopped."
+
+def cached_or_trained(stage_dir: Path, asked: dict, train, rt: Runtime) -> dict | None:
+    "The stage's `report.json` if it trained what is `asked`; else train and write it (None if stopped)."
     report = cached_report(stage_dir, asked)
-    if report is not None: return report
+    if report is not None:
+        return report
     report = train()
     return None if report is None else store_report(stage_dir, asked, report, rt)
 
 # %% ../nbs/06a_runs.ipynb #ne9ba7b9
-def train_plan(plan:RunPlan, folder:RunFolder, rt:Runtime, data:LTData|None=None, stop_after:dict|None=None,
-               quiet:bool=False)->dict|None:
-    "`{seed: {'stage1': report, row: report, ...}}` for the plan, trained in `folder`; None if `stop_after` interrupted it."
+def train_plan(
+    plan: RunPlan,
+    folder: RunFolder,
+    rt: Runtime,
+    data: LTData | None = None,
+    stop_after: dict | None = None,
+    quiet: bool = False,
+) -> dict | None:
+    "`{seed: {'stage1': report, row: report}}` for the plan, trained in `folder`; None if interrupted."
     stop_after, results = stop_after or {}, {}
     datasets = {data_seed(plan.config(plan.seeds[0])): data} if data is not None else {}
     init = load_checkpoint(plan.stage1_ckpt, stage=1) if plan.stage1_ckpt else None
     for seed in tqdm(plan.seeds, desc='seeds', disable=quiet or len(plan.seeds) == 1 or not interactive()):
         cfg, res = plan.config(seed), {}
         key = data_seed(cfg)
-        if key not in datasets: datasets = {key: build_data(cfg)}   # one dataset at a time: a new draw replaces the last
+        if key not in datasets:
+            datasets = {key: build_data(cfg)}  # one dataset at a time: a new draw replaces the last
         d, s1_dir = datasets[key], folder.stage_dir(seed, 'stage1')
         if plan.stage1_ckpt is None:
-            res['stage1'] = cached_or_trained(s1_dir, trained_fields(cfg, 1), lambda: train_stage1(cfg, d, rt, s1_dir, stop_after=stop_after.get(1)), rt)
-            if res['stage1'] is None: return None
-            if plan.rows: init = load_checkpoint(s1_dir / 'final.pt', stage=1)
+            res['stage1'] = cached_or_trained(
+                s1_dir,
+                trained_fields(cfg, 1),
+                lambda: train_stage1(cfg, d, rt, s1_dir, stop_after=stop_after.get(1)),
+                rt,
+            )
+            if res['stage1'] is None:
+                return None
+            if plan.rows:
+                init = load_checkpoint(s1_dir / 'final.pt', stage=1)
         pending = {}
         for row in plan.rows:
             row_cfg, row_dir = plan.config(seed, row), folder.stage_dir(seed, row)
             asked = trained_fields(row_cfg, 2, plan.stage1_ckpt)
             res[row] = cached_report(row_dir, asked)
-            if res[row] is None: pending[row] = (row_cfg, row_dir, asked)
+            if res[row] is None:
+                pending[row] = (row_cfg, row_dir, asked)
         share = not plan.base.rows_alone and rt.world == 1 and not plan.base.compile
         for group in share_groups({row: cfg for row, (cfg, _, _) in pending.items()}, share):
             cfgs, dirs, asked = zip(*(pending[row] for row in group))
             reports = train_stage2_rows(list(cfgs), d, rt, list(dirs), init, stop_after=stop_after.get(2))
-            if reports is None: return None
+            if reports is None:
+                return None
             for row, row_dir, row_asked, report in zip(group, dirs, asked, reports):
-                res[row] = store_report(row_dir, row_asked, dict(report, shared_pass=group if len(group) > 1 else []), rt)
-            if len(group) > 1 and rt.main and not quiet: print(f"seed {seed}: one backbone pass for rows {', '.join(group)}")
+                res[row] = store_report(
+                    row_dir, row_asked, dict(report, shared_pass=group if len(group) > 1 else []), rt
+                )
+            if len(group) > 1 and rt.main and not quiet:
+                print(f"seed {seed}: one backbone pass for rows {', '.join(group)}")
         results[seed] = res
     return results
 
-def execute(plan:RunPlan, folder:RunFolder|None=None, out:str|Path='runs', name:str|None=None, notes=(),
-            stop_after:dict|None=None, quiet:bool=False)->dict:
-    "Check the plan, its data and device, then train it in `folder` (default: a new `out/name`) under the folder's lock."
-    data = build_data(plan.config(plan.seeds[0]))                       # missing data fails now, before any work
-    check_model(plan.base, data)                                        # ... and a model that cannot read it, or weights that cannot be had
-    if plan.stage1_ckpt: check_stage1_fits(load_checkpoint(plan.stage1_ckpt, stage=1), plan.base, data)   # ... and a missing, foreign or unfitting file
-    rt = setup_runtime(plan.base)                                       # ... and a device that is not there
+
+def execute(
+    plan: RunPlan,
+    folder: RunFolder | None = None,
+    out: str | Path = 'runs',
+    name: str | None = None,
+    notes=(),
+    stop_after: dict | None = None,
+    quiet: bool = False,
+) -> dict:
+    "Check the plan, its data and device, then train it in `folder` under the folder's lock."
+    data = build_data(plan.config(plan.seeds[0]))  # missing data fails now, before any work
+    check_model(plan.base, data)  # ... and a model that cannot read it, or weights that cannot be had
+    if plan.stage1_ckpt:
+        check_stage1_fits(
+            load_checkpoint(plan.stage1_ckpt, stage=1), plan.base, data
+        )  # ... and a missing, foreign or unfitting file
+    rt = setup_runtime(plan.base)  # ... and a device that is not there
     folder = folder or RunFolder.create(out, name or plan.base.name, rt)
-    if rt.main: folder.path.mkdir(parents=True, exist_ok=True)
+    if rt.main:
+        folder.path.mkdir(parents=True, exist_ok=True)
     with folder.lock(rt):
         folder.write_json(PLAN_FILE, plan.to_dict(), rt)
         if rt.main and not quiet:
             print(f"{folder.path.name}: {rt.why}")
-            for note in notes: print(f"resume: {note}")
+            for note in notes:
+                print(f"resume: {note}")
             fast = plan.base.fast_dev_run
-            if fast: print(f"fast dev run: every stage trains {fast} batches, then validates and tests on {fast}; the files are real, the numbers mean nothing")
+            if fast:
+                print(
+                    f"fast dev run: every stage trains {fast} batches, then validates and tests on {fast}; the files "
+                    "are real, the numbers mean nothing"
+                )
         results = train_plan(plan, folder, rt, data, stop_after, quiet)
     return dict(run_dir=folder.path, interrupted=results is None, results=results, counts=data.counts, runtime=rt)
 
 # %% ../nbs/06a_runs.ipynb #n4590b6d
-RUNTIME_OVERRIDES = resume_fields('apply')   # where and how fast a folder trains: a resume may change it
+RUNTIME_OVERRIDES = resume_fields('apply')  # where and how fast a folder trains: a resume may change it
 
-def extend_plan(plan:RunPlan, folder:RunFolder, seeds:list[int]|None=None, rows:dict|None=None, epochs1:int|None=None,
-                epochs2:int|None=None, runtime:dict|None=None)->tuple[RunPlan, list[str]]:
-    "The saved `plan` with what a resume asks for, where that is safe, and the changes in words; anything unsafe is refused."
+
+def extend_plan(
+    plan: RunPlan,
+    folder: RunFolder,
+    seeds: list[int] | None = None,
+    rows: dict | None = None,
+    epochs1: int | None = None,
+    epochs2: int | None = None,
+    runtime: dict | None = None,
+) -> tuple[RunPlan, list[str]]:
+    "The saved `plan` extended as a resume asks, and the changes in words; anything unsafe is refused."
     notes, base = [], plan.base
     if seeds:
         dropped = [s for s in plan.seeds if s not in seeds]
-        if dropped: raise ValueError(f"--seeds {' '.join(map(str, seeds))}: the folder trains seeds {plan.seeds}; seeds can be added, not dropped.")
+        if dropped:
+            raise ValueError(
+                f"--seeds {' '.join(map(str, seeds))}: the folder trains seeds {plan.seeds}; seeds can be added, not "
+                "dropped."
+            )
         new = [s for s in seeds if s not in plan.seeds]
-        if new: plan = replace(plan, seeds=plan.seeds + new); notes.append(f"seeds {new} added to {plan.seeds[:-len(new)]}")
+        if new:
+            plan = replace(plan, seeds=plan.seeds + new)
+            notes.append(f"seeds {new} added to {plan.seeds[: -len(new)]}")
     if rows:
         new = {r: sc for r, sc in rows.items() if r not in plan.rows}
-        if new: plan = replace(plan, rows={**plan.rows, **new}); notes.append(f"rows {list(new)} added")
+        if new:
+            plan = replace(plan, rows={**plan.rows, **new})
+            notes.append(f"rows {list(new)} added")
     if epochs1 is not None and epochs1 != base.stage1.epochs:
-        if epochs1 < base.stage1.epochs: raise ValueError(f"--epochs1 {epochs1}: the folder was trained with {base.stage1.epochs}; a run can be extended, not shortened.")
+        if epochs1 < base.stage1.epochs:
+            raise ValueError(
+                f"--epochs1 {epochs1}: the folder was trained with {base.stage1.epochs}; a run can be extended, not "
+                "shortened."
+            )
         started = [p for p in folder.path.glob('seed*/*') if p.name != 'stage1' and p.is_dir()]
-        if started: raise ValueError(f"--epochs1 {epochs1}: stage 2 already started from this stage 1 ({started[0].relative_to(folder.path)}); "
-                                     "more stage-1 epochs would leave it stale. Start a new folder instead.")
-        base = replace(base, stage1=replace(base.stage1, epochs=epochs1)); notes.append(f"stage-1 epochs {plan.base.stage1.epochs} -> {epochs1}")
+        if started:
+            raise ValueError(
+                f"--epochs1 {epochs1}: stage 2 already started from this stage 1 "
+                f"({started[0].relative_to(folder.path)}); "
+                "more stage-1 epochs would leave it stale. Start a new folder instead."
+            )
+        base = replace(base, stage1=replace(base.stage1, epochs=epochs1))
+        notes.append(f"stage-1 epochs {plan.base.stage1.epochs} -> {epochs1}")
     if epochs2 is not None:
         shorter = [r for r, sc in plan.rows.items() if epochs2 < sc.epochs]
-        if shorter: raise ValueError(f"--epochs2 {epochs2}: rows {shorter} were trained with more; a run can be extended, not shortened.")
+        if shorter:
+            raise ValueError(
+                f"--epochs2 {epochs2}: rows {shorter} were trained with more; a run can be extended, not shortened."
+            )
         longer = {r: replace(sc, epochs=epochs2) for r, sc in plan.rows.items() if epochs2 > sc.epochs}
-        if longer: plan = replace(plan, rows={**plan.rows, **longer}); notes.append(f"stage-2 epochs -> {epochs2} for {list(longer)}")
+        if longer:
+            plan = replace(plan, rows={**plan.rows, **longer})
+            notes.append(f"stage-2 epochs -> {epochs2} for {list(longer)}")
     for name, value in (runtime or {}).items():
-        if name not in RUNTIME_OVERRIDES: raise ValueError(f"--{name.replace('_', '-')} would change what the folder trains: resume it with its own settings.")
-        if getattr(base, name) != value: notes.append(f"{name} {getattr(base, name)!r} -> {value!r}"); base = replace(base, **{name: value})
+        if name not in RUNTIME_OVERRIDES:
+            raise ValueError(
+                f"--{name.replace('_', '-')} would change what the folder trains: resume it with its own settings."
+            )
+        if getattr(base, name) != value:
+            notes.append(f"{name} {getattr(base, name)!r} -> {value!r}")
+            base = replace(base, **{name: value})
     return replace(plan, base=base), notes
 
 # %% ../nbs/06a_runs.ipynb #n42c762d
-def run_plan(cfg:TrainConfig, seeds:list[int]|None=None, stage1_ckpt:str|Path|None=None)->RunPlan:
-    "h2t-train's plan: stage 1 per seed (unless the configuration trains stage 2 alone, from `stage1_ckpt`), then one row, `stage2`."
-    if 1 not in cfg.stages and stage1_ckpt is None: raise ValueError("stage 2 alone needs a stage-1 checkpoint: pass --stage1-ckpt PATH (a stage1/final.pt).")
-    return RunPlan(cfg, {'stage2': cfg.stage2} if 2 in cfg.stages else {}, list(seeds or [cfg.seed]),
-                   str(stage1_ckpt) if stage1_ckpt is not None and 1 not in cfg.stages else None, kind='run')
+def run_plan(cfg: TrainConfig, seeds: list[int] | None = None, stage1_ckpt: str | Path | None = None) -> RunPlan:
+    "h2t-train's plan: stage 1 per seed (or `stage1_ckpt`), then one row, `stage2`."
+    if 1 not in cfg.stages and stage1_ckpt is None:
+        raise ValueError("stage 2 alone needs a stage-1 checkpoint: pass --stage1-ckpt PATH (a stage1/final.pt).")
+    return RunPlan(
+        cfg,
+        {'stage2': cfg.stage2} if 2 in cfg.stages else {},
+        list(seeds or [cfg.seed]),
+        str(stage1_ckpt) if stage1_ckpt is not None and 1 not in cfg.stages else None,
+        kind='run',
+    )
 
-def write_run_files(outcome:dict, plan:RunPlan, quiet:bool=False)->dict:
-    "A finished run's `results.json`, `results.csv` and plot (rank 0), and its table printed; the run's outcome with its summary."
-    if outcome['interrupted']: return outcome
+
+def write_run_files(outcome: dict, plan: RunPlan, quiet: bool = False) -> dict:
+    "Write a finished run's results, CSV and plot, print its table; the outcome with its summary."
+    if outcome['interrupted']:
+        return outcome
     per_seed, folder, rt = outcome['results'], RunFolder(outcome['run_dir']), outcome['runtime']
     rows, fast = run_summary(per_seed), plan.base.fast_dev_run
-    folder.write_json(RESULTS_FILE['run'], dict(summary=rows, per_seed=per_seed, counts=outcome['counts'], config=asdict(plan.base),
-                                                fast_dev_run=fast), rt)
+    folder.write_json(
+        RESULTS_FILE['run'],
+        dict(summary=rows, per_seed=per_seed, counts=outcome['counts'], config=asdict(plan.base), fast_dev_run=fast),
+        rt,
+    )
     if rt.main:
         write_csv(folder.path / 'results.csv', rows)
         plot_run(per_seed, outcome['counts'], folder.path / 'curves_and_per_class.png')
         if not quiet:
             cfg = plan.base
-            print(f"{cfg.name}: {cfg.dataset} IF={cfg.imb_factor:g}, model {cfg.model}, seeds {plan.seeds}, test accuracy in %"
-                  + (f" (FAST DEV RUN of {fast} batches: the numbers mean nothing)" if fast else ''))
-            print(run_summary_text(rows)); print(f"results, checkpoints and plots: {folder.path}")
+            print(
+                f"{cfg.name}: {cfg.dataset} IF={cfg.imb_factor:g}, model {cfg.model}, seeds {plan.seeds}, test "
+                "accuracy in %" + (f" (FAST DEV RUN of {fast} batches: the numbers mean nothing)" if fast else '')
+            )
+            print(run_summary_text(rows))
+            print(f"results, checkpoints and plots: {folder.path}")
     return dict(outcome, summary=rows, per_seed=per_seed)
 
-def train_run(cfg:TrainConfig, # what to train
-              out:str|Path='runs', # parent folder: the run goes to out/cfg.name (numbered if taken)
-              seeds:list[int]|None=None, # one stage 1 per seed (default: cfg.seed)
-              stage1_ckpt:str|Path|None=None, # start stage 2 from this checkpoint (with stages=(2,))
-              stop_after:dict|None=None, # {stage: epochs}: end early, as if interrupted
-              quiet:bool=False)->dict:
+
+def train_run(
+    cfg: TrainConfig,  # what to train
+    out: str | Path = 'runs',  # parent folder: the run goes to out/cfg.name (numbered if taken)
+    seeds: list[int] | None = None,  # one stage 1 per seed (default: cfg.seed)
+    stage1_ckpt: str | Path | None = None,  # start stage 2 from this checkpoint (with stages=(2,))
+    stop_after: dict | None = None,  # {stage: epochs}: end early, as if interrupted
+    quiet: bool = False,
+) -> dict:
     "Train, evaluate and report a configuration over seeds in a new run folder; the outcome with its summary rows."
     plan = run_plan(cfg, seeds, stage1_ckpt)
     return write_run_files(execute(plan, out=out, stop_after=stop_after, quiet=quiet), plan, quiet)
 
-def resume_run(run_dir:str|Path, seeds:list[int]|None=None, epochs1:int|None=None, epochs2:int|None=None, runtime:dict|None=None,
-               stop_after:dict|None=None, quiet:bool=False)->dict:
-    "Continue an interrupted run folder with its own plan, or extend a finished one (more seeds or epochs); nothing else changes."
+
+def resume_run(
+    run_dir: str | Path,
+    seeds: list[int] | None = None,
+    epochs1: int | None = None,
+    epochs2: int | None = None,
+    runtime: dict | None = None,
+    stop_after: dict | None = None,
+    quiet: bool = False,
+) -> dict:
+    "Continue an interrupted run folder with its own plan, or extend a finished one."
     folder = RunFolder.open(run_dir)
     saved = folder.read_plan()
-    if saved.kind != 'run': raise ValueError(f"{run_dir} is an h2t-table folder: resume it with h2t-table --resume {run_dir}.")
+    if saved.kind != 'run':
+        raise ValueError(f"{run_dir} is an h2t-table folder: resume it with h2t-table --resume {run_dir}.")
     plan, notes = extend_plan(saved, folder, seeds=seeds, epochs1=epochs1, epochs2=epochs2, runtime=runtime)
-    if folder.finished(saved) and plan == saved: raise ValueError(
-        f"{run_dir} is finished (it has {RESULTS_FILE['run']}): --resume continues interrupted runs; add --seeds or more --epochs1/--epochs2 "
-        "to extend it, or start a new run.")
+    if folder.finished(saved) and plan == saved:
+        raise ValueError(
+            f"{run_dir} is finished (it has {RESULTS_FILE['run']}): --resume continues interrupted runs; add --seeds "
+            "or more --epochs1/--epochs2 "
+            "to extend it, or start a new run."
+        )
     return write_run_files(execute(plan, folder, notes=notes, stop_after=stop_after, quiet=quiet), plan, quiet)
 
-def continue_or_run(cfg:TrainConfig, out:str|Path='runs', seeds:list[int]|None=None, quiet:bool=False)->dict:
-    "The run of `cfg` in `out/cfg.name`: read back if it finished, continued if interrupted, else started there (a notebook re-run after a disconnect)."
+
+def continue_or_run(
+    cfg: TrainConfig, out: str | Path = 'runs', seeds: list[int] | None = None, quiet: bool = False
+) -> dict:
+    "The run of `cfg` in `out/cfg.name`: read back if finished, continued if interrupted, else started."
     folder = RunFolder(Path(out) / cfg.name)
     if (folder.path / PLAN_FILE).is_file() and folder.read_plan() == run_plan(cfg, seeds):
         if folder.finished(folder.read_plan()):
-            return dict(run_dir=folder.path, interrupted=False, **json.loads((folder.path / RESULTS_FILE['run']).read_text()))
+            return dict(
+                run_dir=folder.path, interrupted=False, **json.loads((folder.path / RESULTS_FILE['run']).read_text())
+            )
         return resume_run(folder.path, quiet=quiet)
     return train_run(cfg, out, seeds, quiet=quiet)

@@ -1,4 +1,4 @@
-"""Instance, class-balanced, square-root, reverse and progressively balanced samplers, and the dual-stream sampler that pairs the two batches H2T fuses; seeded, per-epoch and DDP-aware.
+"""Instance, class-balanced and other samplers, and the dual-stream sampler that pairs the batches H2T fuses.
 
 Docs: https://h2t-nb.github.io/h2t_nb/samplers.html.md"""
 
@@ -18,84 +18,108 @@ __all__ = ['RANDOM_STREAMS', 'FUSING_STREAMS', 'FUSED_STREAMS', 'check_labels', 
            'ProgressivelyBalancedSampler', 'ClassAwareSampler', 'DualStreamSampler', 'DualStreamDataset']
 
 # %% ../nbs/01_samplers.ipynb #c009
-def check_labels(labels, # one integer class index per sample
-                 num_classes:int|None=None, # expected number of classes (default: max label + 1)
-                )->tuple[torch.Tensor, torch.Tensor]:
+def check_labels(
+    labels,  # one integer class index per sample
+    num_classes: int | None = None,  # expected number of classes (default: max label + 1)
+) -> tuple[torch.Tensor, torch.Tensor]:
     "Validated labels as a 1-D long tensor and the per-class counts; refuses floats, < 2 classes and empty classes."
-    try: t = torch.as_tensor(np.asarray(labels))
-    except (TypeError, ValueError) as e: raise TypeError(f"labels must be integer class indices, got {type(labels).__name__}.") from e
-    if t.numel() == 0: raise ValueError("labels are empty: pass one class index per sample.")
+    try:
+        t = torch.as_tensor(np.asarray(labels))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"labels must be integer class indices, got {type(labels).__name__}.") from e
+    if t.numel() == 0:
+        raise ValueError("labels are empty: pass one class index per sample.")
     if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool or t.ndim != 1:
-        raise TypeError(f"labels must be a 1-D sequence of integer class indices, got dtype {t.dtype} and shape {tuple(t.shape)}: "
-                        "pass class indices such as `dataset.targets`, not one-hot vectors or scores.")
+        raise TypeError(
+            f"labels must be a 1-D sequence of integer class indices, got dtype {t.dtype} and shape {tuple(t.shape)}: "
+            "pass class indices such as `dataset.targets`, not one-hot vectors or scores."
+        )
     t = t.long()
-    if t.min() < 0: raise ValueError(f"labels must be class indices >= 0, found {int(t.min())}.")
+    if t.min() < 0:
+        raise ValueError(f"labels must be class indices >= 0, found {int(t.min())}.")
     counts = torch.bincount(t, minlength=num_classes or 0)
     if num_classes is not None and len(counts) > num_classes:
         raise ValueError(f"label {int(t.max())} is out of range for num_classes={num_classes}.")
-    if (counts > 0).sum() < 2: raise ValueError("labels hold a single class: re-sampling needs at least 2 classes.")
+    if (counts > 0).sum() < 2:
+        raise ValueError("labels hold a single class: re-sampling needs at least 2 classes.")
     empty = (counts == 0).nonzero().flatten().tolist()
-    if empty: raise ValueError(f"classes {empty[:10]} have zero samples: re-index the labels to 0..C-1 without gaps "
-                               "or pass the right num_classes.")
+    if empty:
+        raise ValueError(
+            f"classes {empty[:10]} have zero samples: re-index the labels to 0..C-1 without gaps "
+            "or pass the right num_classes."
+        )
     return t, counts
 
 # %% ../nbs/01_samplers.ipynb #c012
-RANDOM_STREAMS = dict(   # every per-epoch draw of a run: (seed, epoch, number); "+ rank": each process draws its own
-    sampler=0,          # a sampler's draw of the epoch's indices (all processes alike, then sharded)
-    fused=1,            # the dual-stream sampler's training (fused) stream
-    fusing=2,           # ... and its partner (fusing) stream
-    augment=100,        # crops and flips of the training stream, + rank
-    mask=200,           # H2T's channel subsets and the whole-swap draws, shared by all processes
-    mixup=300,          # mixup's Beta draw (numpy) and, on a GPU, its partner permutation, + rank
-    augment_fusing=400, # crops and flips of the partner stream, + rank
-    loss=500)           # a stochastic loss's draws (GCL's Gaussian clouds), + rank
+RANDOM_STREAMS = dict(  # every per-epoch draw of a run: (seed, epoch, number); "+ rank": each process draws its own
+    sampler=0,  # a sampler's draw of the epoch's indices (all processes alike, then sharded)
+    fused=1,  # the dual-stream sampler's training (fused) stream
+    fusing=2,  # ... and its partner (fusing) stream
+    augment=100,  # crops and flips of the training stream, + rank
+    mask=200,  # H2T's channel subsets and the whole-swap draws, shared by all processes
+    mixup=300,  # mixup's Beta draw (numpy) and, on a GPU, its partner permutation, + rank
+    augment_fusing=400,  # crops and flips of the partner stream, + rank
+    loss=500,
+)  # a stochastic loss's draws (GCL's Gaussian clouds), + rank
 
-def stream_seed(seed:int, epoch:int, stream:str, rank:int=0)->list[int]:
+
+def stream_seed(seed: int, epoch: int, stream: str, rank: int = 0) -> list[int]:
     "The entropy of one named stream in one epoch: `[seed, epoch, RANDOM_STREAMS[stream] + rank]`."
     return [seed, epoch, RANDOM_STREAMS[stream] + rank]
 
-def epoch_generator(seed:int, epoch:int, stream:str, rank:int=0, device='cpu')->torch.Generator:
+
+def epoch_generator(seed: int, epoch: int, stream: str, rank: int = 0, device='cpu') -> torch.Generator:
     "A torch generator for one named stream in one epoch, hashed by numpy's SeedSequence: nearby seeds draw unrelated."
     entropy = np.random.SeedSequence(stream_seed(seed, epoch, stream, rank)).generate_state(1, np.uint64)[0]
     return torch.Generator(device).manual_seed(int(entropy >> 1))
 
+
 class LTSampler(Sampler):
     "Base class: validated labels, per-epoch seeded draws and DDP sharding; subclasses implement `draw(n, generator)`."
-    def __init__(self, labels, # integer class index per sample
-                 num_samples:int|None=None, # draws per epoch over all replicas (default: len(labels))
-                 seed:int=0, # same seed, same order
-                 num_replicas:int=1, # DDP world size
-                 rank:int=0): # this process's DDP rank
+
+    def __init__(
+        self,
+        labels,  # integer class index per sample
+        num_samples: int | None = None,  # draws per epoch over all replicas (default: len(labels))
+        seed: int = 0,  # same seed, same order
+        num_replicas: int = 1,  # DDP world size
+        rank: int = 0,
+    ):  # this process's DDP rank
         self.labels, self.counts = check_labels(labels)
         self.num_samples = len(self.labels) if num_samples is None else int(num_samples)
-        if self.num_samples < 1: raise ValueError(f"num_samples={num_samples}: draw at least one sample.")
-        if not 0 <= rank < num_replicas: raise ValueError(f"rank={rank} must be in [0, num_replicas={num_replicas}).")
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples={num_samples}: draw at least one sample.")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank={rank} must be in [0, num_replicas={num_replicas}).")
         self.seed, self.num_replicas, self.rank, self.epoch = seed, num_replicas, rank, 0
         self.per_replica = math.ceil(self.num_samples / num_replicas)
         # samples grouped by class: class c owns positions offsets[c] .. offsets[c] + counts[c] - 1 of `by_class`
         self.by_class = torch.argsort(self.labels, stable=True)
         self.offsets = torch.cumsum(self.counts, 0) - self.counts
 
-    def set_epoch(self, epoch:int):
+    def set_epoch(self, epoch: int):
         "Use the draw of `epoch` (call once per epoch, as with `DistributedSampler`)."
         self.epoch = epoch
 
-    def draw(self, n:int, generator:torch.Generator)->torch.Tensor:
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
         "`n` dataset indices drawn with `generator` from this sampler's distribution; each subclass defines it."
         raise NotImplementedError
 
-    def global_indices(self)->torch.Tensor:
+    def global_indices(self) -> torch.Tensor:
         "The whole epoch's draw over all replicas."
         return self.draw(self.per_replica * self.num_replicas, epoch_generator(self.seed, self.epoch, 'sampler'))
 
-    def indices(self)->torch.Tensor:
+    def indices(self) -> torch.Tensor:
         "This replica's share of the epoch's draw."
-        return self.global_indices()[self.rank::self.num_replicas]
+        return self.global_indices()[self.rank :: self.num_replicas]
 
-    def __iter__(self): return iter(self.indices().tolist())
-    def __len__(self): return self.per_replica
+    def __iter__(self):
+        return iter(self.indices().tolist())
 
-    def class_then_instance(self, class_probs:torch.Tensor, n:int, generator:torch.Generator)->torch.Tensor:
+    def __len__(self):
+        return self.per_replica
+
+    def class_then_instance(self, class_probs: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
         "Draw `n` classes from `class_probs` (with replacement), then one uniform instance of each."
         # one uniform pair per draw (inverse CDF for the class, a uniform position inside it): the first m of n draws do
         # not depend on n, so a DDP share of a padded draw lines up exactly with a single-process draw
@@ -108,9 +132,11 @@ class LTSampler(Sampler):
 # %% ../nbs/01_samplers.ipynb #c014
 class InstanceSampler(LTSampler):
     "Shuffled instance sampling: consecutive random permutations of the dataset."
-    def target_class_probs(self)->torch.Tensor:
+
+    def target_class_probs(self) -> torch.Tensor:
         "The training set's own class frequencies n_c / N."
         return self.counts.double() / self.counts.sum()
+
     def draw(self, n, generator):
         passes = math.ceil(n / len(self.labels))
         return torch.cat([torch.randperm(len(self.labels), generator=generator) for _ in range(passes)])[:n]
@@ -118,36 +144,58 @@ class InstanceSampler(LTSampler):
 # %% ../nbs/01_samplers.ipynb #c015
 class PowerLawSampler(LTSampler):
     "Class c with probability proportional to n_c ** `q`, then a uniform instance of that class (with replacement)."
+
     q = 1.0
-    def __init__(self, labels, num_samples=None, seed=0, num_replicas=1, rank=0, q:float|None=None):
+
+    def __init__(self, labels, num_samples=None, seed=0, num_replicas=1, rank=0, q: float | None = None):
         super().__init__(labels, num_samples, seed, num_replicas, rank)
-        if q is not None: self.q = float(q)
-    def target_class_probs(self)->torch.Tensor:
+        if q is not None:
+            self.q = float(q)
+
+    def target_class_probs(self) -> torch.Tensor:
         "The class distribution this sampler draws from."
         w = self.counts.double() ** self.q
         return w / w.sum()
-    def draw(self, n, generator): return self.class_then_instance(self.target_class_probs(), n, generator)
+
+    def draw(self, n, generator):
+        return self.class_then_instance(self.target_class_probs(), n, generator)
+
 
 class ClassBalancedSampler(PowerLawSampler):
     "Uniform class, then uniform instance of that class: the stream H2T fuses into (q = 0)."
+
     q = 0.0
+
 
 class SquareRootSampler(PowerLawSampler):
     "Class probability proportional to sqrt(n_c) (q = 1/2)."
+
     q = 0.5
+
 
 class ReverseSampler(PowerLawSampler):
     "Class probability proportional to 1/n_c: tail classes drawn most (q = -1)."
+
     q = -1.0
 
 # %% ../nbs/01_samplers.ipynb #c016
 class ProgressivelyBalancedSampler(PowerLawSampler):
     "Class distribution moving linearly from instance (epoch 0) to class-balanced (last epoch)."
-    def __init__(self, labels, total_epochs:int, # epochs over which to move to balanced
-                 num_samples=None, seed=0, num_replicas=1, rank=0):
+
+    def __init__(
+        self,
+        labels,
+        total_epochs: int,  # epochs over which to move to balanced
+        num_samples=None,
+        seed=0,
+        num_replicas=1,
+        rank=0,
+    ):
         super().__init__(labels, num_samples, seed, num_replicas, rank)
-        if total_epochs < 1: raise ValueError(f"total_epochs={total_epochs} must be >= 1.")
+        if total_epochs < 1:
+            raise ValueError(f"total_epochs={total_epochs} must be >= 1.")
         self.total_epochs = total_epochs
+
     def target_class_probs(self):
         t = min(self.epoch / max(self.total_epochs - 1, 1), 1.0)
         instance = self.counts.double() / self.counts.sum()
@@ -155,26 +203,33 @@ class ProgressivelyBalancedSampler(PowerLawSampler):
 
 # %% ../nbs/01_samplers.ipynb #nf54ac06
 class ClassAwareSampler(LTSampler):
-    "MiSLAS's class-aware sampling: classes in shuffled cycles, `samples_per_class` consecutive draws per visited class."
-    def __init__(self, labels, num_samples=None, seed=0, num_replicas=1, rank=0,
-                 samples_per_class:int=4): # consecutive draws from each visited class (MiSLAS: 4)
-        if samples_per_class < 1: raise ValueError(f"samples_per_class={samples_per_class} must be >= 1.")
+    "MiSLAS's class-aware sampling: shuffled class cycles, `samples_per_class` draws per visit."
+
+    def __init__(
+        self, labels, num_samples=None, seed=0, num_replicas=1, rank=0, samples_per_class: int = 4
+    ):  # consecutive draws from each visited class (MiSLAS: 4)
+        if samples_per_class < 1:
+            raise ValueError(f"samples_per_class={samples_per_class} must be >= 1.")
         _, counts = check_labels(labels)
-        super().__init__(labels, int(counts.max()) * len(counts) if num_samples is None else num_samples, seed, num_replicas, rank)
+        super().__init__(
+            labels, int(counts.max()) * len(counts) if num_samples is None else num_samples, seed, num_replicas, rank
+        )
         self.samples_per_class = samples_per_class
 
     def draw(self, n, generator):
         C, k = len(self.counts), self.samples_per_class
         visits = math.ceil(n / k)
         classes = torch.cat([torch.randperm(C, generator=generator) for _ in range(math.ceil(visits / C))])[:visits]
-        visit_no = torch.zeros(visits, dtype=torch.long)   # how often each visit's class was visited before it
-        for c in range(C): visit_no[classes == c] = torch.arange(int((classes == c).sum()))
-        pos = (visit_no[:, None] * k + torch.arange(k)).flatten()   # position in the class's own cycle of images
+        visit_no = torch.zeros(visits, dtype=torch.long)  # how often each visit's class was visited before it
+        for c in range(C):
+            visit_no[classes == c] = torch.arange(int((classes == c).sum()))
+        pos = (visit_no[:, None] * k + torch.arange(k)).flatten()  # position in the class's own cycle of images
         cls = classes.repeat_interleave(k)
         out = torch.empty_like(pos)
-        for c in range(C):   # class c's images as consecutive shuffled passes, read at the visited positions
+        for c in range(C):  # class c's images as consecutive shuffled passes, read at the visited positions
             sel, n_c = cls == c, int(self.counts[c])
-            if not sel.any(): continue
+            if not sel.any():
+                continue
             cycles = torch.rand(int(pos[sel].max()) // n_c + 1, n_c, generator=generator).argsort(1).flatten()
             out[sel] = self.by_class[self.offsets[c] + cycles[pos[sel]]]
         return out[:n]
@@ -183,31 +238,53 @@ class ClassAwareSampler(LTSampler):
 FUSING_STREAMS = {'instance': InstanceSampler, 'balanced': ClassBalancedSampler, 'reverse': ReverseSampler}
 FUSED_STREAMS = {'balanced': ClassBalancedSampler, 'class_aware': ClassAwareSampler}
 
+
 class DualStreamSampler(LTSampler):
-    "Pairs `(fused_index, fusing_index)`: a class-balanced fused stream and an instance (or reverse/balanced) fusing stream."
-    def __init__(self, labels, num_samples=None, seed=0, num_replicas=1, rank=0,
-                 fusing:str='instance', # the fusing stream: 'instance' (official), 'reverse' or 'balanced'
-                 fused:str='balanced', # the fused stream: 'balanced' (H2T's DR) or 'class_aware' (MiSLAS)
-                 pairs:bool=True): # False: the fused stream alone, drawn exactly as the pairs' first column
-        if fusing not in FUSING_STREAMS: raise ValueError(f"fusing={fusing!r}: use one of {sorted(FUSING_STREAMS)}.")
-        if fused not in FUSED_STREAMS: raise ValueError(f"fused={fused!r}: use one of {sorted(FUSED_STREAMS)}.")
+    "Pairs `(fused_index, fusing_index)`: a class-balanced fused stream and an instance-sampled partner."
+
+    def __init__(
+        self,
+        labels,
+        num_samples=None,
+        seed=0,
+        num_replicas=1,
+        rank=0,
+        fusing: str = 'instance',  # the fusing stream: 'instance' (official), 'reverse' or 'balanced'
+        fused: str = 'balanced',  # the fused stream: 'balanced' (H2T's DR) or 'class_aware' (MiSLAS)
+        pairs: bool = True,
+    ):  # False: the fused stream alone, drawn exactly as the pairs' first column
+        if fusing not in FUSING_STREAMS:
+            raise ValueError(f"fusing={fusing!r}: use one of {sorted(FUSING_STREAMS)}.")
+        if fused not in FUSED_STREAMS:
+            raise ValueError(f"fused={fused!r}: use one of {sorted(FUSED_STREAMS)}.")
         super().__init__(labels, num_samples, seed, num_replicas, rank)
         self.fused_sampler = FUSED_STREAMS[fused](self.labels, seed=seed)
         self.fusing_sampler = FUSING_STREAMS[fusing](self.labels, seed=seed)
         self.fusing, self.fused, self.pairs = fusing, fused, pairs
+
     def draw(self, n, generator):
         # independent streams of the same (seed, epoch): fused = stream 1, fusing = stream 2
         fused = self.fused_sampler.draw(n, epoch_generator(self.seed, self.epoch, 'fused'))
-        if not self.pairs: return fused   # the same draw as the pairs' first column: rows with and without a partner share their batches
+        if not self.pairs:
+            return (
+                fused  # the same draw as the pairs' first column: rows with and without a partner share their batches
+            )
         fusing = self.fusing_sampler.draw(n, epoch_generator(self.seed, self.epoch, 'fusing'))
-        return torch.stack([fused, fusing], 1)   # n×2
-    def __iter__(self): return iter(map(tuple, self.indices().tolist()) if self.pairs else self.indices().tolist())
+        return torch.stack([fused, fusing], 1)  # n×2
+
+    def __iter__(self):
+        return iter(map(tuple, self.indices().tolist()) if self.pairs else self.indices().tolist())
 
 # %% ../nbs/01_samplers.ipynb #c030
 class DualStreamDataset(Dataset):
     "Wraps a dataset so that an index pair `(i, j)` gives `(x_i, y_i, x_j, y_j)`: fused sample, then fusing sample."
-    def __init__(self, dataset:Dataset): self.dataset = dataset
-    def __len__(self): return len(self.dataset)
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
     def __getitem__(self, pair):
         (x_fused, y_fused), (x_fusing, y_fusing) = self.dataset[pair[0]], self.dataset[pair[1]]
         return x_fused, y_fused, x_fusing, y_fusing

@@ -1,4 +1,4 @@
-"""An optimisation, and only that: the stage-2 rows of a seed that feed their frozen backbone the same batches are trained as one group, with one backbone forward per stream and step, and every row ends bit-identical to the same row trained alone.
+"""An optimisation: rows that read the same batches share each backbone pass, and every number stays the same.
 
 Docs: https://h2t-nb.github.io/h2t_nb/shared_pass.html.md"""
 
@@ -20,38 +20,49 @@ from .train import row_kind
 __all__ = ['share_groups', 'backbone_passes', 'same_training', 'same_checkpoint', 'row_memory_bytes']
 
 # %% ../nbs/06e_shared_pass.ipynb #n9e8f932
-def share_groups(cfgs:dict[str, TrainConfig], # row name -> its stage-2 configuration
-                 share:bool=True)->list[list[str]]:
+def share_groups(
+    cfgs: dict[str, TrainConfig],  # row name -> its stage-2 configuration
+    share: bool = True,
+) -> list[list[str]]:
     "The rows in groups that share one backbone pass (in the rows' order); every row alone when `share` is False."
-    if not share: return [[row] for row in cfgs]
+    if not share:
+        return [[row] for row in cfgs]
     groups = {}
-    for row, cfg in cfgs.items(): groups.setdefault(share_key(cfg), []).append(row)
+    for row, cfg in cfgs.items():
+        groups.setdefault(share_key(cfg), []).append(row)
     return list(groups.values())
 
 # %% ../nbs/06e_shared_pass.ipynb #ndc8a16
-def backbone_passes(cfgs:list[TrainConfig])->dict[str, int]:
+def backbone_passes(cfgs: list[TrainConfig]) -> dict[str, int]:
     "Backbone forwards per training step and per evaluation batch, for `cfgs` alone and as one group."
     kinds = [row_kind(c) for c in cfgs]
     streams = {('training', t) for t, _ in kinds} | {('partner', p) for _, p in kinds if p is not None}
-    return dict(step_alone=sum(1 + (p is not None) for _, p in kinds), step_group=len(streams),
-                eval_alone=len(kinds), eval_group=len(set(kinds)))
+    return dict(
+        step_alone=sum(1 + (p is not None) for _, p in kinds),
+        step_group=len(streams),
+        eval_alone=len(kinds),
+        eval_group=len(set(kinds)),
+    )
 
 # %% ../nbs/06e_shared_pass.ipynb #ndbdcb3c
-def same_training(a:dict, b:dict)->bool:
+def same_training(a: dict, b: dict) -> bool:
     "Two stage-2 reports agree on everything but the measured speed (`images_per_s`)."
     untimed = lambda r: {**r, 'history': [{k: v for k, v in h.items() if k != 'images_per_s'} for h in r['history']]}
     return untimed(a) == untimed(b)
 
-def same_checkpoint(path_a:str|Path, path_b:str|Path)->bool:
-    "Two checkpoints hold bit-identical weights and, when they hold one (`last.pt`, `final.pt`), bit-identical optimiser states."
+
+def same_checkpoint(path_a: str | Path, path_b: str | Path) -> bool:
+    "Two checkpoints hold bit-identical weights and, when they hold them, optimiser states."
     a, b = torch.load(path_a, weights_only=True), torch.load(path_b, weights_only=True)
     same = lambda x, y: x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
-    if not same(a['model'], b['model']) or ('optimizer' in a) != ('optimizer' in b): return False
-    if 'optimizer' not in a: return True
+    if not same(a['model'], b['model']) or ('optimizer' in a) != ('optimizer' in b):
+        return False
+    if 'optimizer' not in a:
+        return True
     sa, sb = a['optimizer']['state'], b['optimizer']['state']
     return sa.keys() == sb.keys() and all(same(sa[i], sb[i]) for i in sa)
 
 # %% ../nbs/06e_shared_pass.ipynb #nec8fe3e
-def row_memory_bytes(model:nn.Module)->int:
+def row_memory_bytes(model: nn.Module) -> int:
     "Bytes a row adds to a shared pass beyond the backbone: its head's parameters, their gradients and SGD momentum."
     return 3 * sum(p.numel() * p.element_size() for m in trained_head(model) for p in m.parameters())

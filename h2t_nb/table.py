@@ -1,4 +1,4 @@
-"""The paper's rows as a table: stage 1 once per seed, every stage-2 row from the same stage-1 checkpoint on the same batches, mean ± std over seeds next to the paper's numbers, paired differences to DR and to the no-fusion control with 95 % intervals, and the evidence measured so far.
+"""The paper's rows as a table: paired seeds from one stage 1, next to the paper's numbers, with intervals.
 
 Docs: https://h2t-nb.github.io/h2t_nb/table.html.md"""
 
@@ -12,7 +12,17 @@ from pathlib import Path
 import numpy as np
 
 from .presets import NO_FUSION_CONTROL, PAPER, TABLE_FAMILIES, family_table
-from .reports import METRICS, SELECTIONS, ROW_NAMES, markdown_table, paired_differences, plot_table, table_summary, table_text, write_csv
+from h2t_nb.reports import (
+    METRICS,
+    SELECTIONS,
+    ROW_NAMES,
+    markdown_table,
+    paired_differences,
+    plot_table,
+    table_summary,
+    table_text,
+    write_csv,
+)
 from .checkpoints import write_text_atomic
 from .config import Stage2Config, TrainConfig
 from .runs import RunFolder, RunPlan, execute
@@ -22,60 +32,122 @@ __all__ = ['PAPER_RHO_ABLATION', 'train_table', 'table_title', 'write_table', 'r
            'measured_markdown', 'rho_curve', 'plot_rho_ablation', 'plot_paired_deltas']
 
 # %% ../nbs/08_table.ipynb #n6b8ccd7
-def train_table(base:TrainConfig, # data, model and stage 1, shared by every row
-                rows:dict[str, Stage2Config], # row name -> stage-2 settings
-                seeds:list[int], # one stage 1 per seed
-                table_dir:str|Path, # folder of this table (created; called again, it continues what is missing)
-                family:str|None=None, # the family, when the rows are one
-                quiet:bool=False)->dict:
-    "`{seed: {'stage1': report, row: report, ...}}`: stage 1 once per seed, every stage-2 row from that same checkpoint."
+def train_table(
+    base: TrainConfig,  # data, model and stage 1, shared by every row
+    rows: dict[str, Stage2Config],  # row name -> stage-2 settings
+    seeds: list[int],  # one stage 1 per seed
+    table_dir: str | Path,  # folder of this table (created; called again, it continues what is missing)
+    family: str | None = None,  # the family, when the rows are one
+    quiet: bool = False,
+) -> dict:
+    "`{seed: {'stage1': report, row: report}}`: stage 1 once per seed, every row from it."
     plan = RunPlan(base, dict(rows), list(seeds), kind='table', family=family)
     outcome = execute(plan, RunFolder(table_dir), quiet=quiet)
-    if outcome['interrupted']: raise RuntimeError(f"the table in {table_dir} was interrupted")
+    if outcome['interrupted']:
+        raise RuntimeError(f"the table in {table_dir} was interrupted")
     return outcome['results']
 
 # %% ../nbs/08_table.ipynb #n0161f4d
-def table_title(family:str, base:TrainConfig, seeds:list[int], fast:int=0)->str:
+def table_title(family: str, base: TrainConfig, seeds: list[int], fast: int = 0) -> str:
     "The one-line title of a table: family, data, model, seeds, and the paper numbers it stands beside."
-    return (f"{family}: {base.dataset} IF={base.imb_factor:g}, {base.model}, seeds {seeds}, test accuracy in %; paper = {TABLE_FAMILIES[family].paper or 'none'}"
-            + (" (FAST DEV RUN: the numbers mean nothing)" if fast else ''))
+    return (
+        f"{family}: {base.dataset} IF={base.imb_factor:g}, {base.model}, seeds {seeds}, test accuracy in %; paper = "
+        f"{TABLE_FAMILIES[family].paper or 'none'}" + (" (FAST DEV RUN: the numbers mean nothing)" if fast else '')
+    )
 
-def write_table(results:dict, paper:dict, table_dir:str|Path, title:str='', control_of:dict=NO_FUSION_CONTROL, baseline:str='dr',
-                names:dict|None=None)->str:
-    "Save the table's CSVs, JSON and plot in `table_dir`; return the text table of last-epoch results (rows paired against `baseline`)."
+
+def write_table(
+    results: dict,
+    paper: dict,
+    table_dir: str | Path,
+    title: str = '',
+    control_of: dict = NO_FUSION_CONTROL,
+    baseline: str = 'dr',
+    names: dict | None = None,
+) -> str:
+    "Save the table's CSVs, JSON and plot in `table_dir`; return its text table of last-epoch results."
     table_dir = Path(table_dir)
     present = set(next(iter(results.values())))
     summaries = {sel: table_summary(results, sel) for sel in SELECTIONS}
     vs_dr = {sel: paired_differences(results, baseline, sel) if baseline in present else [] for sel in SELECTIONS}
-    vs_control = {sel: [d for row, control in control_of.items() if row in present and control in present
-                        for d in paired_differences(results, control, sel, rows=[row])] for sel in SELECTIONS}
-    write_csv(table_dir / 'table.csv', [dict(r, selection=sel, **{f'paper_{m}': paper.get(r['row'], {}).get(m, '') for m in METRICS})
-                                        for sel, rows in summaries.items() for r in rows])
+    vs_control = {
+        sel: [
+            d
+            for row, control in control_of.items()
+            if row in present and control in present
+            for d in paired_differences(results, control, sel, rows=[row])
+        ]
+        for sel in SELECTIONS
+    }
+    write_csv(
+        table_dir / 'table.csv',
+        [
+            dict(r, selection=sel, **{f'paper_{m}': paper.get(r['row'], {}).get(m, '') for m in METRICS})
+            for sel, rows in summaries.items()
+            for r in rows
+        ],
+    )
     paired = [dict(d, selection=sel) for diffs in (vs_dr, vs_control) for sel, ds in diffs.items() for d in ds]
-    if paired: write_csv(table_dir / 'paired.csv', paired)
-    write_text_atomic(table_dir / 'table.json', json.dumps(dict(title=title, summary=summaries, paired=vs_dr, paired_control=vs_control, paper=paper, baseline=baseline,
-                                                              per_seed={str(s): r for s, r in results.items()}), indent=1))
+    if paired:
+        write_csv(table_dir / 'paired.csv', paired)
+    write_text_atomic(
+        table_dir / 'table.json',
+        json.dumps(
+            dict(
+                title=title,
+                summary=summaries,
+                paired=vs_dr,
+                paired_control=vs_control,
+                paper=paper,
+                baseline=baseline,
+                per_seed={str(s): r for s, r in results.items()},
+            ),
+            indent=1,
+        ),
+    )
     names = {**ROW_NAMES, **(names or {})}
-    plot_table(summaries['last'], vs_dr['last'], paper, title, table_dir / 'table.png', names=names, baseline=names.get(baseline, baseline))
-    text = table_text(summaries['last'], vs_dr['last'], paper, title + ' (last epoch)', vs_control['last'], names=names, baseline=names.get(baseline, baseline))
+    plot_table(
+        summaries['last'],
+        vs_dr['last'],
+        paper,
+        title,
+        table_dir / 'table.png',
+        names=names,
+        baseline=names.get(baseline, baseline),
+    )
+    text = table_text(
+        summaries['last'],
+        vs_dr['last'],
+        paper,
+        title + ' (last epoch)',
+        vs_control['last'],
+        names=names,
+        baseline=names.get(baseline, baseline),
+    )
     protocol = ', '.join(f"{names.get(r['row'], r['row'])} {r['top1']:.2f}" for r in summaries['best_test'])
     return text + (f"\n{SELECTIONS['best_test']}, top1: {protocol}" if protocol else '')
 
 # %% ../nbs/08_table.ipynb #n4e25bfc
-def read_table_json(path)->dict: # a path, or a file inside the package (importlib.resources)
-    "A `table.json` written by `write_table`, checked for the fields the chapters read; a malformed file is refused by what it lacks."
-    try: table = json.loads(Path(path).read_text() if isinstance(path, str) else path.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{path} is not a table.json (invalid JSON: {e}).") from e
+def read_table_json(path) -> dict:  # a path, or a file inside the package (importlib.resources)
+    "A `table.json` written by `write_table`, checked for the fields the chapters read."
+    try:
+        table = json.loads(Path(path).read_text() if isinstance(path, str) else path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not a table.json (invalid JSON: {e}).") from e
     missing = [k for k in ('title', 'summary', 'paired', 'paper', 'per_seed') if k not in table]
-    if missing: raise ValueError(f"{path} is not a table.json of h2t-table: it lacks {missing}.")
-    if not table['per_seed']: raise ValueError(f"{path} holds no seeds.")
+    if missing:
+        raise ValueError(f"{path} is not a table.json of h2t-table: it lacks {missing}.")
+    if not table['per_seed']:
+        raise ValueError(f"{path} holds no seeds.")
     for seed, rows in table['per_seed'].items():
         for row, report in rows.items():
             gaps = [m for m in METRICS if m not in report.get('last', {})]
-            if gaps: raise ValueError(f"{path}: seed {seed}, row {row!r} has no last-epoch {gaps}.")
+            if gaps:
+                raise ValueError(f"{path}: seed {seed}, row {row!r} has no last-epoch {gaps}.")
     return table
 
-def load_measured(family:str='digits100_lt_if100')->dict:
+
+def load_measured(family: str = 'digits100_lt_if100') -> dict:
     "The measured table of `family` that ships with the package (`nbs/measured/FAMILY-table.json` in the repository)."
     folder = importlib.resources.files('h2t_nb.measured')
     path = folder / f'{family}-table.json'
@@ -85,57 +157,87 @@ def load_measured(family:str='digits100_lt_if100')->dict:
     return read_table_json(path)
 
 # %% ../nbs/08_table.ipynb #n6f4ddd7
-def measured_markdown(family:str='digits100_lt_if100')->str:
-    "The measured table of `family` as README and the results page show it: its rows under the family's names, paired against its baseline."
+def measured_markdown(family: str = 'digits100_lt_if100') -> str:
+    "The measured table of `family` as README and the results page show it."
     table, spec = load_measured(family), family_table(family)
     names = {**ROW_NAMES, **spec['names']}
     baseline = table.get('baseline', spec['baseline'])
-    return markdown_table(table['summary']['last'], table['paired']['last'], table['paper'], table.get('paired_control', {}).get('last', []),
-                          names=names, baseline=names.get(baseline, baseline))
+    return markdown_table(
+        table['summary']['last'],
+        table['paired']['last'],
+        table['paper'],
+        table.get('paired_control', {}).get('last', []),
+        names=names,
+        baseline=names.get(baseline, baseline),
+    )
 
 # %% ../nbs/08_table.ipynb #n5b40945
-PAPER_RHO_ABLATION = {   # §8.5, CIFAR-100-LT IF=100, DR + H2T, ResNet-32: ρ -> (head, medium, tail, overall) top-1 %
-    0.0: (63.81, 46.37, 22.35, 45.68), 0.1: (63.08, 48.69, 25.38, 47.11), 0.2: (61.86, 50.00, 26.93, 47.58),
-    0.3: (62.00, 50.17, 27.07, 47.73), 0.4: (59.58, 50.74, 28.90, 47.59), 0.5: (56.31, 51.34, 30.79, 47.17),
-    0.6: (53.89, 52.06, 30.62, 46.50), 0.7: (51.92, 50.63, 33.24, 46.05), 0.8: (49.36, 52.91, 31.83, 45.52),
-    0.9: (47.94, 50.46, 32.66, 44.39), 1.0: (44.31, 51.51, 33.07, 43.57)}
+PAPER_RHO_ABLATION = {  # §8.5, CIFAR-100-LT IF=100, DR + H2T, ResNet-32: ρ -> (head, medium, tail, overall) top-1 %
+    0.0: (63.81, 46.37, 22.35, 45.68),
+    0.1: (63.08, 48.69, 25.38, 47.11),
+    0.2: (61.86, 50.00, 26.93, 47.58),
+    0.3: (62.00, 50.17, 27.07, 47.73),
+    0.4: (59.58, 50.74, 28.90, 47.59),
+    0.5: (56.31, 51.34, 30.79, 47.17),
+    0.6: (53.89, 52.06, 30.62, 46.50),
+    0.7: (51.92, 50.63, 33.24, 46.05),
+    0.8: (49.36, 52.91, 31.83, 45.52),
+    0.9: (47.94, 50.46, 32.66, 44.39),
+    1.0: (44.31, 51.51, 33.07, 43.57),
+}
 
-def rho_curve(table:dict, selection:str='last')->dict[str, np.ndarray]:
-    "ρ and the mean ± std of overall / many / medium / few per ρ from a ρ-ablation `table.json` (rows rho00 ... rho10)."
+
+def rho_curve(table: dict, selection: str = 'last') -> dict[str, np.ndarray]:
+    "ρ and the mean ± std of overall / many / medium / few per ρ from a ρ-ablation `table.json`."
     rows = sorted((r for r in table['summary'][selection] if r['row'].startswith('rho')), key=lambda r: r['row'])
     curve = {'rho': np.array([int(r['row'][3:]) / 10 for r in rows])}
     for m in ('top1', 'paper_many', 'paper_medium', 'paper_few'):
         curve[m], curve[m + '_std'] = np.array([r[m] for r in rows]), np.array([r[m + '_std'] for r in rows])
     return curve
 
-def plot_rho_ablation(curve:dict, paper:dict=PAPER_RHO_ABLATION, title:str=''):
+
+def plot_rho_ablation(curve: dict, paper: dict = PAPER_RHO_ABLATION, title: str = ''):
     "Overall / head / medium / tail accuracy against ρ: this run (mean ± std over seeds) beside the paper's curve."
     from matplotlib.figure import Figure
+
     fig = Figure(figsize=(12, 4), layout='constrained')
     ours, theirs = fig.subplots(1, 2, sharex=True)
-    for i, (m, label) in enumerate((('top1', 'overall'), ('paper_many', 'head'), ('paper_medium', 'medium'), ('paper_few', 'tail'))):
+    for i, (m, label) in enumerate(
+        (('top1', 'overall'), ('paper_many', 'head'), ('paper_medium', 'medium'), ('paper_few', 'tail'))
+    ):
         ours.errorbar(curve['rho'], curve[m], yerr=curve[m + '_std'], marker='o', capsize=3, label=label, color=f'C{i}')
         rhos = sorted(paper)
         theirs.plot(rhos, [paper[r][(3, 0, 1, 2)[i]] for r in rhos], marker='s', ls='--', label=label, color=f'C{i}')
     ours.set(title=title or 'this package', xlabel='ρ (fraction of channels from the partner)', ylabel='top-1 %')
     theirs.set(title="the paper (§8.5, CIFAR-100-LT IF=100)", xlabel='ρ (fraction of channels from the partner)')
-    for ax in (ours, theirs): ax.legend(); ax.grid(alpha=.3)
+    for ax in (ours, theirs):
+        ax.legend()
+        ax.grid(alpha=0.3)
     return fig
 
 # %% ../nbs/08_table.ipynb #ne336c5a
-def plot_paired_deltas(comparisons:dict[str, dict], # label -> one entry of a table's `paired` or `paired_control` list
-                       metrics=(('top1', 'overall'), ('paper_few', 'few-shot'), ('paper_many', 'many-shot')), title:str=''):
+def plot_paired_deltas(
+    comparisons: dict[str, dict],  # label -> one entry of a table's `paired` or `paired_control` list
+    metrics=(('top1', 'overall'), ('paper_few', 'few-shot'), ('paper_many', 'many-shot')),
+    title: str = '',
+):
     "Paired differences with their 95 % intervals, one line per comparison and one panel per metric; zero marked."
     from matplotlib.figure import Figure
+
     labels = list(comparisons)
     fig = Figure(figsize=(13, 1.2 + 0.42 * len(labels)), layout='constrained')
     axs, y = fig.subplots(1, len(metrics), sharey=True), np.arange(len(labels))[::-1]
     for ax, (m, name) in zip(axs, metrics):
         mid = np.array([comparisons[l][m] for l in labels])
-        low, high = np.array([comparisons[l][m + '_low'] for l in labels]), np.array([comparisons[l][m + '_high'] for l in labels])
+        low, high = (
+            np.array([comparisons[l][m + '_low'] for l in labels]),
+            np.array([comparisons[l][m + '_high'] for l in labels]),
+        )
         ax.errorbar(mid, y, xerr=[mid - low, high - mid], fmt='o', capsize=3, color='tab:blue')
-        ax.axvline(0, color='k', lw=.8); ax.grid(alpha=.3, axis='x')
+        ax.axvline(0, color='k', lw=0.8)
+        ax.grid(alpha=0.3, axis='x')
         ax.set(title=f'Δ {name} accuracy (points)', xlabel='paired difference, 95 % interval')
     axs[0].set_yticks(y, labels)
-    if title: fig.suptitle(title)
+    if title:
+        fig.suptitle(title)
     return fig

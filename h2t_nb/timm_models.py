@@ -1,4 +1,4 @@
-"""H2T on any model that keeps timm's `forward_features` / `forward_head` contract, CNNs and vision transformers: `timm:NAME` for the trainer, the fusion on the model's own channel axis, MiSLAS's logit scale on its own classifier.
+"""H2T on any model with timm's `forward_features` / `forward_head` contract, CNNs and vision transformers.
 
 Docs: https://h2t-nb.github.io/h2t_nb/timm.html.md"""
 
@@ -18,120 +18,172 @@ __all__ = ['CONTRACT', 'LAYOUT_CHANNEL_DIM', 'TIMM_PREFIX', 'check_contract', 'f
            'import_timm', 'timm_available', 'check_timm_name', 'timm_model']
 
 # %% ../nbs/03a_timm.ipynb #ncbf026c
-CONTRACT = ('forward_features', 'forward_head', 'get_classifier', 'reset_classifier')   # timm's names
+CONTRACT = ('forward_features', 'forward_head', 'get_classifier', 'reset_classifier')  # timm's names
 
-def check_contract(net:nn.Module)->nn.Module:
+
+def check_contract(net: nn.Module) -> nn.Module:
     "`net` itself if it keeps timm's model contract; otherwise a one-line error that names the missing methods."
-    if not isinstance(net, nn.Module): raise TypeError(f"expected a torch nn.Module that keeps timm's model contract, got {type(net).__name__}.")
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"expected a torch nn.Module that keeps timm's model contract, got {type(net).__name__}.")
     missing = [name for name in CONTRACT if not callable(getattr(net, name, None))]
-    if missing: raise TypeError(
-        f"{type(net).__name__} does not keep timm's model contract: it has no {', '.join(missing)}. h2t_nb needs {', '.join(CONTRACT)}: "
-        "forward_features returns the last features, forward_head pools and classifies them.")
+    if missing:
+        raise TypeError(
+            f"{type(net).__name__} does not keep timm's model contract: it has no {', '.join(missing)}. h2t_nb needs "
+            f"{', '.join(CONTRACT)}: "
+            "forward_features returns the last features, forward_head pools and classifies them."
+        )
     return net
 
 # %% ../nbs/03a_timm.ipynb #n07daa51
-LAYOUT_CHANNEL_DIM = {'NCHW': 1, 'NCL': 1, 'NHWC': -1, 'NLC': -1}   # where each layout keeps its channels
+LAYOUT_CHANNEL_DIM = {'NCHW': 1, 'NCL': 1, 'NHWC': -1, 'NLC': -1}  # where each layout keeps its channels
 
-def feature_layout(net:nn.Module)->str:
-    "How `net.forward_features` lays out its features, as the model declares it: timm's `output_fmt`, else NLC for token models, else NCHW."
-    fmt = getattr(net, 'output_fmt', None)              # Swin, MambaOut, ...: 'NHWC'
-    if fmt is not None: return str(getattr(fmt, 'value', fmt))
-    return 'NLC' if hasattr(net, 'num_prefix_tokens') else 'NCHW'   # ViT, DeiT, EVA, BEiT carry class / register tokens
+
+def feature_layout(net: nn.Module) -> str:
+    "How `net.forward_features` lays out its features: timm's `output_fmt`, else NLC for tokens, else NCHW."
+    fmt = getattr(net, 'output_fmt', None)  # Swin, MambaOut, ...: 'NHWC'
+    if fmt is not None:
+        return str(getattr(fmt, 'value', fmt))
+    return 'NLC' if hasattr(net, 'num_prefix_tokens') else 'NCHW'  # ViT, DeiT, EVA, BEiT carry class / register tokens
 
 # %% ../nbs/03a_timm.ipynb #n9d93331
 class ContractModel(FeatureHeadModel):
-    "Any model that keeps timm's contract, as h2t_nb trains it: its own features and head, its channel axis for the fusion, an optional logit scale."
-    def __init__(self, net:nn.Module, # a timm model, or any module with forward_features / forward_head / get_classifier / reset_classifier
-                 layout:str|None=None, # 'NCHW', 'NHWC', 'NLC' or 'NCL'; None: as the model declares it (`feature_layout`)
-                 note:str=''): # how the model was built, shown in its repr
+    "Any model that keeps timm's contract, as h2t_nb trains it."
+
+    def __init__(
+        self,
+        net: nn.Module,  # a timm model, or any module with timm's forward_features / forward_head / classifier calls
+        layout: str | None = None,  # 'NCHW', 'NHWC', 'NLC' or 'NCL'; None: as the model declares it (`feature_layout`)
+        note: str = '',
+    ):  # how the model was built, shown in its repr
         super().__init__()
         self.net, self.layout, self.note = check_contract(net), layout or feature_layout(net), note
-        if self.layout not in LAYOUT_CHANNEL_DIM: raise ValueError(
-            f"layout={self.layout!r}: use one of {', '.join(LAYOUT_CHANNEL_DIM)} (how forward_features lays out its features).")
-        self.channel_dim = LAYOUT_CHANNEL_DIM[self.layout]   # the axis H2T fuses along
+        if self.layout not in LAYOUT_CHANNEL_DIM:
+            raise ValueError(
+                f"layout={self.layout!r}: use one of {', '.join(LAYOUT_CHANNEL_DIM)} (how forward_features lays out "
+                "its features)."
+            )
+        self.channel_dim = LAYOUT_CHANNEL_DIM[self.layout]  # the axis H2T fuses along
         self.num_features = getattr(net, 'num_features', None)
+
     def forward_features(self, x):
         "The model's own `forward_features`: B×C×H×W maps, B×N×D tokens or B×H×W×C maps, as `layout` says."
         return self.net.forward_features(x)
-    def forward_head(self, features, pre_logits:bool=False, parts:bool=False):
+
+    def forward_head(self, features, pre_logits: bool = False, parts: bool = False):
         "The model's own `forward_head` (its pooling, norm and classifier), then the logit scale when there is one."
-        if pre_logits: return self.net.forward_head(features, pre_logits=True)
+        if pre_logits:
+            return self.net.forward_head(features, pre_logits=True)
         logits = self.net.forward_head(features)
-        if self.logit_scale is not None: logits = self.logit_scale(logits)
+        if self.logit_scale is not None:
+            logits = self.logit_scale(logits)
         return (logits, None) if parts else logits
-    def get_classifier(self)->nn.Module:
+
+    def get_classifier(self) -> nn.Module:
         "The model's classifier, whatever its name (`fc`, `head`, `head.fc`, `classifier`)."
         return self.net.get_classifier()
+
     @property
-    def num_classes(self)->int:
+    def num_classes(self) -> int:
         "Number of classes the classifier predicts."
         return getattr(self.net, 'num_classes', None) or self.get_classifier().out_features
-    def reset_classifier(self, num_classes:int):
+
+    def reset_classifier(self, num_classes: int):
         "The model's own `reset_classifier`, with the new classifier on the model's device."
         device = next(self.net.parameters()).device
         self.net.reset_classifier(num_classes)
         self.get_classifier().to(device)
+
     def extra_repr(self):
         "The feature layout (and how the model was built), as the module's repr shows them."
         return f"layout={self.layout}" + (f", {self.note}" if self.note else '')
 
-def as_h2t_model(net:nn.Module, # one of h2t_nb's models, a timm model or any module keeping timm's contract
-                 layout:str|None=None)->FeatureHeadModel: # see `ContractModel`
-    "`net` as the trainer takes it: h2t_nb's own models as they are, any other model keeping timm's contract wrapped in a `ContractModel`."
-    if isinstance(net, FeatureHeadModel) and layout is None: return net
+
+def as_h2t_model(
+    net: nn.Module,  # one of h2t_nb's models, a timm model or any module keeping timm's contract
+    layout: str | None = None,
+) -> FeatureHeadModel:  # see `ContractModel`
+    "`net` as the trainer takes it: h2t_nb's models as they are, others wrapped in a `ContractModel`."
+    if isinstance(net, FeatureHeadModel) and layout is None:
+        return net
     return ContractModel(net, layout)
 
 # %% ../nbs/03a_timm.ipynb #n9176c1b
-TIMM_PREFIX = 'timm:'   # TrainConfig.model = 'timm:NAME' builds timm's NAME
+TIMM_PREFIX = 'timm:'  # TrainConfig.model = 'timm:NAME' builds timm's NAME
+
 
 def import_timm():
     "The timm package, or a one-line error that says how to install it."
-    try: import timm
-    except ImportError: raise ModuleNotFoundError('timm models need timm: pip install "h2t_nb[timm]" (Colab ships it).') from None
+    try:
+        import timm
+    except ImportError:
+        raise ModuleNotFoundError('timm models need timm: pip install "h2t_nb[timm]" (Colab ships it).') from None
     return timm
 
-def timm_available()->bool:
+
+def timm_available() -> bool:
     "Whether timm is installed (the `timm` extra), without importing it."
     return importlib.util.find_spec('timm') is not None
 
-def check_timm_name(model:str)->str:
-    "timm's name for `timm:NAME` (a pretrained tag such as `resnet50.a1_in1k` allowed); unknown names refused with the closest ones."
+
+def check_timm_name(model: str) -> str:
+    "timm's name for `timm:NAME` (tags allowed); an unknown name is refused with the closest ones."
     name = model.removeprefix(TIMM_PREFIX)
     timm = import_timm()
     if not timm.is_model(name):
         close = difflib.get_close_matches(name.split('.')[0], timm.list_models(), n=3)
-        raise ValueError(f"timm has no model {name!r}: " + (f"did you mean {', '.join(close)}?" if close else "timm.list_models() lists them."))
+        raise ValueError(
+            f"timm has no model {name!r}: "
+            + (f"did you mean {', '.join(close)}?" if close else "timm.list_models() lists them.")
+        )
     return name
 
 # %% ../nbs/03a_timm.ipynb #n2627128
-def _size_arguments(timm, name:str, args:dict, image_size:tuple[int, int]|None)->tuple[dict, str]:
-    "The size arguments `name` needs at `image_size` (found on the meta device: no weights are made) and a note on them."
-    if image_size is None: return {}, ''
+def _size_arguments(timm, name: str, args: dict, image_size: tuple[int, int] | None) -> tuple[dict, str]:
+    "The size arguments `name` needs at `image_size` (found on the meta device), and a note on them."
+    if image_size is None:
+        return {}, ''
     H, W = image_size
     try:
-        with torch.device('meta'): probe = timm.create_model(name, img_size=(H, W), **args)
+        with torch.device('meta'):
+            probe = timm.create_model(name, img_size=(H, W), **args)
     except TypeError as e:
-        if 'img_size' not in str(e): raise
-        return {}, ''                                   # no fixed input size (CNNs): any image size works
+        if 'img_size' not in str(e):
+            raise
+        return {}, ''  # no fixed input size (CNNs): any image size works
     patch = getattr(getattr(probe, 'patch_embed', None), 'patch_size', None)
-    if patch is None or (H % patch[0] == 0 and W % patch[1] == 0): return dict(img_size=(H, W)), ''
-    padded = (math.ceil(H / patch[0]) * patch[0], math.ceil(W / patch[1]) * patch[1])   # timm pads each image up to whole patches
-    # (dynamic_img_size lifts timm's check that inputs have img_size; the padded grid is the model's, so positions stay as built)
-    return dict(img_size=padded, dynamic_img_pad=True, dynamic_img_size=True), f"{H}×{W} images padded to {padded[0]}×{padded[1]} (patch {patch[0]}×{patch[1]})"
+    if patch is None or (H % patch[0] == 0 and W % patch[1] == 0):
+        return dict(img_size=(H, W)), ''
+    padded = (
+        math.ceil(H / patch[0]) * patch[0],
+        math.ceil(W / patch[1]) * patch[1],
+    )  # timm pads each image up to whole patches
+    # dynamic_img_size lifts timm's input-size check; the padded grid is the model's: positions stay as built
+    return dict(
+        img_size=padded, dynamic_img_pad=True, dynamic_img_size=True
+    ), f"{H}×{W} images padded to {padded[0]}×{padded[1]} (patch {patch[0]}×{patch[1]})"
 
-def timm_model(name:str, # timm's model name, with or without the 'timm:' prefix, e.g. 'resnet18', 'vit_tiny_patch16_224'
-               num_classes:int, # classes of the dataset
-               in_chans:int=3, # image channels of the dataset
-               image_size:tuple[int, int]|None=None, # the dataset's H×W: transformers are built for it (positions, patches)
-               pretrained:bool=False, # load timm's pretrained weights (downloads from the Hugging Face hub on first use)
-               **kwargs)->ContractModel: # more arguments for `timm.create_model`
-    "A timm model for the dataset (its classes, channels and image size), randomly initialised unless `pretrained`, ready for the trainer."
+
+def timm_model(
+    name: str,  # timm's model name, with or without the 'timm:' prefix, e.g. 'resnet18', 'vit_tiny_patch16_224'
+    num_classes: int,  # classes of the dataset
+    in_chans: int = 3,  # image channels of the dataset
+    image_size: tuple[int, int] | None = None,  # the dataset's H×W: transformers are built for it (positions, patches)
+    pretrained: bool = False,  # load timm's pretrained weights (downloads from the Hugging Face hub on first use)
+    **kwargs,
+) -> ContractModel:  # more arguments for `timm.create_model`
+    "A timm model for the dataset's classes, channels and image size; random unless `pretrained`."
     timm, name = import_timm(), check_timm_name(name)
     args = dict(num_classes=num_classes, in_chans=in_chans, **kwargs)
     size, note = _size_arguments(timm, name, args, image_size)
-    if not pretrained: return ContractModel(timm.create_model(name, **args, **size), note=note)
-    try: net = timm.create_model(name, pretrained=True, **args, **size)
-    except Exception as e: raise ConnectionError(   # a download error, whatever hub or network library raised it
-        f"timm's pretrained weights for {name} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no message'}): "
-        "they download from the Hugging Face hub on first use, so connect to the internet (Colab is) or drop --pretrained.") from None
+    if not pretrained:
+        return ContractModel(timm.create_model(name, **args, **size), note=note)
+    try:
+        net = timm.create_model(name, pretrained=True, **args, **size)
+    except Exception as e:
+        raise ConnectionError(  # a download error, whatever hub or network library raised it
+            f"timm's pretrained weights for {name} could not be loaded ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else 'no message'}): "
+            "they download from the Hugging Face hub on first use, so connect to the internet (Colab is) or drop "
+            "--pretrained."
+        ) from None
     return ContractModel(net, note=note)

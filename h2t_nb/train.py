@@ -1,4 +1,4 @@
-"""Stage 1 (cross-entropy + mixup, all parameters) and stage 2 (classifier re-training by a registered method, with or without H2T), first by hand, then as the engine both stages share: runtime and mixed precision, batches, schedules, one epoch driver with exact resume, and the two stage functions.
+"""Stage 1 and stage 2, first by hand, then as one engine: rows, feeds, one epoch loop with exact resume.
 
 Docs: https://h2t-nb.github.io/h2t_nb/train.html.md"""
 
@@ -21,7 +21,15 @@ from .config import Stage1Config, Stage2Config, TrainConfig, share_key
 from .data import LTImageDataset
 from .datasets import LTData
 from .losses import mixup
-from .methods import STAGE1_LOSSES, fusion_module, stage1_loss, stage2_loss, stage2_method, stage2_parameter_groups, stage2_sampler
+from h2t_nb.methods import (
+    STAGE1_LOSSES,
+    fusion_module,
+    stage1_loss,
+    stage2_loss,
+    stage2_method,
+    stage2_parameter_groups,
+    stage2_sampler,
+)
 from .metrics import lt_report, per_class_accuracy
 from .models import MODELS, FeatureHeadModel, freeze_backbone, head_module_ids
 from .timm_models import TIMM_PREFIX, as_h2t_model, timm_model
@@ -40,108 +48,165 @@ __all__ = ['build_model', 'check_model', 'choose_amp', 'choose_channels_last', '
            'train_stage2_rows', 'train_stage2']
 
 # %% ../nbs/06_train.ipynb #c015
-def build_model(cfg:TrainConfig, data:LTData)->FeatureHeadModel:
-    "The configured backbone + head for `data` (its classes, channels and, for timm transformers, image size), initialised from `cfg.seed`."
-    torch.manual_seed(cfg.seed)   # model init is the only use of torch's global RNG
-    if cfg.model.startswith(TIMM_PREFIX): return timm_model(cfg.model, data.num_classes, data.in_chans, data.image_size, pretrained=cfg.pretrained)
-    return as_h2t_model(MODELS[cfg.model](data.num_classes, data.in_chans, **({} if cfg.width is None else dict(width=cfg.width))))
+def build_model(cfg: TrainConfig, data: LTData) -> FeatureHeadModel:
+    "The configured backbone + head for `data`, initialised from `cfg.seed`."
+    torch.manual_seed(cfg.seed)  # model init is the only use of torch's global RNG
+    if cfg.model.startswith(TIMM_PREFIX):
+        return timm_model(cfg.model, data.num_classes, data.in_chans, data.image_size, pretrained=cfg.pretrained)
+    return as_h2t_model(
+        MODELS[cfg.model](data.num_classes, data.in_chans, **({} if cfg.width is None else dict(width=cfg.width)))
+    )
 
-def check_model(cfg:TrainConfig, data:LTData):
-    "Build the model on the meta device and pass two of the dataset's images through it, then fetch pretrained weights: a model that cannot read the data, or weights that cannot be had, fail now, before any folder."
+
+def check_model(cfg: TrainConfig, data: LTData):
+    "Fail now, before any folder, if the model cannot read the data or its weights cannot be had."
     H, W = data.image_size
     with torch.device('meta'):
-        try: model = build_model(replace(cfg, pretrained=False), data).eval()
-        except OSError as e: raise ValueError(f"model={cfg.model!r} could not be built ({e}): its weights download on first use, "
-                                              "so connect to the internet.") from None
-        try: model(torch.zeros(2, data.in_chans, H, W))
-        except (RuntimeError, AssertionError) as e: raise ValueError(   # timm asserts input sizes
-            f"model={cfg.model!r} cannot read {data.in_chans}×{H}×{W} images ({str(e).splitlines()[0]}): use a model made for small images, "
-            "or larger images (Digits-100-LT at 32×32: the digits100_lt_if100_r32 presets).") from None
-    if cfg.pretrained: build_model(cfg, data)   # downloads once; the run reads the cache
+        try:
+            model = build_model(replace(cfg, pretrained=False), data).eval()
+        except OSError as e:
+            raise ValueError(
+                f"model={cfg.model!r} could not be built ({e}): its weights download on first use, "
+                "so connect to the internet."
+            ) from None
+        try:
+            model(torch.zeros(2, data.in_chans, H, W))
+        except (RuntimeError, AssertionError) as e:
+            raise ValueError(  # timm asserts input sizes
+                f"model={cfg.model!r} cannot read {data.in_chans}×{H}×{W} images ({str(e).splitlines()[0]}): use a "
+                "model made for small images, "
+                "or larger images (Digits-100-LT at 32×32: the digits100_lt_if100_r32 presets)."
+            ) from None
+    if cfg.pretrained:
+        build_model(cfg, data)  # downloads once; the run reads the cache
 
 # %% ../nbs/06_train.ipynb #n9c6fc61
-def choose_amp(amp:str|None, # 'auto', 'bf16', 'fp16' or None
-               device:torch.device, # where the run trains
-               capability:tuple[int, int]|None=None, # the GPU's compute capability (default: asked from torch)
-              )->tuple[str|None, str]:
+def choose_amp(
+    amp: str | None,  # 'auto', 'bf16', 'fp16' or None
+    device: torch.device,  # where the run trains
+    capability: tuple[int, int] | None = None,  # the GPU's compute capability (default: asked from torch)
+) -> tuple[str | None, str]:
     "The autocast dtype for `amp` on `device` (`'bf16'`, `'fp16'` or None) and why, in words."
     if device.type != 'cuda':
-        if amp == 'auto' or amp is None: return None, f'full precision ({device.type}: autocast pays off on a GPU)'
+        if amp == 'auto' or amp is None:
+            return None, f'full precision ({device.type}: autocast pays off on a GPU)'
         return amp, f'{amp} autocast as asked'
     major, minor = capability or torch.cuda.get_device_capability(device)
     cc = f'compute capability {major}.{minor}'
-    if amp is None: return None, 'full precision, as asked'
+    if amp is None:
+        return None, 'full precision, as asked'
     if amp == 'auto':
-        if major >= 8: return 'bf16', f'bf16 autocast ({cc}: bf16 tensor cores)'
-        if major == 7: return 'fp16', f'fp16 autocast + GradScaler ({cc}, e.g. T4 or V100: fp16 tensor cores, no fast bf16)'
+        if major >= 8:
+            return 'bf16', f'bf16 autocast ({cc}: bf16 tensor cores)'
+        if major == 7:
+            return 'fp16', f'fp16 autocast + GradScaler ({cc}, e.g. T4 or V100: fp16 tensor cores, no fast bf16)'
         return None, f'full precision ({cc}: no tensor cores)'
-    if amp == 'bf16' and major < 8: return amp, f'bf16 autocast as asked, though {cc} has no bf16 tensor cores (slow): amp=auto picks fp16'
+    if amp == 'bf16' and major < 8:
+        return amp, f'bf16 autocast as asked, though {cc} has no bf16 tensor cores (slow): amp=auto picks fp16'
     return amp, f'{amp} autocast as asked'
 
-def choose_channels_last(channels_last:bool|str, device:torch.device, amp:str|None, capability:tuple[int, int]|None=None)->bool:
-    "Channels-last memory: as asked, or for `'auto'` on a 7.0+ GPU with mixed precision (tensor-core convolutions prefer NHWC)."
-    if channels_last != 'auto': return bool(channels_last)
-    if device.type != 'cuda' or amp is None: return False
+
+def choose_channels_last(
+    channels_last: bool | str, device: torch.device, amp: str | None, capability: tuple[int, int] | None = None
+) -> bool:
+    "Channels-last memory: as asked, or for `'auto'` on a 7.0+ GPU with mixed precision."
+    if channels_last != 'auto':
+        return bool(channels_last)
+    if device.type != 'cuda' or amp is None:
+        return False
     return (capability or torch.cuda.get_device_capability(device))[0] >= 7
 
 # %% ../nbs/06_train.ipynb #c017
 @dataclass
 class Runtime:
     "Where and how this process trains."
+
     device: torch.device
     rank: int = 0
     world: int = 1
-    amp: str|None = None # the autocast dtype in use: 'bf16', 'fp16' or None
+    amp: str | None = None  # the autocast dtype in use: 'bf16', 'fp16' or None
     channels_last: bool = False
-    why: str = '' # what was chosen and why, for the run's log
+    why: str = ''  # what was chosen and why, for the run's log
+
     @property
-    def main(self)->bool:
+    def main(self) -> bool:
         "True in the process that writes files and logs (rank 0)."
         return self.rank == 0
+
     def autocast(self):
         "Mixed precision when asked for, else a no-op context."
-        if self.amp is None: return contextlib.nullcontext()
+        if self.amp is None:
+            return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.amp == 'bf16' else torch.float16)
+
     def barrier(self):
         "Wait for every process of a torchrun launch; nothing to wait for in a single process."
-        if self.world > 1: dist.barrier()
+        if self.world > 1:
+            dist.barrier()
 
-def setup_runtime(cfg:TrainConfig)->Runtime:
+
+def setup_runtime(cfg: TrainConfig) -> Runtime:
     "Pick the device, the precision and the memory format, and join the process group when launched by torchrun."
-    if str(cfg.device).startswith('cuda') and not torch.cuda.is_available(): raise ValueError(
-        f"device={cfg.device!r}, but torch sees no CUDA GPU here: drop --device (CPU is used) or run on a GPU machine.")
+    if str(cfg.device).startswith('cuda') and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={cfg.device!r}, but torch sees no CUDA GPU here: drop --device (CPU is used) or run on a GPU "
+            "machine."
+        )
     world, rank = int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('RANK', 0))
     cuda = torch.cuda.is_available() and cfg.device in (None, 'cuda')
     if world > 1 and not dist.is_initialized():
         dist.init_process_group('nccl' if cuda else 'gloo')
     if cuda:
         local = int(os.environ.get('LOCAL_RANK', 0))
-        torch.cuda.set_device(local); device = torch.device('cuda', local)
-    else: device = torch.device(cfg.device or 'cpu')
-    if cfg.amp == 'fp16' and device.type == 'cpu': raise ValueError(
-        "amp='fp16' on a CPU: float16 autocast is a GPU feature and runs about 2x slower here; drop --amp (or use bf16).")
+        torch.cuda.set_device(local)
+        device = torch.device('cuda', local)
+    else:
+        device = torch.device(cfg.device or 'cpu')
+    if cfg.amp == 'fp16' and device.type == 'cpu':
+        raise ValueError(
+            "amp='fp16' on a CPU: float16 autocast is a GPU feature and runs about 2x slower here; drop --amp (or use "
+            "bf16)."
+        )
     amp, why = choose_amp(cfg.amp, device)
     channels_last = choose_channels_last(cfg.channels_last, device, amp)
-    return Runtime(device, rank, world, amp, channels_last, f"{device}, {why}" + (', channels-last memory' if channels_last else ''))
+    return Runtime(
+        device,
+        rank,
+        world,
+        amp,
+        channels_last,
+        f"{device}, {why}" + (', channels-last memory' if channels_last else ''),
+    )
 
 # %% ../nbs/06_train.ipynb #c019
-def make_pipeline(cfg:TrainConfig, data:LTData, dataset, rt:Runtime):
+def make_pipeline(cfg: TrainConfig, data: LTData, dataset, rt: Runtime):
     "The batch pipeline for one split of the data."
     in_memory = isinstance(dataset, LTImageDataset)
-    if cfg.pipeline == 'device' and not in_memory: raise ValueError("pipeline='device' needs an in-memory dataset (CIFAR-LT or digits).")
-    if in_memory and cfg.pipeline in ('auto', 'device'): return DevicePipeline(dataset, data.augment, rt.device)
-    if in_memory: return LoaderPipeline(dataset, data.augment.transform(dataset.images.shape[-2:]),
-                                        data.augment.transform(dataset.images.shape[-2:], train=False), rt.device, cfg.num_workers)
+    if cfg.pipeline == 'device' and not in_memory:
+        raise ValueError("pipeline='device' needs an in-memory dataset (CIFAR-LT or digits).")
+    if in_memory and cfg.pipeline in ('auto', 'device'):
+        return DevicePipeline(dataset, data.augment, rt.device)
+    if in_memory:
+        return LoaderPipeline(
+            dataset,
+            data.augment.transform(dataset.images.shape[-2:]),
+            data.augment.transform(dataset.images.shape[-2:], train=False),
+            rt.device,
+            cfg.num_workers,
+        )
     return LoaderPipeline(dataset, *data.transforms, rt.device, cfg.num_workers)
 
 # %% ../nbs/06_train.ipynb #c023
-def stage1_lr(c:Stage1Config, epoch:int)->float:
-    "Linear warm-up over `warmup_epochs` (from `warmup_start`·lr), then step decay at the milestones (or cosine); `epoch` counts from 0."
-    if epoch < c.warmup_epochs: return c.lr * (c.warmup_start + (1 - c.warmup_start) * (epoch + 1) / c.warmup_epochs)
-    if c.schedule == 'cosine': return c.lr * 0.5 * (1 + math.cos(math.pi * (epoch - c.warmup_epochs) / max(c.epochs - c.warmup_epochs, 1)))
+def stage1_lr(c: Stage1Config, epoch: int) -> float:
+    "Linear warm-up, then step decay at the milestones (or cosine); `epoch` counts from 0."
+    if epoch < c.warmup_epochs:
+        return c.lr * (c.warmup_start + (1 - c.warmup_start) * (epoch + 1) / c.warmup_epochs)
+    if c.schedule == 'cosine':
+        return c.lr * 0.5 * (1 + math.cos(math.pi * (epoch - c.warmup_epochs) / max(c.epochs - c.warmup_epochs, 1)))
     return c.lr * c.gamma ** sum(epoch >= m for m in c.milestones)
 
-def stage2_lr(c:Stage2Config, epoch:int)->float:
+
+def stage2_lr(c: Stage2Config, epoch: int) -> float:
     "Per-epoch cosine from `lr`: lr·½(1 + cos(π·e/E))."
     return c.lr * 0.5 * (1 + math.cos(math.pi * epoch / c.epochs))
 
@@ -150,209 +215,290 @@ def copy_features(f):
     "A copy of a feature map (or of each expert's), so that the fusion never writes into what the backbone returned."
     return [m.clone() for m in f] if isinstance(f, (list, tuple)) else f.clone()
 
-def backbone_streams(model:nn.Module, x_fused, x_fusing=None)->tuple:
-    "The frozen backbone's features of the training stream and, when there is one, of the partner stream; no graph is kept."
-    with torch.no_grad():   # the backbone is frozen: no activations kept for backward
+
+def backbone_streams(model: nn.Module, x_fused, x_fusing=None) -> tuple:
+    "The frozen backbone's features of the training stream and of the partner stream if any; no graph."
+    with torch.no_grad():  # the backbone is frozen: no activations kept for backward
         f = model.forward_features(x_fused)
-        if x_fusing is None: return f, None
-        f = copy_features(f)   # under torch.compile's CUDA graphs the next call would reuse this output's memory
+        if x_fusing is None:
+            return f, None
+        f = copy_features(f)  # under torch.compile's CUDA graphs the next call would reuse this output's memory
         return f, model.forward_features(x_fusing)
 
-def fused_logits(model:nn.Module, fuse:nn.Module|None, f, f_partner, generator=None, parts:bool=False):
-    "The head's logits for features `f`, fused with the partner's first when the row fuses (a list of expert maps: one subset per expert)."
-    if f_partner is not None and fuse is not None: f = fuse(f, f_partner, generator=generator)
+
+def fused_logits(model: nn.Module, fuse: nn.Module | None, f, f_partner, generator=None, parts: bool = False):
+    "The head's logits for features `f`, fused with the partner's first when the row fuses."
+    if f_partner is not None and fuse is not None:
+        f = fuse(f, f_partner, generator=generator)
     return model.forward_head(f, parts=parts)
 
+
 class Stage2Forward(nn.Module):
-    "Frozen backbone on both streams, the fusion (`H2T`, the `WholeSampleSwap` control, or none) on the maps, then the head."
-    def __init__(self, model:nn.Module, fuse:nn.Module|None=None):
+    "Frozen backbone on both streams, the fusion on the maps, then the head."
+
+    def __init__(self, model: nn.Module, fuse: nn.Module | None = None):
         super().__init__()
         self.model, self.fuse = model, fuse
-    def forward(self, x_fused, x_fusing=None, generator=None, parts:bool=False):
-        "Logits of the training stream (with `parts`: and the head's per-part logits), fused with the partner's maps when there is one."
+
+    def forward(self, x_fused, x_fusing=None, generator=None, parts: bool = False):
+        "Logits of the training stream (and per-part logits with `parts`), fused with the partner's maps."
         return fused_logits(self.model, self.fuse, *backbone_streams(self.model, x_fused, x_fusing), generator, parts)
 
 # %% ../nbs/06_train.ipynb #c027
 def _check_finite(loss_sum, steps, stage, epoch):
-    if not math.isfinite(loss_sum): raise FloatingPointError(
-        f"stage {stage}, epoch {epoch + 1}: the loss became {loss_sum / max(steps, 1)} (not finite). Lower the "
-        "learning rate or switch amp off; the last good checkpoint of this run was kept.")
+    if not math.isfinite(loss_sum):
+        raise FloatingPointError(
+            f"stage {stage}, epoch {epoch + 1}: the loss became {loss_sum / max(steps, 1)} (not finite). Lower the "
+            "learning rate or switch amp off; the last good checkpoint of this run was kept."
+        )
 
-def interactive()->bool:
+
+def interactive() -> bool:
     "True in a terminal or a Jupyter notebook (progress bars); False for a file, a pipe or CI (plain lines)."
-    if sys.stdout.isatty(): return True
-    try: return type(get_ipython()).__name__ == 'ZMQInteractiveShell'   # Jupyter's kernel; nbdev's test runner is not
-    except NameError: return False
+    if sys.stdout.isatty():
+        return True
+    try:
+        return type(get_ipython()).__name__ == 'ZMQInteractiveShell'  # Jupyter's kernel; nbdev's test runner is not
+    except NameError:
+        return False
 
-def epoch_line(stage:int, epoch:int, epochs:int, stats:dict)->str:
+
+def epoch_line(stage: int, epoch: int, epochs: int, stats: dict) -> str:
     "One plain log line for an epoch: stage, epoch, loss, lr, validation accuracy, images/s."
     val = f"  val {stats['val_balanced']:.2f}%" if 'val_balanced' in stats else ''
-    return (f"stage {stage} epoch {epoch + 1}/{epochs}  loss {stats['loss']:.4f}  lr {stats['lr']:.4g}{val}  "
-            f"{stats['images_per_s']:,.0f} img/s")
+    return (
+        f"stage {stage} epoch {epoch + 1}/{epochs}  loss {stats['loss']:.4f}  lr {stats['lr']:.4g}{val}  "
+        f"{stats['images_per_s']:,.0f} img/s"
+    )
 
-def run_epoch(step, # step(k) -> one loss per row (None: the row's epoch has ended)
-              n_steps:int, desc:str, rt:Runtime, stage:int, epoch:int,
-              lrs:list[float], # each row's learning rate this epoch
-              images_per_step:int, # images one step reads in each process
-             )->list[dict]:
+
+def run_epoch(
+    step,  # step(k) -> one loss per row (None: the row's epoch has ended)
+    n_steps: int,
+    desc: str,
+    rt: Runtime,
+    stage: int,
+    epoch: int,
+    lrs: list[float],  # each row's learning rate this epoch
+    images_per_step: int,  # images one step reads in each process
+) -> list[dict]:
     "Run `n_steps` steps under a tqdm bar; each row's mean loss, lr, steps and the images/s."
-    totals, counts, images, start = torch.zeros(len(lrs)), torch.zeros(len(lrs), dtype=torch.long), 0, time.perf_counter()
+    totals, counts, images, start = (
+        torch.zeros(len(lrs)),
+        torch.zeros(len(lrs), dtype=torch.long),
+        0,
+        time.perf_counter(),
+    )
     bar = tqdm(range(n_steps), desc=desc, disable=not rt.main or not interactive(), leave=False, mininterval=1)
     for k in bar:
         losses = step(k)
-        if k == 0: totals = totals.to(next(l for l in losses if l is not None).device)
-        zero = totals.new_zeros(())   # adds nothing to a finished row's total
+        if k == 0:
+            totals = totals.to(next(l for l in losses if l is not None).device)
+        zero = totals.new_zeros(())  # adds nothing to a finished row's total
         totals = totals + torch.stack([zero if l is None else l.detach().float() for l in losses])
         counts += torch.tensor([l is not None for l in losses])
         images += images_per_step * rt.world
-        if (k + 1) % 20 == 0:   # .item() waits for the device: only every 20 steps
+        if (k + 1) % 20 == 0:  # .item() waits for the device: only every 20 steps
             _check_finite(totals.sum().item(), k + 1, stage, epoch)
-            bar.set_postfix(loss=f'{totals[0].item() / (k + 1):.3f}', img_s=f'{images / (time.perf_counter() - start):.0f}')
+            bar.set_postfix(
+                loss=f'{totals[0].item() / (k + 1):.3f}', img_s=f'{images / (time.perf_counter() - start):.0f}'
+            )
     _check_finite(totals.sum().item(), n_steps, stage, epoch)
     rate = images / (time.perf_counter() - start)
-    return [dict(loss=t / max(c, 1), lr=lr, steps=c, images_per_s=rate)
-            for t, c, lr in zip(totals.tolist(), counts.tolist(), lrs)]
+    return [
+        dict(loss=t / max(c, 1), lr=lr, steps=c, images_per_s=rate)
+        for t, c, lr in zip(totals.tolist(), counts.tolist(), lrs)
+    ]
 
 # %% ../nbs/06_train.ipynb #c029
 def _ddp(module, rt):
-    if rt.world == 1: return module
-    return nn.parallel.DistributedDataParallel(module, device_ids=[rt.device.index] if rt.device.type == 'cuda' else None)
+    if rt.world == 1:
+        return module
+    return nn.parallel.DistributedDataParallel(
+        module, device_ids=[rt.device.index] if rt.device.type == 'cuda' else None
+    )
 
-def evaluation_indices(n:int, # samples in the split
-                       limit:int|None=None)->torch.Tensor: # at most this many (a fast dev run), spread evenly
+
+def evaluation_indices(
+    n: int,  # samples in the split
+    limit: int | None = None,
+) -> torch.Tensor:  # at most this many (a fast dev run), spread evenly
     "All `n` samples, or `limit` of them spread evenly over the split so that every class still appears."
-    if limit is None or limit >= n: return torch.arange(n)
+    if limit is None or limit >= n:
+        return torch.arange(n)
     return torch.linspace(0, n - 1, limit).round().long().unique()
 
-def evaluation_samples(dataset, cfg:TrainConfig)->torch.Tensor:
+
+def evaluation_samples(dataset, cfg: TrainConfig) -> torch.Tensor:
     "The indices an evaluation of `dataset` reads under `cfg`: all, or a fast dev run's share."
     n = cfg.fast_dev_run
     return evaluation_indices(len(dataset), n * cfg.eval_batch_size if n else None)
 
-def stage_optimizer(groups:list[dict], sc, rt:Runtime)->torch.optim.SGD:
+
+def stage_optimizer(groups: list[dict], sc, rt: Runtime) -> torch.optim.SGD:
     "SGD with momentum (Nesterov's when the stage asks) over groups that each carry their own `peak_lr`."
-    return torch.optim.SGD(groups, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay,
-                           nesterov=getattr(sc, 'nesterov', False),
-                           fused=rt.device.type == 'cuda')   # one kernel for the whole update on a GPU
+    return torch.optim.SGD(
+        groups,
+        lr=sc.lr,
+        momentum=sc.momentum,
+        weight_decay=sc.weight_decay,
+        nesterov=getattr(sc, 'nesterov', False),
+        fused=rt.device.type == 'cuda',
+    )  # one kernel for the whole update on a GPU
 
 # %% ../nbs/06_train.ipynb #c031
-def place_model(model:nn.Module, rt:Runtime)->nn.Module:
+def place_model(model: nn.Module, rt: Runtime) -> nn.Module:
     "The model on the run's device, in channels-last memory when the runtime chose it."
     model.to(rt.device)
     return model.to(memory_format=torch.channels_last) if rt.channels_last else model
 
-def check_stage1_fits(init:dict|None, cfg:TrainConfig, data:LTData):
-    "Refuse a stage-1 checkpoint that is missing, or of another model or number of classes than this stage 2's."
-    if init is None: raise ValueError("stage 2 needs a stage-1 checkpoint: pass --stage1-ckpt PATH (a stage1/final.pt).")
-    if init['num_classes'] != data.num_classes or init['model_name'] != cfg.model: raise ValueError(
-        f"the stage-1 checkpoint is a {init['model_name']} for {init['num_classes']} classes, not a {cfg.model} for {data.num_classes}: "
-        "start stage 2 from a stage 1 of the same model and dataset.")
 
-def stage2_model(cfg:TrainConfig, data:LTData, rt:Runtime, init:dict)->tuple[nn.Module, list[dict]]:
-    "Stage 2's starting model (the stage-1 checkpoint `init`, a fresh classifier when asked, the method's adaptation) and its parameter groups."
+def check_stage1_fits(init: dict | None, cfg: TrainConfig, data: LTData):
+    "Refuse a stage-1 checkpoint that is missing, or of another model or number of classes than this stage 2's."
+    if init is None:
+        raise ValueError("stage 2 needs a stage-1 checkpoint: pass --stage1-ckpt PATH (a stage1/final.pt).")
+    if init['num_classes'] != data.num_classes or init['model_name'] != cfg.model:
+        raise ValueError(
+            f"the stage-1 checkpoint is a {init['model_name']} for {init['num_classes']} classes, not a {cfg.model} "
+            f"for {data.num_classes}: "
+            "start stage 2 from a stage 1 of the same model and dataset."
+        )
+
+
+def stage2_model(cfg: TrainConfig, data: LTData, rt: Runtime, init: dict) -> tuple[nn.Module, list[dict]]:
+    "Stage 2's starting model, from the stage-1 checkpoint `init`, and its parameter groups."
     check_stage1_fits(init, cfg, data)
     model = build_model(cfg, data)
     model.load_state_dict(init['model'])
-    if cfg.stage2.reinit_classifier: torch.manual_seed(cfg.seed + 1); model.reset_classifier(data.num_classes)
-    groups = stage2_parameter_groups(model, cfg.stage2)   # after loading: stage-1 checkpoints hold no adaptation
-    freeze_backbone(model, cfg.stage2.shift_bn)   # before DDP wraps it: DDP syncs the gradients of what requires them when it is built
+    if cfg.stage2.reinit_classifier:
+        torch.manual_seed(cfg.seed + 1)
+        model.reset_classifier(data.num_classes)
+    groups = stage2_parameter_groups(model, cfg.stage2)  # after loading: stage-1 checkpoints hold no adaptation
+    freeze_backbone(
+        model, cfg.stage2.shift_bn
+    )  # before DDP wraps it: DDP syncs the gradients of what requires them when it is built
     return place_model(model, rt), groups
 
 # %% ../nbs/06_train.ipynb #c035
 @dataclass
 class EpochDraws:
     "The random sources of one epoch."
-    aug: torch.Generator # crops and flips of the training (fused) stream
-    aug_fusing: torch.Generator # ... and of the partner stream
-    mask: torch.Generator # H2T channel subsets and swap draws (shared by all processes)
-    loss: torch.Generator # a stochastic loss's draws (GCL's Gaussian clouds), per process
-    mix: np.random.Generator # mixup's Beta draw
-    perm: torch.Generator|None # mixup partners, on the GPU (None: drawn from `mix`)
 
-def epoch_generators(cfg:TrainConfig, epoch:int, rt:Runtime, device_pipeline:bool)->EpochDraws:
+    aug: torch.Generator  # crops and flips of the training (fused) stream
+    aug_fusing: torch.Generator  # ... and of the partner stream
+    mask: torch.Generator  # H2T channel subsets and swap draws (shared by all processes)
+    loss: torch.Generator  # a stochastic loss's draws (GCL's Gaussian clouds), per process
+    mix: np.random.Generator  # mixup's Beta draw
+    perm: torch.Generator | None  # mixup partners, on the GPU (None: drawn from `mix`)
+
+
+def epoch_generators(cfg: TrainConfig, epoch: int, rt: Runtime, device_pipeline: bool) -> EpochDraws:
     "The `EpochDraws` of one epoch, from `(seed, epoch, process)` alone."
     on_gpu = rt.device.type == 'cuda'
     aug_device = rt.device if on_gpu and device_pipeline else 'cpu'
     draw = lambda stream, device, rank=rt.rank: epoch_generator(cfg.seed, epoch, stream, rank, device)
-    return EpochDraws(aug=draw('augment', aug_device), aug_fusing=draw('augment_fusing', aug_device),
-                      mask=draw('mask', rt.device, rank=0), loss=draw('loss', rt.device),
-                      mix=np.random.default_rng([cfg.seed, epoch, rt.rank, RANDOM_STREAMS['mixup']]),
-                      perm=draw('mixup', rt.device) if on_gpu else None)
+    return EpochDraws(
+        aug=draw('augment', aug_device),
+        aug_fusing=draw('augment_fusing', aug_device),
+        mask=draw('mask', rt.device, rank=0),
+        loss=draw('loss', rt.device),
+        mix=np.random.default_rng([cfg.seed, epoch, rt.rank, RANDOM_STREAMS['mixup']]),
+        perm=draw('mixup', rt.device) if on_gpu else None,
+    )
 
 # %% ../nbs/06_train.ipynb #n0971427
-def training_stream(cfg:TrainConfig)->str:
+def training_stream(cfg: TrainConfig) -> str:
     "The stream of training batches of `cfg`'s stage 2: its sampler and, when the method sets it, its epoch length."
     sc, method = cfg.stage2, stage2_method(cfg.stage2)
     return (sc.fused or method.fused) + (f' ({sc.method} epochs)' if method.epoch_samples else '')
 
-def partner_stream(cfg:TrainConfig)->str|None:
+
+def partner_stream(cfg: TrainConfig) -> str | None:
     "The partner stream `cfg`'s stage 2 feeds the backbone beside the training stream, or None (one stream)."
     return cfg.stage2.fusing if cfg.stage2.streams == 2 else None
 
-def row_kind(cfg:TrainConfig)->tuple[str, str|None]:
+
+def row_kind(cfg: TrainConfig) -> tuple[str, str | None]:
     "A stage-2 row's kind: its training and partner streams. Rows of one kind share BatchNorm's running statistics."
     return training_stream(cfg), partner_stream(cfg)
 
-def resume_state(stage_dir:Path, stage:int, model, opt, scaler)->dict:
+
+def resume_state(stage_dir: Path, stage: int, model, opt, scaler) -> dict:
     "The stage's bookkeeping, restored (with model, optimiser and scaler) from `last.pt` when the folder has one."
     state = dict(epoch=-1, best_val=-1.0, best_epoch=-1, history=[], best_test=None, best_val_test=None)
-    if not (stage_dir / 'last.pt').exists(): return state
+    if not (stage_dir / 'last.pt').exists():
+        return state
     ckpt = load_checkpoint(stage_dir / 'last.pt', stage)
-    model.load_state_dict(ckpt['model']); opt.load_state_dict(ckpt['optimizer']); scaler.load_state_dict(ckpt['scaler'])
-    if (stage_dir / 'best.pt').exists(): load_checkpoint(stage_dir / 'best.pt', stage)   # a damaged best.pt fails now
+    model.load_state_dict(ckpt['model'])
+    opt.load_state_dict(ckpt['optimizer'])
+    scaler.load_state_dict(ckpt['scaler'])
+    if (stage_dir / 'best.pt').exists():
+        load_checkpoint(stage_dir / 'best.pt', stage)  # a damaged best.pt fails now
     return {k: ckpt.get(k, v) for k, v in state.items()}
 
 # %% ../nbs/06_train.ipynb #n8aac29a
-def set_loss_epoch(loss_fn, epoch:int, draws:EpochDraws):
+def set_loss_epoch(loss_fn, epoch: int, draws: EpochDraws):
     "Tell an epoch-dependent loss its epoch (deferred re-weighting) and a stochastic one its generator (GCL)."
-    if hasattr(loss_fn, 'set_epoch'): loss_fn.set_epoch(epoch)
-    if hasattr(loss_fn, 'generator'): loss_fn.generator = draws.loss
+    if hasattr(loss_fn, 'set_epoch'):
+        loss_fn.set_epoch(epoch)
+    if hasattr(loss_fn, 'generator'):
+        loss_fn.generator = draws.loss
 
-def mixed_loss(loss_fn, out, y_a, y_b, lam:float):
+
+def mixed_loss(loss_fn, out, y_a, y_b, lam: float):
     "The mixup loss for any loss: lam·L(out, y_a) + (1 − lam)·L(out, y_b) (one term when nothing was mixed)."
     return loss_fn(out, y_a) if lam == 1.0 else lam * loss_fn(out, y_a) + (1 - lam) * loss_fn(out, y_b)
+
 
 @dataclass
 class Row:
     "One model the loop trains: stage 1's network, or one stage-2 classifier."
+
     stage: int
     cfg: TrainConfig
     stage_dir: Path
     model: nn.Module
     opt: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
-    state: dict # epoch, best validation, history (from `last.pt` when resumed)
+    state: dict  # epoch, best validation, history (from `last.pt` when resumed)
     loss_fn: object
-    parts: bool # the loss reads the head's per-part logits
-    fuse: nn.Module|None = None # stage 2's fusion (None: none)
-    draws: EpochDraws|None = None # this epoch's random sources
+    parts: bool  # the loss reads the head's per-part logits
+    fuse: nn.Module | None = None  # stage 2's fusion (None: none)
+    draws: EpochDraws | None = None  # this epoch's random sources
 
     @property
     def sc(self):
         "This row's stage settings."
         return self.cfg.stage1 if self.stage == 1 else self.cfg.stage2
+
     @property
-    def kind(self)->tuple|None:
+    def kind(self) -> tuple | None:
         "The streams a stage-2 row reads (`row_kind`); None in stage 1."
         return row_kind(self.cfg) if self.stage == 2 else None
 
-    def start_epoch(self, epoch:int, rt:Runtime, device_pipeline:bool)->float:
+    def start_epoch(self, epoch: int, rt: Runtime, device_pipeline: bool) -> float:
         "Set the epoch's learning rate (each group at its own peak's share), draws and modes; return the lr."
         lr = stage1_lr(self.sc, epoch) if self.stage == 1 else stage2_lr(self.sc, epoch)
-        for group in self.opt.param_groups: group['lr'] = lr * group['peak_lr'] / self.sc.lr
+        for group in self.opt.param_groups:
+            group['lr'] = lr * group['peak_lr'] / self.sc.lr
         self.draws = epoch_generators(self.cfg, epoch, rt, device_pipeline)
         self.model.train()
-        if self.stage == 2: freeze_backbone(self.model, self.sc.shift_bn)   # train() also reset BatchNorm's modes
+        if self.stage == 2:
+            freeze_backbone(self.model, self.sc.shift_bn)  # train() also reset BatchNorm's modes
         set_loss_epoch(self.loss_fn, epoch, self.draws)
         return lr
 
-    def optimise(self, loss:torch.Tensor):
+    def optimise(self, loss: torch.Tensor):
         "One optimiser step on `loss` (through the gradient scaler)."
         self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward(); self.scaler.step(self.opt); self.scaler.update()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
 
-def build_row(stage:int, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path,
-              init:dict|None=None)->Row: # stage 2: the stage-1 checkpoint
+
+def build_row(
+    stage: int, cfg: TrainConfig, data: LTData, rt: Runtime, stage_dir: str | Path, init: dict | None = None
+) -> Row:  # stage 2: the stage-1 checkpoint
     "A stage's model, optimiser, scaler, loss and fusion, resumed from `stage_dir/last.pt` if there is one."
     if stage == 1:
         sc = cfg.stage1
@@ -366,73 +512,99 @@ def build_row(stage:int, cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str
         fuse = fusion_module(sc, model.channel_dim)
     opt, scaler = stage_optimizer(groups, sc, rt), torch.amp.GradScaler(rt.device.type, enabled=rt.amp == 'fp16')
     state = resume_state(Path(stage_dir), stage, model, opt, scaler)
-    if cfg.compile: model.forward_features = torch.compile(model.forward_features, mode=cfg.compile_mode)
-    if isinstance(loss_fn, nn.Module): loss_fn = loss_fn.to(rt.device)
+    if cfg.compile:
+        model.forward_features = torch.compile(model.forward_features, mode=cfg.compile_mode)
+    if isinstance(loss_fn, nn.Module):
+        loss_fn = loss_fn.to(rt.device)
     return Row(stage, cfg, Path(stage_dir), model, opt, scaler, state, loss_fn, parts, fuse)
 
 # %% ../nbs/06_train.ipynb #n73d3e2d
-def share_backbone(model:nn.Module, leader:nn.Module,
-                   buffers_from:nn.Module|None=None): # whose buffers `model` takes (default: `leader`'s)
+def share_backbone(
+    model: nn.Module, leader: nn.Module, buffers_from: nn.Module | None = None
+):  # whose buffers `model` takes (default: `leader`'s)
     "Point every parameter of `model` outside its head at `leader`'s tensor, every buffer at `buffers_from`'s."
     in_head = head_module_ids(model)
     buffers_from = buffers_from or leader
     for name, module in model.named_modules():
-        if id(module) in in_head: continue
-        for store, source_store in ((module._parameters, leader.get_submodule(name)._parameters),
-                                    (module._buffers, buffers_from.get_submodule(name)._buffers)):
+        if id(module) in in_head:
+            continue
+        for store, source_store in (
+            (module._parameters, leader.get_submodule(name)._parameters),
+            (module._buffers, buffers_from.get_submodule(name)._buffers),
+        ):
             for key, tensor in store.items():
-                if tensor is not None: store[key] = source_store[key]
+                if tensor is not None:
+                    store[key] = source_store[key]
 
-def backbone_batchnorms(model:nn.Module)->dict[str, nn.Module]:
+
+def backbone_batchnorms(model: nn.Module) -> dict[str, nn.Module]:
     "The BatchNorm modules of `model`'s backbone by name (a head's own BatchNorms belong to its row)."
     in_head = head_module_ids(model)
-    return {name: m for name, m in model.named_modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_head}
+    return {
+        name: m
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_head
+    }
+
 
 class SharedBackbone:
     "The rows' one backbone (the first row's parameters), with a set of BatchNorm statistics per kind of row."
-    def __init__(self, rows:list[Row]):
-        self.kinds = {}   # kind -> the model holding its statistics (its first row's)
-        for row in rows: self.kinds.setdefault(row.kind, row.model)
-        for row in rows[1:]: share_backbone(row.model, rows[0].model, buffers_from=self.kinds[row.kind])
+
+    def __init__(self, rows: list[Row]):
+        self.kinds = {}  # kind -> the model holding its statistics (its first row's)
+        for row in rows:
+            self.kinds.setdefault(row.kind, row.model)
+        for row in rows[1:]:
+            share_backbone(row.model, rows[0].model, buffers_from=self.kinds[row.kind])
         self.norms = {kind: backbone_batchnorms(m) for kind, m in self.kinds.items()}
-        self.also = {}   # while a batch passes: id of a BatchNorm -> the same BatchNorm of the other kinds reading it
-        self.hooks = ([bn.register_forward_pre_hook(self._book_others) for norms in self.norms.values()
-                       for bn in norms.values()] if len(self.kinds) > 1 else [])
+        self.also = {}  # while a batch passes: id of a BatchNorm -> the same BatchNorm of the other kinds reading it
+        self.hooks = (
+            [bn.register_forward_pre_hook(self._book_others) for norms in self.norms.values() for bn in norms.values()]
+            if len(self.kinds) > 1
+            else []
+        )
 
-    def _book_others(self, module, args):   # the other kinds' BatchNorms read the same input; their output is unused
+    def _book_others(self, module, args):  # the other kinds' BatchNorms read the same input; their output is unused
         if module.training:
-            for other in self.also.get(id(module), ()): other(*args)
+            for other in self.also.get(id(module), ()):
+                other(*args)
 
-    def features(self, x, kinds:list)->torch.Tensor|list:
+    def features(self, x, kinds: list) -> torch.Tensor | list:
         "The frozen backbone's features of batch `x`, booked in the statistics of each kind in `kinds`."
         first, others = kinds[0], kinds[1:]
-        self.also = {id(bn): [self.norms[k][name] for k in others] for name, bn in self.norms[first].items()} if others else {}
+        self.also = (
+            {id(bn): [self.norms[k][name] for k in others] for name, bn in self.norms[first].items()} if others else {}
+        )
         try:
-            with torch.no_grad(): return self.kinds[first].forward_features(x)   # the backbone is frozen: no graph
-        finally: self.also = {}
+            with torch.no_grad():
+                return self.kinds[first].forward_features(x)  # the backbone is frozen: no graph
+        finally:
+            self.also = {}
 
     def close(self):
         "Remove the hooks (the rows' models are whole models again)."
-        for h in self.hooks: h.remove()
+        for h in self.hooks:
+            h.remove()
 
 # %% ../nbs/06_train.ipynb #n3716199
 class InstanceFeed:
     "Stage 1's batches: instance-sampled, mixed up, through the whole network; one optimiser step per batch."
-    def __init__(self, rows:list[Row], data:LTData, rt:Runtime, pipeline):
+
+    def __init__(self, rows: list[Row], data: LTData, rt: Runtime, pipeline):
         (self.row,), self.rt, self.pipeline = rows, rt, pipeline
         self.net = _ddp(self.row.model, rt)
         self.sampler = InstanceSampler(data.train.targets, seed=self.row.cfg.seed, num_replicas=rt.world, rank=rt.rank)
         self.images_per_step = self.row.sc.batch_size // rt.world
 
-    def start_epoch(self, epoch:int, limit:int|None=None)->int:
+    def start_epoch(self, epoch: int, limit: int | None = None) -> int:
         "Draw the epoch's batches; the number of steps (at most `limit`)."
         self.sampler.set_epoch(epoch)
-        self.batches = self.pipeline.batches(self.sampler.indices(), self.images_per_step, train=True,
-                                             generator=self.row.draws.aug)
+        self.batches = self.pipeline.batches(
+            self.sampler.indices(), self.images_per_step, train=True, generator=self.row.draws.aug
+        )
         return min(len(self.sampler) // self.images_per_step, limit or math.inf)
 
-    def step(self, k:int)->list[torch.Tensor]:
+    def step(self, k: int) -> list[torch.Tensor]:
         "Train on the next batch; its loss."
         row, (x, y) = self.row, next(self.batches)
         with self.rt.autocast():
@@ -448,13 +620,14 @@ class InstanceFeed:
 @dataclass
 class Stream:
     "One stream of stage-2 batches, and the kinds of row that read it."
-    key: tuple # ('training', stream) or ('partner', stream)
-    kinds: list # the kinds of row that read it, in the rows' order
-    sampler: object # its `DualStreamSampler` (a partner stream: the second column of its longest reader's pairs)
-    reader: Row # the row whose `EpochDraws` it draws from (augmentation; mixup for a training stream)
-    batches: object = None # this epoch's batches
 
-    def start_epoch(self, epoch:int, pipeline, batch_size:int):
+    key: tuple  # ('training', stream) or ('partner', stream)
+    kinds: list  # the kinds of row that read it, in the rows' order
+    sampler: object  # its `DualStreamSampler` (a partner stream: the second column of its longest reader's pairs)
+    reader: Row  # the row whose `EpochDraws` it draws from (augmentation; mixup for a training stream)
+    batches: object = None  # this epoch's batches
+
+    def start_epoch(self, epoch: int, pipeline, batch_size: int):
         "This epoch's batches: the stream's indices, augmented as its reader would augment them alone."
         self.sampler.set_epoch(epoch)
         indices = self.sampler.indices()
@@ -462,7 +635,8 @@ class Stream:
         gen = self.reader.draws.aug if training else self.reader.draws.aug_fusing
         self.batches = pipeline.batches(indices if training else indices[:, 1], batch_size, train=True, generator=gen)
 
-def pass_streams(rows:list[Row], data:LTData, rt:Runtime)->list[Stream]:
+
+def pass_streams(rows: list[Row], data: LTData, rt: Runtime) -> list[Stream]:
     "The streams rows read (training streams first), each with the kinds that read it; this process's share of each."
     shard, streams = dict(seed=rows[0].cfg.seed, num_replicas=rt.world, rank=rt.rank), {}
     for row in rows:
@@ -473,24 +647,30 @@ def pass_streams(rows:list[Row], data:LTData, rt:Runtime)->list[Stream]:
         if partner is not None:
             pairs = stage2_sampler(row.sc, data.train.targets, **shard)
             stream = streams.setdefault(('partner', partner), Stream(('partner', partner), [], pairs, row))
-            if len(pairs) > len(stream.sampler): stream.sampler = pairs   # the longest epoch's pairs serve all
+            if len(pairs) > len(stream.sampler):
+                stream.sampler = pairs  # the longest epoch's pairs serve all
         for key in (('training', training), ('partner', partner)):
-            if key in streams and kind not in streams[key].kinds: streams[key].kinds.append(kind)
+            if key in streams and kind not in streams[key].kinds:
+                streams[key].kinds.append(kind)
     return sorted(streams.values(), key=lambda s: s.key[0] == 'partner')
+
 
 class RowHead(nn.Module):
     "A stage-2 row after the backbone: its fusion and its head (DDP wraps this under torchrun)."
-    def __init__(self, row:Row):
+
+    def __init__(self, row: Row):
         super().__init__()
         self.model, self.fuse = row.model, row.fuse
-    def forward(self, maps, partner_maps, generator=None, parts:bool=False):
+
+    def forward(self, maps, partner_maps, generator=None, parts: bool = False):
         "The row's logits for the training maps, fused with the partner maps when it fuses."
         return fused_logits(self.model, self.fuse, maps, partner_maps, generator, parts)
 
 # %% ../nbs/06_train.ipynb #n6c1d0b4
 class StreamFeed:
     "Stage 2's batches: one backbone pass per stream and step for all rows; each row's fusion, head and step."
-    def __init__(self, rows:list[Row], data:LTData, rt:Runtime, pipeline):
+
+    def __init__(self, rows: list[Row], data: LTData, rt: Runtime, pipeline):
         self.rows, self.rt, self.pipeline = rows, rt, pipeline
         self.images_per_step = rows[0].sc.batch_size // rt.world
         self.streams, self.backbone = pass_streams(rows, data, rt), SharedBackbone(rows)
@@ -498,20 +678,26 @@ class StreamFeed:
         # torch.compile's CUDA graphs reuse an output's memory at the next call: keep a copy of each stream's maps
         self.copy_maps = rows[0].cfg.compile and len(self.streams) > 1
 
-    def start_epoch(self, epoch:int, limit:int|None=None)->int:
+    def start_epoch(self, epoch: int, limit: int | None = None) -> int:
         "Draw every stream's batches; the steps of the longest epoch (each kind's at most `limit`)."
-        for stream in self.streams: stream.start_epoch(epoch, self.pipeline, self.images_per_step)
-        self.steps = {kind: min(len(s.sampler) // self.images_per_step, limit or math.inf)
-                      for s in self.streams if s.key[0] == 'training' for kind in s.kinds}
+        for stream in self.streams:
+            stream.start_epoch(epoch, self.pipeline, self.images_per_step)
+        self.steps = {
+            kind: min(len(s.sampler) // self.images_per_step, limit or math.inf)
+            for s in self.streams
+            if s.key[0] == 'training'
+            for kind in s.kinds
+        }
         return max(self.steps.values())
 
-    def step(self, k:int)->list[torch.Tensor|None]:
+    def step(self, k: int) -> list[torch.Tensor | None]:
         "Step `k` of every row whose epoch lasts that long: one loss per row, None for a row that has finished."
         active, maps = {kind for kind, n in self.steps.items() if k < n}, {}
         alpha = self.rows[0].sc.mixup_alpha
-        for stream in self.streams:   # training streams first: each kind's statistics see its training batch first
+        for stream in self.streams:  # training streams first: each kind's statistics see its training batch first
             kinds = [kind for kind in stream.kinds if kind in active]
-            if not kinds: continue
+            if not kinds:
+                continue
             x, y = next(stream.batches)
             with self.rt.autocast():
                 draws = stream.reader.draws
@@ -520,12 +706,16 @@ class StreamFeed:
                 maps[stream.key] = (copy_features(f) if self.copy_maps else f, *mixed[1:])
         losses = []
         for row, head in zip(self.rows, self.heads):
-            if row.kind not in active: losses.append(None); continue
+            if row.kind not in active:
+                losses.append(None)
+                continue
             training, partner = row.kind
             f, y_a, y_b, lam = maps['training', training]
             partner_maps = maps['partner', partner][0] if partner else None
-            with self.rt.autocast(): logits = head(f, partner_maps, row.draws.mask, row.parts)
-            with self.rt.autocast(): loss = mixed_loss(row.loss_fn, logits, y_a, y_b, lam)
+            with self.rt.autocast():
+                logits = head(f, partner_maps, row.draws.mask, row.parts)
+            with self.rt.autocast():
+                loss = mixed_loss(row.loss_fn, logits, y_a, y_b, lam)
             row.optimise(loss)
             losses.append(loss)
         return losses
@@ -535,122 +725,185 @@ class StreamFeed:
         self.backbone.close()
 
 # %% ../nbs/06_train.ipynb #c019b
-def _gathered(logits:torch.Tensor, n:int, rt:Runtime)->torch.Tensor:
+def _gathered(logits: torch.Tensor, n: int, rt: Runtime) -> torch.Tensor:
     "All processes' logits in sample order (rank r predicted positions r, r + world, ...)."
-    if rt.world == 1: return logits.cpu()
+    if rt.world == 1:
+        return logits.cpu()
     per = math.ceil(n / rt.world)
-    padded = torch.zeros(per, logits.shape[1], device=logits.device); padded[:len(logits)] = logits
+    padded = torch.zeros(per, logits.shape[1], device=logits.device)
+    padded[: len(logits)] = logits
     gathered = [torch.zeros_like(padded) for _ in range(rt.world)]
     dist.all_gather(gathered, padded)
     return torch.stack(gathered, 1).reshape(-1, logits.shape[1])[:n].cpu()
 
+
 @torch.no_grad()
-def predict(models:list[nn.Module], # models that share the first one's backbone (statistics included)
-            pipeline, samples:int|torch.Tensor, # how many (samples 0..n-1), or which dataset indices
-            batch_size:int, rt:Runtime)->list[torch.Tensor]:
+def predict(
+    models: list[nn.Module],  # models that share the first one's backbone (statistics included)
+    pipeline,
+    samples: int | torch.Tensor,  # how many (samples 0..n-1), or which dataset indices
+    batch_size: int,
+    rt: Runtime,
+) -> list[torch.Tensor]:
     "Each model's logits for `samples` (eval mode), from one backbone pass per batch."
-    for m in models: m.eval()
+    for m in models:
+        m.eval()
     samples = torch.arange(samples) if isinstance(samples, int) else samples
     n, outs = len(samples), [[] for _ in models]
     with rt.autocast():
-        for x, _ in pipeline.batches(samples[rt.rank::rt.world], batch_size, train=False):
+        for x, _ in pipeline.batches(samples[rt.rank :: rt.world], batch_size, train=False):
             maps = models[0].forward_features(x)
-            for out, m in zip(outs, models): out.append(m.forward_head(maps).float())
+            for out, m in zip(outs, models):
+                out.append(m.forward_head(maps).float())
     return [_gathered(torch.cat(out), n, rt) for out in outs]
 
-def evaluate(models:list[nn.Module], pipeline, dataset, data:LTData, rt:Runtime, cfg:TrainConfig)->list[tuple]:
+
+def evaluate(models: list[nn.Module], pipeline, dataset, data: LTData, rt: Runtime, cfg: TrainConfig) -> list[tuple]:
     "Each model's `(report, logits, indices)` on `dataset` (all of it, or a fast dev run's share)."
     idx = evaluation_samples(dataset, cfg)
-    return [(lt_report(logits, dataset.targets[idx], data.counts, data.thresholds, data.index_bounds), logits, idx)
-            for logits in predict(models, pipeline, idx, cfg.eval_batch_size, rt)]
+    return [
+        (lt_report(logits, dataset.targets[idx], data.counts, data.thresholds, data.index_bounds), logits, idx)
+        for logits in predict(models, pipeline, idx, cfg.eval_batch_size, rt)
+    ]
 
-def evaluate_rows(rows:list[Row], pipeline, dataset, data:LTData, rt:Runtime)->list[tuple]:
+
+def evaluate_rows(rows: list[Row], pipeline, dataset, data: LTData, rt: Runtime) -> list[tuple]:
     "Each row's `evaluate`, from one backbone pass per batch and kind of row."
     by_kind, out = {}, {}
-    for i, row in enumerate(rows): by_kind.setdefault(row.kind, []).append(i)
+    for i, row in enumerate(rows):
+        by_kind.setdefault(row.kind, []).append(i)
     for members in by_kind.values():
         out.update(zip(members, evaluate([rows[i].model for i in members], pipeline, dataset, data, rt, rows[0].cfg)))
     return [out[i] for i in range(len(rows))]
 
 # %% ../nbs/06_train.ipynb #nde395fc
-def record_validation(row:Row, rt:Runtime, stats:dict, epoch:int, report:dict):
+def record_validation(row: Row, rt: Runtime, stats: dict, epoch: int, report: dict):
     "Book an epoch's validation report in `stats`, and write `best.pt` when it is the best so far."
     stats['val_balanced'] = report['balanced']
     if report['balanced'] > row.state['best_val']:
         row.state.update(best_val=report['balanced'], best_epoch=epoch)
         if rt.main:
-            save_atomic(dict(format='h2t_nb', stage=row.stage, model=row.model.state_dict(), epoch=epoch), row.stage_dir / 'best.pt')
+            save_atomic(
+                dict(format='h2t_nb', stage=row.stage, model=row.model.state_dict(), epoch=epoch),
+                row.stage_dir / 'best.pt',
+            )
 
-def record_test(state:dict, stats:dict, epoch:int, report:dict):
+
+def record_test(state: dict, stats: dict, epoch: int, report: dict):
     "Book an epoch's test report: for the paper-protocol row, and as `best.pt`'s when validation chose this epoch."
     stats['test_top1'] = report['top1']
-    if state['best_test'] is None or report['top1'] > state['best_test']['top1']: state['best_test'] = dict(report, epoch=epoch + 1)
-    if state['best_epoch'] == epoch: state['best_val_test'] = report   # the final report's best_val, tested once
+    if state['best_test'] is None or report['top1'] > state['best_test']['top1']:
+        state['best_test'] = dict(report, epoch=epoch + 1)
+    if state['best_epoch'] == epoch:
+        state['best_val_test'] = report  # the final report's best_val, tested once
 
-def save_last(row:Row, data:LTData):
+
+def save_last(row: Row, data: LTData):
     "Write `last.pt`: weights, optimiser, scaler, configuration and bookkeeping."
-    save_atomic(dict(format='h2t_nb', stage=row.stage, model=row.model.state_dict(), optimizer=row.opt.state_dict(),
-                     scaler=row.scaler.state_dict(), config=asdict(row.cfg), model_name=row.cfg.model,
-                     num_classes=data.num_classes, **row.state), row.stage_dir / 'last.pt')
+    save_atomic(
+        dict(
+            format='h2t_nb',
+            stage=row.stage,
+            model=row.model.state_dict(),
+            optimizer=row.opt.state_dict(),
+            scaler=row.scaler.state_dict(),
+            config=asdict(row.cfg),
+            model_name=row.cfg.model,
+            num_classes=data.num_classes,
+            **row.state,
+        ),
+        row.stage_dir / 'last.pt',
+    )
 
-def book_epoch(row:Row, data:LTData, rt:Runtime, stats:dict, epoch:int, epochs:int,
-               val:dict|None, # the epoch's validation report (None: no validation set)
-               test:dict|None, # its test report, when the paper-protocol row tracks every epoch
-               name:str=''): # the log line's prefix (a row's name in a group)
+
+def book_epoch(
+    row: Row,
+    data: LTData,
+    rt: Runtime,
+    stats: dict,
+    epoch: int,
+    epochs: int,
+    val: dict | None,  # the epoch's validation report (None: no validation set)
+    test: dict | None,  # its test report, when the paper-protocol row tracks every epoch
+    name: str = '',
+):  # the log line's prefix (a row's name in a group)
     "Book a trained and evaluated epoch: `best.pt`, the test row, the history, the log line, `last.pt`."
-    if val is not None: record_validation(row, rt, stats, epoch, val)
-    if test is not None: record_test(row.state, stats, epoch, test)
-    row.state['epoch'] = epoch; row.state['history'].append(dict(epoch=epoch + 1, **stats))
-    if rt.main and not interactive(): print(name + epoch_line(row.stage, epoch, epochs, stats), flush=True)
-    if rt.main: save_last(row, data)
+    if val is not None:
+        record_validation(row, rt, stats, epoch, val)
+    if test is not None:
+        record_test(row.state, stats, epoch, test)
+    row.state['epoch'] = epoch
+    row.state['history'].append(dict(epoch=epoch + 1, **stats))
+    if rt.main and not interactive():
+        print(name + epoch_line(row.stage, epoch, epochs, stats), flush=True)
+    if rt.main:
+        save_last(row, data)
 
 # %% ../nbs/06_train.ipynb #c037
-def final_report(row:Row, data:LTData, rt:Runtime, test_pipe,
-                 last_test:tuple|None=None, # the last epoch's test evaluation, when the loop just made it
-                )->dict:
+def final_report(
+    row: Row,
+    data: LTData,
+    rt: Runtime,
+    test_pipe,
+    last_test: tuple | None = None,  # the last epoch's test evaluation, when the loop just made it
+) -> dict:
     "Test metrics of the last-epoch model and of the validation-selected one (`best.pt`), with the history."
     state, stage_dir = row.state, row.stage_dir
     report = dict(history=state['history'], best_epoch=state['best_epoch'] + 1)
     # the weights the loop evaluated at its last epoch are these: their test pass is reused, not run again
     report['last'], last_logits, idx = last_test or evaluate([row.model], test_pipe, data.test, data, rt, row.cfg)[0]
-    report['per_class_last'] = per_class_accuracy(last_logits.argmax(1), data.test.targets[idx], data.num_classes).tolist()
-    if state.get('best_test') is not None: report['best_test'] = state['best_test']
+    report['per_class_last'] = per_class_accuracy(
+        last_logits.argmax(1), data.test.targets[idx], data.num_classes
+    ).tolist()
+    if state.get('best_test') is not None:
+        report['best_test'] = state['best_test']
     if (stage_dir / 'best.pt').exists():
-        if state['best_epoch'] == state['epoch']: report['best_val'] = report['last']   # best.pt holds these weights
-        elif state.get('best_val_test') is not None: report['best_val'] = state['best_val_test']   # tested at its epoch
-        else:   # a stage from before the loop kept that report: test best.pt, then put the last weights back
-            last = copy.deepcopy(row.model.state_dict())   # in a group the backbone is the other rows' too
+        if state['best_epoch'] == state['epoch']:
+            report['best_val'] = report['last']  # best.pt holds these weights
+        elif state.get('best_val_test') is not None:
+            report['best_val'] = state['best_val_test']  # tested at its epoch
+        else:  # a stage from before the loop kept that report: test best.pt, then put the last weights back
+            last = copy.deepcopy(row.model.state_dict())  # in a group the backbone is the other rows' too
             row.model.load_state_dict(load_checkpoint(stage_dir / 'best.pt')['model'])
             report['best_val'] = evaluate([row.model], test_pipe, data.test, data, rt, row.cfg)[0][0]
             row.model.load_state_dict(last)
     return report
 
-def final_reports(rows:list[Row], data:LTData, rt:Runtime, test_pipe=None,
-                  last_tests:list|None=None)->list[dict]: # each row's test evaluation of its last epoch, if just made
+
+def final_reports(
+    rows: list[Row], data: LTData, rt: Runtime, test_pipe=None, last_tests: list | None = None
+) -> list[dict]:  # each row's test evaluation of its last epoch, if just made
     "Each row's final report, and its `final.pt` (a copy of its `last.pt`)."
     test_pipe = test_pipe or make_pipeline(rows[0].cfg, data, data.test, rt)
     reports = [final_report(row, data, rt, test_pipe, t) for row, t in zip(rows, last_tests or [None] * len(rows))]
     if rt.main:
-        for row in rows: save_atomic(load_checkpoint(row.stage_dir / 'last.pt', row.stage), row.stage_dir / 'final.pt')
+        for row in rows:
+            save_atomic(load_checkpoint(row.stage_dir / 'last.pt', row.stage), row.stage_dir / 'final.pt')
     rt.barrier()
     return reports
 
 # %% ../nbs/06_train.ipynb #c039
-def train_epochs(rows:list[Row], data:LTData, rt:Runtime,
-                 feed, # InstanceFeed or StreamFeed: builds the batches and steps every row
-                 stop_after:int|None=None)->list[dict]|None:
+def train_epochs(
+    rows: list[Row],
+    data: LTData,
+    rt: Runtime,
+    feed,  # InstanceFeed or StreamFeed: builds the batches and steps every row
+    stop_after: int | None = None,
+) -> list[dict] | None:
     "Train `rows` (resumed at one epoch) to the end of their stage; each row's report (None if stopped)."
-    lead = rows[0]; stage, cfg = lead.stage, lead.cfg
+    lead = rows[0]
+    stage, cfg = lead.stage, lead.cfg
     fast = cfg.fast_dev_run
-    epochs = 1 if fast else lead.sc.epochs   # a fast dev run: one epoch of `fast` batches
+    epochs = 1 if fast else lead.sc.epochs  # a fast dev run: one epoch of `fast` batches
     train_pipe = make_pipeline(cfg, data, data.train, rt)
     val_pipe = make_pipeline(cfg, data, data.val, rt) if data.val is not None else None
     test_pipe = make_pipeline(cfg, data, data.test, rt)
-    track_test = stage == 2 and cfg.paper_protocol   # a test pass every epoch, for the paper-protocol row
+    track_test = stage == 2 and cfg.paper_protocol  # a test pass every epoch, for the paper-protocol row
     feed, test = feed(rows, data, rt, train_pipe), None
     try:
         for epoch in range(lead.state['epoch'] + 1, epochs):
-            if stop_after is not None and epoch >= stop_after: return None
+            if stop_after is not None and epoch >= stop_after:
+                return None
             lrs = [row.start_epoch(epoch, rt, isinstance(train_pipe, DevicePipeline)) for row in rows]
             n_steps = feed.start_epoch(epoch, fast or None)
             desc = f'stage {stage} epoch {epoch + 1}/{epochs}' + (f' ({len(rows)} rows)' if len(rows) > 1 else '')
@@ -658,36 +911,63 @@ def train_epochs(rows:list[Row], data:LTData, rt:Runtime,
             val = evaluate_rows(rows, val_pipe, data.val, data, rt) if val_pipe is not None else [None] * len(rows)
             test = evaluate_rows(rows, test_pipe, data.test, data, rt) if track_test or epoch == epochs - 1 else None
             for row, row_stats, v, t in zip(rows, stats, val, test or [None] * len(rows)):
-                book_epoch(row, data, rt, row_stats, epoch, epochs, v and v[0], t[0] if track_test else None,
-                           name=f'{row.stage_dir.name}: ' if len(rows) > 1 else '')
+                book_epoch(
+                    row,
+                    data,
+                    rt,
+                    row_stats,
+                    epoch,
+                    epochs,
+                    v and v[0],
+                    t[0] if track_test else None,
+                    name=f'{row.stage_dir.name}: ' if len(rows) > 1 else '',
+                )
             rt.barrier()
-    finally: feed.close()
+    finally:
+        feed.close()
     return final_reports(rows, data, rt, test_pipe, test)
 
 # %% ../nbs/06_train.ipynb #na4cd68f
-def train_stage1(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, stop_after:int|None=None)->dict|None:
+def train_stage1(
+    cfg: TrainConfig, data: LTData, rt: Runtime, stage_dir: str | Path, stop_after: int | None = None
+) -> dict | None:
     "Stage 1 (representation learning) in `stage_dir`, resuming from its `last.pt`; the report (None if stopped)."
     reports = train_epochs([build_row(1, cfg, data, rt, stage_dir)], data, rt, InstanceFeed, stop_after)
     return None if reports is None else reports[0]
 
-def train_stage2_rows(cfgs:list[TrainConfig], # rows with one `share_key` (and one seed)
-                      data:LTData, rt:Runtime, stage_dirs:list, init:dict, stop_after:int|None=None)->list[dict]|None:
+
+def train_stage2_rows(
+    cfgs: list[TrainConfig],  # rows with one `share_key` (and one seed)
+    data: LTData,
+    rt: Runtime,
+    stage_dirs: list,
+    init: dict,
+    stop_after: int | None = None,
+) -> list[dict] | None:
     "Stage-2 rows that read the same batches, trained together; each row's report, as if it ran alone."
-    if len({share_key(c) for c in cfgs}) != 1: raise ValueError(
-        "train_stage2_rows: these rows feed their backbone different batches; group them with share_groups.")
-    if len(cfgs) > 1 and (rt.world > 1 or cfgs[0].compile): raise ValueError(
-        "train_stage2_rows: a group of rows trains in one process without torch.compile; train these rows alone.")
+    if len({share_key(c) for c in cfgs}) != 1:
+        raise ValueError(
+            "train_stage2_rows: these rows feed their backbone different batches; group them with share_groups."
+        )
+    if len(cfgs) > 1 and (rt.world > 1 or cfgs[0].compile):
+        raise ValueError(
+            "train_stage2_rows: a group of rows trains in one process without torch.compile; train these rows alone."
+        )
     rows = [build_row(2, cfg, data, rt, d, init) for cfg, d in zip(cfgs, stage_dirs)]
-    by_epoch, reports = {}, {}   # after a crash some rows may have saved one more epoch: each set runs on its own
-    for i, row in enumerate(rows): by_epoch.setdefault(row.state['epoch'], []).append(i)
+    by_epoch, reports = {}, {}  # after a crash some rows may have saved one more epoch: each set runs on its own
+    for i, row in enumerate(rows):
+        by_epoch.setdefault(row.state['epoch'], []).append(i)
     for members in by_epoch.values():
         out = train_epochs([rows[i] for i in members], data, rt, StreamFeed, stop_after)
-        if out is None: return None
+        if out is None:
+            return None
         reports.update(zip(members, out))
     return [reports[i] for i in range(len(rows))]
 
-def train_stage2(cfg:TrainConfig, data:LTData, rt:Runtime, stage_dir:str|Path, init:dict,
-                 stop_after:int|None=None)->dict|None:
+
+def train_stage2(
+    cfg: TrainConfig, data: LTData, rt: Runtime, stage_dir: str | Path, init: dict, stop_after: int | None = None
+) -> dict | None:
     "Stage 2 (classifier re-training by the configured method, with its fusion) from the stage-1 checkpoint `init`."
     reports = train_stage2_rows([cfg], data, rt, [stage_dir], init, stop_after)
     return None if reports is None else reports[0]

@@ -1,12 +1,14 @@
 "Shared fixtures: small datasets in the real on-disk formats, the threads of the commands tests start, a weight diff."
+
 import os
 
 # Under pytest-xdist (README's `-n 2`) two workers share the two cores: each process, and every command a test starts,
 # runs one thread, or OpenMP's threads spin against each other. Set before torch is imported, here or in a subprocess.
 # A cell that pins two threads (08_table reproduces a measured table) then shares a core: passive waits keep its
 # threads from spinning while the other worker computes.
-if os.environ.get('PYTEST_XDIST_WORKER'): os.environ.update(OMP_NUM_THREADS='1', OMP_WAIT_POLICY='PASSIVE')
-THREADS = os.environ.get('OMP_NUM_THREADS', '2')   # the commands' threads: two when tests run one at a time
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    os.environ.update(OMP_NUM_THREADS='1', OMP_WAIT_POLICY='PASSIVE')
+THREADS = os.environ.get('OMP_NUM_THREADS', '2')  # the commands' threads: two when tests run one at a time
 
 import pickle
 from pathlib import Path
@@ -20,7 +22,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def learnt_changes(before:dict, after:dict)->set:
+def learnt_changes(before: dict, after: dict) -> set:
     "Names of the weights that differ between two state dicts, BatchNorm's running statistics left out."
     return {k for k in after if not torch.equal(after[k], before[k]) and 'running' not in k and 'num_batches' not in k}
 
@@ -34,14 +36,17 @@ def cifar_md5_off(monkeypatch):
 def write_cifar(root, num_classes, per_class_train, per_class_test, seed=0):
     "Write a tiny CIFAR-10 or CIFAR-100 in torchvision's on-disk layout; pixel values encode (class, image) for checks."
     rng = np.random.RandomState(seed)
+
     def batch(per_class):
         labels = np.repeat(np.arange(num_classes), per_class)
         rng.shuffle(labels)
         data = rng.randint(0, 256, size=(len(labels), 3072), dtype=np.uint8)
-        data[:, 0] = labels   # first red pixel = label, so tests can check images follow their labels
+        data[:, 0] = labels  # first red pixel = label, so tests can check images follow their labels
         return data, labels.tolist()
+
     if num_classes == 100:
-        folder = Path(root) / 'cifar-100-python'; folder.mkdir(parents=True)
+        folder = Path(root) / 'cifar-100-python'
+        folder.mkdir(parents=True)
         for name, per in (('train', per_class_train), ('test', per_class_test)):
             data, labels = batch(per)
             with open(folder / name, 'wb') as f:
@@ -49,20 +54,24 @@ def write_cifar(root, num_classes, per_class_train, per_class_test, seed=0):
         with open(folder / 'meta', 'wb') as f:
             pickle.dump({'fine_label_names': [f'c{i}' for i in range(100)], 'coarse_label_names': ['x']}, f)
     else:
-        folder = Path(root) / 'cifar-10-batches-py'; folder.mkdir(parents=True)
+        folder = Path(root) / 'cifar-10-batches-py'
+        folder.mkdir(parents=True)
         data, labels = batch(per_class_train)
         for i, chunk in enumerate(np.array_split(np.arange(len(labels)), 5), 1):
             with open(folder / f'data_batch_{i}', 'wb') as f:
                 pickle.dump({'data': data[chunk], 'labels': [labels[j] for j in chunk]}, f)
         data, labels = batch(per_class_test)
-        with open(folder / 'test_batch', 'wb') as f: pickle.dump({'data': data, 'labels': labels}, f)
-        with open(folder / 'batches.meta', 'wb') as f: pickle.dump({'label_names': [f'c{i}' for i in range(10)]}, f)
+        with open(folder / 'test_batch', 'wb') as f:
+            pickle.dump({'data': data, 'labels': labels}, f)
+        with open(folder / 'batches.meta', 'wb') as f:
+            pickle.dump({'label_names': [f'c{i}' for i in range(10)]}, f)
     return Path(root)
 
 
 def write_list_dataset(root, labels, list_name='train.txt', size=8):
     "Write one small RGB JPEG per label under root/train/<label>/ and a `relative/path label` list file."
-    root = Path(root); lines = []
+    root = Path(root)
+    lines = []
     for i, label in enumerate(labels):
         rel = Path('train') / str(label) / f'{i}.jpg'
         (root / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """What a command loads before it has read its flags: --help and a refused flag import neither the trainer nor the
 heavy libraries it needs (torchvision, timm, scipy, matplotlib, scikit-learn). bench/cli_startup.py times it."""
+
 import json
 import subprocess
 import sys
@@ -19,13 +20,26 @@ with open(record, 'w') as f: json.dump(sorted(m for m in json.loads(sys.stdin.re
 '''
 
 
-@pytest.mark.parametrize('main, argv', [
-    ('train_main', ['--help']), ('train_main', ['--ratio', '2']), ('train_main', ['--preset', 'nope']),
-    ('table_main', ['--help']), ('table_main', ['nope']), ('table_main', ['digits100_lt_if100', '--lr2', '-1'])])
+@pytest.mark.parametrize(
+    'main, argv',
+    [
+        ('train_main', ['--help']),
+        ('train_main', ['--ratio', '2']),
+        ('train_main', ['--preset', 'nope']),
+        ('table_main', ['--help']),
+        ('table_main', ['nope']),
+        ('table_main', ['digits100_lt_if100', '--lr2', '-1']),
+    ],
+)
 def test_help_and_refused_flags_load_nothing_heavy(tmp_path, main, argv):
     record = tmp_path / 'loaded.json'
-    out = subprocess.run([sys.executable, '-c', PROBE, main, str(record), *argv], input=json.dumps(HEAVY), cwd=tmp_path,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, '-c', PROBE, main, str(record), *argv],
+        input=json.dumps(HEAVY),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     said = ('usage:' in out.stdout) if argv == ['--help'] else len(out.stderr.strip().splitlines()) == 1
     assert said, out.stderr[-2000:]
     assert json.loads(record.read_text()) == [] and not (tmp_path / 'runs').exists()

@@ -1,4 +1,5 @@
 "The device-resident pipeline against torchvision's per-image transforms."
+
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
@@ -10,13 +11,19 @@ from h2t_nb.pipeline import Augment, DevicePipeline, LoaderPipeline, batch_crop,
 
 
 @settings(max_examples=40, deadline=None)
-@given(b=st.integers(1, 6), c=st.sampled_from([1, 3]), h=st.integers(1, 9), w=st.integers(1, 9), pad=st.integers(0, 4),
-       seed=st.integers(0, 10**6))
+@given(
+    b=st.integers(1, 6),
+    c=st.sampled_from([1, 3]),
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    pad=st.integers(0, 4),
+    seed=st.integers(0, 10**6),
+)
 def test_batched_crop_and_flip_equal_torchvision_for_the_same_draws(b, c, h, w, pad, seed):
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (b, c, h, w), generator=g, dtype=torch.uint8)
     offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=g)
-    flips = torch.rand(b, generator=g) < .5
+    flips = torch.rand(b, generator=g) < 0.5
     ours = batch_flip(batch_crop(F.pad(images, (pad,) * 4), offsets, (h, w)), flips)
     for i in range(b):
         ref = TF.crop(TF.pad(images[i], [pad]), int(offsets[i, 0]), int(offsets[i, 1]), h, w)
@@ -26,11 +33,12 @@ def test_batched_crop_and_flip_equal_torchvision_for_the_same_draws(b, c, h, w, 
 def test_augmentation_distribution_matches_torchvision():
     "Offsets uniform over the (2p+1)^2 positions and flips at rate 1/2, as RandomCrop + RandomHorizontalFlip draw them."
     n, pad = 20000, 2
-    marker = torch.zeros(1, 1, 5, 5, dtype=torch.uint8); marker[0, 0, 0, 0] = 255   # a single bright pixel reveals the offset
-    pipe = DevicePipeline(LTImageDataset(marker, [0]), Augment(pad, True, (0.,), (1 / 255,)))
+    marker = torch.zeros(1, 1, 5, 5, dtype=torch.uint8)
+    marker[0, 0, 0, 0] = 255  # a single bright pixel reveals the offset
+    pipe = DevicePipeline(LTImageDataset(marker, [0]), Augment(pad, True, (0.0,), (1 / 255,)))
     x, _ = pipe.load(torch.zeros(n, dtype=torch.long), train=True, generator=torch.Generator().manual_seed(0))
     seen = (x[:, 0] == 255).flatten(1).float()
-    visible = seen.sum(1) == 1   # offsets that keep the pixel inside the crop
+    visible = seen.sum(1) == 1  # offsets that keep the pixel inside the crop
     positions = torch.bincount(seen[visible].argmax(1), minlength=25).float() / n
     # the pixel lands in a cell with probability (offsets that put it there) / 25, from both unflipped and flipped draws
     ref_tf = v2.Compose([v2.RandomCrop((5, 5), padding=pad), v2.RandomHorizontalFlip()])
@@ -52,8 +60,12 @@ def test_both_pipelines_give_identical_eval_batches_and_pairs():
     pairs = torch.stack([idx, idx.flip(0)], 1)
     for pipe in (device_pipe, loader_pipe):
         batches = list(pipe.batches(pairs, 16, train=True, generator=torch.Generator().manual_seed(1)))
-        assert len(batches) == 2 and all(len(b) == 4 and b[0].shape == (16, 3, 6, 6) for b in batches)   # last partial batch dropped
-        assert torch.equal(batches[0][1], ds.targets[pairs[:16, 0]]) and torch.equal(batches[0][3], ds.targets[pairs[:16, 1]])
+        assert len(batches) == 2 and all(
+            len(b) == 4 and b[0].shape == (16, 3, 6, 6) for b in batches
+        )  # last partial batch dropped
+        assert torch.equal(batches[0][1], ds.targets[pairs[:16, 0]]) and torch.equal(
+            batches[0][3], ds.targets[pairs[:16, 1]]
+        )
 
 
 def test_same_generator_same_batches():

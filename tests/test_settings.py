@@ -1,4 +1,6 @@
-"A setting declared once on its field reaches both commands' options, the fingerprint, the resume policy and the share key."
+"""A setting declared once on its field reaches both commands' options, the fingerprint, the resume policy and the share
+key."""
+
 import re
 from dataclasses import dataclass, replace
 
@@ -14,8 +16,9 @@ from h2t_nb.runs import trained_fields
 @dataclass
 class WithKnob(TrainConfig):
     knob: float = setting(0.5, 'a made-up knob that changes what a run learns', flag=True, fingerprint='always')
-    speed: int = setting(1, 'a made-up knob that changes only how fast it runs', flag=True, fingerprint='no',
-                         on_resume='apply')
+    speed: int = setting(
+        1, 'a made-up knob that changes only how fast it runs', flag=True, fingerprint='no', on_resume='apply'
+    )
 
 
 @pytest.fixture
@@ -26,7 +29,9 @@ def knobs(monkeypatch):
 
 
 def options(command):
-    return {o for a in cli.command_parser(command, "cmd")._actions for o in a.option_strings if o.startswith("--")} - {"--help"}
+    return {o for a in cli.command_parser(command, "cmd")._actions for o in a.option_strings if o.startswith("--")} - {
+        "--help"
+    }
 
 
 def test_a_new_field_reaches_both_commands_help(knobs):
@@ -50,7 +55,7 @@ def test_a_new_field_follows_its_resume_policy(knobs, tmp_path):
         cli.h2t_table(resume=str(tmp_path), knob=0.7)
     assert 'speed' in config.resume_fields('apply') and 'knob' in config.resume_fields('refuse')
     runtime, _ = cli._on_resume('h2t-table', dict(speed=4), {})
-    assert runtime == dict(speed=4)   # applied to the folder's plan, like --device
+    assert runtime == dict(speed=4)  # applied to the folder's plan, like --device
 
 
 def test_both_commands_take_the_same_options_with_the_same_defaults():
@@ -61,4 +66,4 @@ def test_both_commands_take_the_same_options_with_the_same_defaults():
     shared = set(a) & set(b) - {'help'}
     assert len(shared) > 25 and {k: a[k] for k in shared} == {k: b[k] for k in shared}
     plan = cli.table_plan('digits100_lt_if100', rows=['dr'])
-    assert plan.seeds == [PRESETS['digits100_lt_if100_stage1'].seed]   # h2t-train's default too: the preset's seed
+    assert plan.seeds == [PRESETS['digits100_lt_if100_stage1'].seed]  # h2t-train's default too: the preset's seed
