@@ -123,7 +123,7 @@ CIFAR_FAMILIES = (
     Family(
         'cifar10_lt_if100',
         _cifar('cifar10', 100),
-        {'dr_h2t': Stage2Config(method='dr', lr=0.02, weight_decay=2e-4, ratio=0.25)},
+        {'dr_h2t': Stage2Config(method='dr', lr=0.02, weight_decay=2e-4, ratio=RATIO_RELEASED)},
     ),
 )
 

@@ -214,8 +214,7 @@ def test_a_cached_row_trained_with_another_configuration_is_refused(tmp_path):
 
 
 def test_no_validation_split_gives_a_table_without_best_val(tmp_path):
-    """Bug 1: with val_per_class=0 (as iNaturalist has no validation split) the table was trained, then died with
-    KeyError 'best_val'."""
+    "With val_per_class=0 (iNaturalist has no validation split) the table has no best-on-validation line."
     from dataclasses import replace
     from h2t_nb.presets import PAPER, PRESETS
     from h2t_nb.table import train_table, write_table

@@ -141,7 +141,7 @@ def test_cli_help_lists_presets(tmp_path):
 
 
 def test_unknown_preset_is_refused_in_one_line_with_the_closest_names(tmp_path):
-    "Bug 5: argparse's choices printed all presets in one line; now one short line names the closest ones."
+    "An unknown preset is refused in one short line that names the closest ones, not a list of every preset."
     out = cli('--preset', 'cifar100_lt_if100_dr_h2', '--out', 'res', cwd=tmp_path)
     one_line_failure(out, "unknown preset 'cifar100_lt_if100_dr_h2': did you mean cifar100_lt_if100_dr_h2t")
     assert len(out.stderr) < 300 and not any(tmp_path.iterdir())
@@ -446,8 +446,8 @@ def test_official_stage1_checkpoint_starts_stage2(tmp_path):
     ],
 )
 def test_official_checkpoints_that_cannot_start_stage2_are_refused(tmp_path, case, message):
-    """Bug 7: a MiSLAS stage-2 release (its LWS would be dropped) and a file without a classifier are refused in one
-    line, like unmapped keys."""
+    """A MiSLAS stage-2 release (its LWS would be dropped) and a file without a classifier are refused in one line, like
+    unmapped keys."""
     path = tmp_path / 'release.pth.tar'
     official_checkpoint(path, lws=case == 'lws', classifier=case != 'headless')
     if case == 'wider':
@@ -518,7 +518,7 @@ def one_line_failure(out, message):
         (
             ['--seeds', '0', '-1'],
             'TrainConfig.seed=-1 is not accepted',
-        ),  # bug 4: refused before any folder (config.json and .lock were left)
+        ),  # refused before any folder: no config.json or .lock left behind
         (['--device', 'cuda'], 'torch sees no CUDA GPU here'),
         (['--amp', 'fp16'], "amp='fp16' on a CPU"),
     ],
