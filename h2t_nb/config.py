@@ -515,9 +515,10 @@ def apply_flags(
     used = set()
     rows = {row: _row_with(row, sc, changes['stage2'], used) for row, sc in rows.items()}
     for flag, (stage, f) in table.items():
-        if stage == 'stage2' and f.name in changes['stage2'] and f.name not in used:
+        only_if = kind_of(f)['cli'].get('only_if')  # a table of stage 1 alone has no row to set
+        if stage == 'stage2' and only_if and rows and f.name in changes['stage2'] and f.name not in used:
             raise ValueError(
-                f"--{flag.replace('_', '-')} sets a field of the rows with {kind_of(f)['cli']['only_if']}, "
+                f"--{flag.replace('_', '-')} sets a field of the rows with {only_if}, "
                 "and no row of this table is one: drop it."
             )
     return cfg, rows
