@@ -220,6 +220,11 @@ def h2t_table(
                 look['names'],
             )
         )
+        if FAMILIES[plan.family].verdict:
+            from h2t_nb.reports import verdict
+
+            fast = ' (a fast dev run: the numbers mean nothing)' if plan.base.fast_dev_run else ''
+            print(verdict(outcome['results']).replace('verdict:', f'verdict{fast}:', 1))
         print(f"table, per-seed reports, checkpoints and plot: {outcome['run_dir']}")
     return outcome['run_dir']
 

@@ -21,12 +21,14 @@ from h2t_nb.data import (
     scaled_index_bounds,
     scaled_thresholds,
 )
+from .own_data import count_groups, image_folder_data
 from .pipeline import CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD, IMAGENET_MEAN, IMAGENET_STD, Augment
 
 # %% auto #0
-__all__ = ['DIGITS100_DATASETS', 'FILE_CROP', 'LIST_INDEX_BOUNDS', 'INAT_MEAN', 'INAT_STD', 'LIST_CLASSES', 'DATASET_BUILDERS',
-           'FILE_DATASETS', 'LTData', 'data_seed', 'build_digits', 'build_digits100', 'synthetic_cifar', 'build_cifar',
-           'synthetic_list_benchmark', 'build_list_benchmark', 'build_data']
+__all__ = ['DIGITS100_DATASETS', 'OWN_IMAGE_SIZE', 'FILE_CROP', 'LIST_INDEX_BOUNDS', 'INAT_MEAN', 'INAT_STD', 'LIST_CLASSES',
+           'DATASET_BUILDERS', 'FILE_DATASETS', 'LTData', 'data_seed', 'build_digits', 'build_digits100',
+           'synthetic_cifar', 'build_cifar', 'build_imagefolder', 'synthetic_list_benchmark', 'build_list_benchmark',
+           'build_data']
 
 # %% ../nbs/05b_datasets.ipynb #nd70d4ce
 @dataclass
@@ -42,6 +44,8 @@ class LTData:
     index_bounds: tuple  # paper split bounds
     augment: Augment | None = None  # in-memory datasets
     transforms: tuple | None = None  # (train, eval) torchvision transforms for file datasets
+    notes: tuple = ()  # what the loader decided, in words (a folder of your own images)
+    skipped: tuple = ()  # (file, why) of each unreadable image it left out
 
     @property
     def num_classes(self) -> int:
@@ -166,6 +170,44 @@ def build_cifar(cfg, num_classes: int = 100, synthetic: bool = False) -> LTData:
         ),
     )
 
+# %% ../nbs/05b_datasets.ipynb #n5a1b40
+OWN_IMAGE_SIZE = 32  # images of your own are decoded at image_size², or this when the configuration names none
+
+
+def build_imagefolder(cfg) -> LTData:
+    "Your own ImageFolder tree (`cfg.data_dir`) in memory, its groups by training count."
+    if cfg.data_dir is None:
+        raise FileNotFoundError("imagefolder needs your images: pass --data-dir DIR, with DIR/train/CLASS/*.jpg.")
+    size = cfg.image_size or OWN_IMAGE_SIZE
+    found = image_folder_data(cfg.data_dir, size, cfg.val_per_class or 10, seed=data_seed(cfg))
+    counts = found.train.counts
+    bounds = count_groups(counts)
+    groups = (bounds[0], bounds[1] - bounds[0], len(counts) - bounds[1])
+    notes = [
+        *found.notes,
+        'many / medium / few by training count (more than 100, 20 to 100, fewer than 20 images): '
+        f'{groups[0]} / {groups[1]} / {groups[2]} classes',
+    ]
+    augment = Augment(
+        padding=cfg.augment * max(size // 8, 1),
+        flip=cfg.augment,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        rotation=cfg.augment * cfg.rotation,
+    )
+    return LTData(
+        found.train,
+        _val_or_none(cfg, found.val),
+        found.test,
+        counts,
+        3,
+        (100, 20),
+        bounds,
+        augment=augment,
+        notes=tuple(notes),
+        skipped=tuple(found.skipped),
+    )
+
 # %% ../nbs/05b_datasets.ipynb #ncbf3c19
 FILE_CROP = 224  # the file benchmarks' training crop and evaluation centre crop
 
@@ -242,6 +284,7 @@ DATASET_BUILDERS = {
     'synthetic_cifar10': lambda cfg: build_cifar(cfg, 10, synthetic=True),  # random pixels, CIFAR-LT's counts
     'synthetic_cifar100': lambda cfg: build_cifar(cfg, 100, synthetic=True),
     'imagenet_lt': build_list_benchmark,
+    'imagefolder': build_imagefolder,  # your own images: DIR/train/CLASS/*.jpg (00a_own_data)
     'places_lt': build_list_benchmark,
     'inat2018': build_list_benchmark,
     **{f'synthetic_{name}': synthetic_list_benchmark for name in ('imagenet_lt', 'places_lt', 'inat2018')},
@@ -254,6 +297,6 @@ def build_data(cfg) -> LTData:
     if cfg.dataset not in DATASET_BUILDERS:
         raise ValueError(f"unknown dataset {cfg.dataset!r}: use one of {', '.join(DATASET_BUILDERS)}.")
     data = DATASET_BUILDERS[cfg.dataset](cfg)
-    if getattr(cfg, 'image_size', None):
+    if getattr(cfg, 'image_size', None) and data.image_size != (cfg.image_size,) * 2:
         data.augment = replace(data.augment, resize=cfg.image_size)  # in-memory data only (TrainConfig checks)
     return data

@@ -14,9 +14,9 @@ from .config import Stage1Config, Stage2Config, TrainConfig
 # %% auto #0
 __all__ = ['RATIO_RELEASED', 'RATIO_PAPER', 'ALL_ROWS', 'NO_FUSION_CONTROL', 'OFFLINE', 'CIFAR_FAMILIES', 'DIGITS100_CPU_EPOCHS',
            'DIGITS100_FAMILIES', 'LARGE_FAMILIES', 'PAPER', 'HOSTS', 'HOST_MODELS', 'RESLT_BETA', 'HOST_FAMILIES',
-           'LARGE_HOST_FAMILIES', 'TIMM_FINETUNE', 'TIMM_FAMILIES', 'FAMILIES', 'TABLE_FAMILIES', 'PRESETS',
-           'DEFAULT_PRESET', 'Family', 'stage2_rows', 'host_stage1', 'host_rows', 'get_preset', 'paper_numbers',
-           'family_table', 'family_rows']
+           'LARGE_HOST_FAMILIES', 'TIMM_FINETUNE', 'TIMM_FAMILIES', 'OWN_ROWS', 'OWN_DATA_FAMILIES', 'FAMILIES',
+           'TABLE_FAMILIES', 'PRESETS', 'DEFAULT_PRESET', 'Family', 'stage2_rows', 'host_stage1', 'host_rows',
+           'get_preset', 'paper_numbers', 'family_table', 'family_rows']
 
 # %% ../nbs/06b_presets.ipynb #nf8d5f3f
 RATIO_RELEASED, RATIO_PAPER = 0.25, 0.3  # the released configs' ρ (README re-run: 47.80) / the ablation's peak (47.73)
@@ -34,6 +34,7 @@ class Family:
     baseline: str = 'dr'  # the row every other is paired against
     controls: dict | None = None  # a fusion row -> its no-fusion control (None: `NO_FUSION_CONTROL`)
     names: dict = field(default_factory=dict)  # how rows read in its table
+    verdict: bool = False  # h2t-table ends with a verdict in words: did DR + H2T help on this data?
 
     def presets(self) -> dict[str, TrainConfig]:
         "Its stage-1 preset, `NAME_stage1`, and one preset per row, `NAME_ROW`."
@@ -518,6 +519,20 @@ TIMM_FAMILIES = tuple(
 )
 
 # %% ../nbs/06b_presets.ipynb #n84a2cb9
+# Your own images (00a_own_data): a ResNet-32 from scratch at 32×32 with the paper's CIFAR recipe; on Colab, fine-tune a
+# pretrained timm model instead (--model timm:NAME --pretrained --image-size 224). The rows that answer "does H2T help
+# here": DR, its two-stream control, DR + H2T at three ρ, MiSLAS with and without H2T.
+OWN_ROWS = ('dr', 'no_fusion', 'dr_h2t_rho01', 'dr_h2t', 'dr_h2t_rho03', 'mislas', 'mislas_h2t')
+OWN_DATA_FAMILIES = (
+    Family(
+        'imagefolder',
+        TrainConfig(name='', dataset='imagefolder', model='resnet32', val_per_class=10),
+        {row: sc for row, sc in stage2_rows(_dr(100), _mislas(100)).items() if row in OWN_ROWS},
+        table=OWN_ROWS,
+        verdict=True,
+    ),
+)
+
 FAMILIES = {
     f.name: f
     for f in (
@@ -527,6 +542,7 @@ FAMILIES = {
         *HOST_FAMILIES,
         *LARGE_HOST_FAMILIES,
         *TIMM_FAMILIES,
+        *OWN_DATA_FAMILIES,
     )
 }
 TABLE_FAMILIES = {name: f for name, f in FAMILIES.items() if f.table is not None}  # what h2t-table trains

@@ -16,8 +16,8 @@ from .checkpoints import write_text_atomic
 
 # %% auto #0
 __all__ = ['REPORT_COLUMNS', 'METRICS', 'SELECTIONS', 'ROW_NAMES', 'mean_std', 'run_summary', 'run_summary_text',
-           'paired_interval', 'table_summary', 'paired_differences', 'table_text', 'markdown_table', 'plot_table',
-           'plot_run', 'write_csv', 'plot_class_profile']
+           'paired_interval', 'table_summary', 'paired_differences', 'table_text', 'markdown_table', 'verdict',
+           'plot_table', 'plot_run', 'write_csv', 'plot_class_profile']
 
 # %% ../nbs/06c_reports.ipynb #n8af8162
 REPORT_COLUMNS = [
@@ -224,6 +224,32 @@ def markdown_table(
         paper_top1 = f"{paper[r['row']]['top1']:.2f}" if 'top1' in paper.get(r['row'], {}) else '–'
         lines.append('| ' + ' | '.join(cells[:5] + [paper_top1] + cells[5:]) + ' |')
     return '\n'.join(lines)
+
+# %% ../nbs/06c_reports.ipynb #n5fa13b
+def verdict(
+    results: dict,  # {seed: {row: report}}
+    row: str = 'dr_h2t',
+    against: tuple = ('dr', 'no_fusion'),
+    confidence: float = 0.95,
+) -> str:
+    "Whether `row` beat each row of `against`, overall and on few-shot classes, in words."
+    names = dict(dr='DR', no_fusion='the no-fusion control')
+    lines = []
+    for other in against:
+        for d in paired_differences(results, baseline=other, rows=[row], confidence=confidence):
+            for metric, where in (('top1', 'overall'), ('paper_few', 'few-shot classes')):
+                m, lo, hi = d[metric], d[f'{metric}_low'], d[f'{metric}_high']
+                if math.isnan(m):
+                    say = 'no class in this group'
+                elif math.isnan(lo):
+                    say = 'one seed: no interval, no evidence either way (train more seeds)'
+                else:
+                    say = 'H2T helped' if lo > 0 else 'H2T hurt' if hi < 0 else 'no evidence either way'
+                interval = '' if math.isnan(lo) else f', {confidence:.0%} interval [{lo:+.2f}, {hi:+.2f}]'
+                lines.append(
+                    f"{row} vs {names.get(other, other)}, {where}: {m:+.2f} points{interval}, {d['seeds']} seeds: {say}"
+                )
+    return '\n'.join(['verdict:'] + ['  ' + line for line in lines])
 
 # %% ../nbs/06c_reports.ipynb #nfef5e90
 def plot_table(

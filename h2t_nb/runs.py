@@ -30,12 +30,14 @@ from h2t_nb.train import (
 )
 
 # %% auto #0
-__all__ = ['PLAN_FILE', 'RESULTS_FILE', 'RUNTIME_OVERRIDES', 'RunPlan', 'RunFolderBusy', 'claim_path', 'RunFolder',
-           'trained_fields', 'fingerprint', 'cached_report', 'store_report', 'cached_or_trained', 'train_plan',
-           'execute', 'extend_plan', 'run_plan', 'write_run_files', 'train_run', 'resume_run', 'continue_or_run']
+__all__ = ['PLAN_FILE', 'SKIPPED_FILE', 'RESULTS_FILE', 'RUNTIME_OVERRIDES', 'RunPlan', 'RunFolderBusy', 'claim_path',
+           'RunFolder', 'trained_fields', 'fingerprint', 'cached_report', 'store_report', 'cached_or_trained',
+           'train_plan', 'execute', 'extend_plan', 'run_plan', 'write_run_files', 'train_run', 'resume_run',
+           'continue_or_run']
 
 # %% ../nbs/06a_runs.ipynb #nb18f946
 PLAN_FILE = 'plan.json'
+SKIPPED_FILE = 'skipped_files.txt'  # images of your own data that could not be read
 RESULTS_FILE = {'run': 'results.json', 'table': 'table.json'}  # written when a folder's plan is finished
 
 
@@ -311,10 +313,17 @@ def execute(
         folder.path.mkdir(parents=True, exist_ok=True)
     with folder.lock(rt):
         folder.write_json(PLAN_FILE, plan.to_dict(), rt)
+        if rt.main and data.skipped:  # the images a folder of your own held that could not be read
+            skipped = ''.join(f'{path}\t{why}\n' for path, why in data.skipped)
+            write_text_atomic(folder.path / SKIPPED_FILE, skipped)
         if rt.main and not quiet:
             print(f"{folder.path.name}: {rt.why}")
             for note in notes:
                 print(f"resume: {note}")
+            for note in data.notes:
+                print(f"data: {note}")
+            if data.skipped:
+                print(f"data: the skipped files are listed in {folder.path / SKIPPED_FILE}")
             fast = plan.base.fast_dev_run
             if fast:
                 print(
