@@ -11,6 +11,9 @@ if os.environ.get('PYTEST_XDIST_WORKER'):
 THREADS = os.environ.get('OMP_NUM_THREADS', '2')  # the commands' threads: two when tests run one at a time
 
 import pickle
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,13 @@ import torchvision.datasets.cifar as tv_cifar
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_command(command: str, *args, cwd, env: dict | None = None) -> subprocess.CompletedProcess:
+    "A console script beside this Python (the venv's), run as a user runs it: its exit status and its output."
+    exe = shutil.which(command, path=str(Path(sys.executable).parent)) or command
+    env = env or {**os.environ, 'OMP_NUM_THREADS': THREADS, 'PYTHONWARNINGS': 'ignore'}
+    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, env=env)
 
 
 def learnt_changes(before: dict, after: dict) -> set:

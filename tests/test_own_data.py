@@ -2,23 +2,14 @@
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import THREADS
+from conftest import run_command as run
 from h2t_nb.own_data import image_folder_data, write_digit_folder
 
-BIN = Path(sys.executable).parent
-ENV = {**__import__('os').environ, 'OMP_NUM_THREADS': THREADS, 'PYTHONWARNINGS': 'ignore'}
 COUNTS = dict(zero=150, one=70, two=30, three=12, four=6)
-
-
-def run(command, *args, cwd):
-    exe = shutil.which(command, path=str(BIN)) or command
-    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, env=ENV)
 
 
 @pytest.fixture(scope='module')

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import THREADS
+from conftest import THREADS, run_command
 
 from h2t_nb.reports import paired_interval
 
@@ -19,13 +19,7 @@ ENV = {**os.environ, 'OMP_NUM_THREADS': THREADS, 'PYTHONWARNINGS': 'ignore'}
 
 
 def cli(*args, cwd):
-    return subprocess.run(
-        [shutil.which('h2t-table', path=str(BIN)) or 'h2t-table', *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=ENV,
-    )
+    return run_command('h2t-table', *args, cwd=cwd, env=ENV)
 
 
 def test_table_on_digits100_prints_paired_rows_and_writes_files(tmp_path):

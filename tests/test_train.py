@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import learnt_changes
+from conftest import learnt_changes, run_command
 from h2t_nb.checkpoints import load_checkpoint, save_atomic
 from h2t_nb.config import config_from_dict
 from h2t_nb.presets import PRESETS
@@ -32,13 +32,7 @@ ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
 
 
 def cli(*args, cwd):
-    return subprocess.run(
-        [shutil.which('h2t-train', path=str(BIN)) or 'h2t-train', *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=ENV,
-    )
+    return run_command('h2t-train', *args, cwd=cwd, env=ENV)
 
 
 def tree_digest(folder):
