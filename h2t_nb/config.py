@@ -18,13 +18,14 @@ from .samplers import FUSED_STREAMS, FUSING_STREAMS
 from .timm_models import TIMM_PREFIX
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'PIPELINES', 'AMP_MODES', 'CHANNELS_LAST_MODES', 'COMPILE_MODES', 'DIGITS100_KNOBS', 'FAST_DEV_RUN_ENV',
-           'KIND_DEFAULTS', 'STAGE_CLASSES', 'fast_dev_run_from_env', 'setting', 'kind_of', 'Stage1Config',
-           'Stage2Config', 'TrainConfig', 'config_flags', 'fingerprint_fields', 'resume_fields', 'share_key',
-           'given_flags', 'apply_flags', 'config_from_dict']
+__all__ = ['SCHEDULES', 'PIPELINES', 'OWN_LIST_FIELDS', 'HF_FIELDS', 'AMP_MODES', 'CHANNELS_LAST_MODES', 'COMPILE_MODES',
+           'DIGITS100_KNOBS', 'FAST_DEV_RUN_ENV', 'KIND_DEFAULTS', 'STAGE_CLASSES', 'fast_dev_run_from_env', 'setting',
+           'kind_of', 'Stage1Config', 'Stage2Config', 'TrainConfig', 'config_flags', 'fingerprint_fields',
+           'resume_fields', 'share_key', 'given_flags', 'apply_flags', 'config_from_dict']
 
 # %% ../nbs/05d_config.ipynb #n369bdb6
 SCHEDULES, PIPELINES = ('step', 'cosine'), ('auto', 'device', 'loader')
+OWN_LIST_FIELDS, HF_FIELDS = ('train_list', 'val_list', 'test_list'), ('image_column', 'label_column')
 AMP_MODES, CHANNELS_LAST_MODES = (None, 'auto', 'bf16', 'fp16'), (False, True, 'auto')
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 DIGITS100_KNOBS = ('train_sources', 'jitter', 'rotate_left')  # TrainConfig fields that shape Digits-100-LT only
@@ -229,10 +230,22 @@ class TrainConfig:
     )
     data_dir: str | None = setting(
         None,
-        "dataset root: torchvision's CIFAR folder, or the image root of the ImageNet-LT, "
-        "Places-LT and iNat list files (the digits need none)",
+        "dataset root: torchvision's CIFAR folder, the image root of the ImageNet-LT, "
+        'Places-LT and iNat list files, your own images (imagefolder), or a Hugging Face dataset: a save_to_disk '
+        'folder or a hub name (hf); the digits need none',
         flag=True,
         **_RUNTIME,
+    )
+    train_list: str | None = setting(
+        None,
+        "imagefolder: your training list ('relative/path label' lines, any names), paths under --data-dir",
+        flag=True,
+    )  # which images: booked when set, and a resume keeps the run's
+    val_list: str | None = setting(None, 'imagefolder: your validation list (default: drawn from training)', flag=True)
+    test_list: str | None = setting(None, 'imagefolder: your test list (default: drawn from training)', flag=True)
+    image_column: str | None = setting(None, 'hf: the image column (default: the one Image feature)', flag=True)
+    label_column: str | None = setting(
+        None, 'hf: the label column (default: the one ClassLabel feature, else label / labels)', flag=True
     )
     download: bool = setting(False, 'let torchvision download CIFAR (needs internet)', flag=True, **_RUNTIME)
     imb_factor: float = setting(
@@ -306,7 +319,12 @@ class TrainConfig:
         **_RUNTIME,
     )
     pipeline: str = setting(
-        'auto', "'auto' (device-resident for in-memory data), 'device' or 'loader'", fingerprint='no'
+        'auto',
+        "'auto': device-resident for in-memory data (your own images: when they fit in 4 GiB decoded), "
+        "'device' (in memory) or 'loader' (DataLoader workers decode each batch)",
+        flag=True,
+        fingerprint='no',
+        cli=dict(choices=list(PIPELINES)),
     )
     num_workers: int = setting(0, 'DataLoader worker processes (loader pipeline)', flag=True, **_RUNTIME)
     eval_batch_size: int = setting(500, 'images per evaluation batch', fingerprint='no')
@@ -362,6 +380,14 @@ class TrainConfig:
                 f"TrainConfig: pipeline='device' needs an in-memory dataset, but {self.dataset} is read from image "
                 "files: use 'auto' or 'loader'."
             )
+        for name, dataset in (*((n, 'imagefolder') for n in OWN_LIST_FIELDS), *((n, 'hf') for n in HF_FIELDS)):
+            if getattr(self, name) is not None and self.dataset != dataset:
+                flag = name.replace('_', '-')
+                raise ValueError(
+                    f"TrainConfig: {name} is for dataset='{dataset}', not {self.dataset!r}: drop --{flag}."
+                )
+        if self.train_list is None and (self.val_list or self.test_list):
+            raise ValueError('TrainConfig: val_list and test_list go with train_list: pass --train-list FILE too.')
         if self.image_size is not None:
             _number(self, 'image_size', 8, 1024, integer=True)
             if self.dataset in FILE_DATASETS:

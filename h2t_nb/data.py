@@ -181,7 +181,10 @@ LIST_FILES = {  # list-file names as distributed with the benchmarks
 }
 
 # %% ../nbs/00_data.ipynb #c028
-def read_list_file(path: str | Path) -> tuple[list[str], list[int]]:
+def read_list_file(
+    path: str | Path,
+    any_label: bool = False,  # labels are any word (your own list files), not integer class ids
+) -> tuple[list[str], list]:
     "Paths and original labels of a `relative/path label` list file."
     path = Path(path)
     if not path.is_file():
@@ -194,10 +197,10 @@ def read_list_file(path: str | Path) -> tuple[list[str], list[int]]:
         if not line.strip():
             continue
         parts = line.split()
-        if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
+        if len(parts) != 2 or not (any_label or parts[1].lstrip('-').isdigit()):
             raise ValueError(f"{path}:{n}: expected 'relative/path label', got {line!r}.")
         paths.append(parts[0])
-        labels.append(int(parts[1]))
+        labels.append(parts[1] if any_label else int(parts[1]))
     return paths, labels
 
 # %% ../nbs/00_data.ipynb #c029

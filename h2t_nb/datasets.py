@@ -21,14 +21,14 @@ from h2t_nb.data import (
     scaled_index_bounds,
     scaled_thresholds,
 )
-from .own_data import count_groups, image_folder_data
+from .own_data import StreamedImages, count_groups, hub_data, image_folder_data, list_file_data
 from .pipeline import CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD, IMAGENET_MEAN, IMAGENET_STD, Augment
 
 # %% auto #0
-__all__ = ['DIGITS100_DATASETS', 'OWN_IMAGE_SIZE', 'FILE_CROP', 'LIST_INDEX_BOUNDS', 'INAT_MEAN', 'INAT_STD', 'LIST_CLASSES',
-           'DATASET_BUILDERS', 'FILE_DATASETS', 'LTData', 'data_seed', 'build_digits', 'build_digits100',
-           'synthetic_cifar', 'build_cifar', 'build_imagefolder', 'synthetic_list_benchmark', 'build_list_benchmark',
-           'build_data']
+__all__ = ['DIGITS100_DATASETS', 'OWN_IMAGE_SIZE', 'OWN_PIPELINES', 'FILE_CROP', 'LIST_INDEX_BOUNDS', 'INAT_MEAN', 'INAT_STD',
+           'LIST_CLASSES', 'DATASET_BUILDERS', 'FILE_DATASETS', 'OWN_DATASETS', 'LTData', 'data_seed', 'build_digits',
+           'build_digits100', 'synthetic_cifar', 'build_cifar', 'own_ltdata', 'build_imagefolder', 'build_hf',
+           'synthetic_list_benchmark', 'build_list_benchmark', 'dataset_label', 'build_data']
 
 # %% ../nbs/05b_datasets.ipynb #nd70d4ce
 @dataclass
@@ -55,6 +55,8 @@ class LTData:
     @property
     def image_size(self) -> tuple[int, int]:
         "Height and width of the images the model sees."
+        if isinstance(self.train, StreamedImages):  # your own images, decoded per batch at their own size
+            return self.train.image_size
         if self.transforms is not None:
             return (FILE_CROP, FILE_CROP)
         return (self.augment.resize,) * 2 if self.augment.resize else tuple(self.train.images.shape[-2:])
@@ -172,15 +174,12 @@ def build_cifar(cfg, num_classes: int = 100, synthetic: bool = False) -> LTData:
 
 # %% ../nbs/05b_datasets.ipynb #n5a1b40
 OWN_IMAGE_SIZE = 32  # images of your own are decoded at image_size², or this when the configuration names none
+OWN_PIPELINES = {'auto': None, 'device': True, 'loader': False}  # cfg.pipeline -> in memory (None: by its size)
 
 
-def build_imagefolder(cfg) -> LTData:
-    "Your own ImageFolder tree (`cfg.data_dir`) in memory, its groups by training count."
-    if cfg.data_dir is None:
-        raise FileNotFoundError("imagefolder needs your images: pass --data-dir DIR, with DIR/train/CLASS/*.jpg.")
-    size = cfg.image_size or OWN_IMAGE_SIZE
-    found = image_folder_data(cfg.data_dir, size, cfg.val_per_class or 10, seed=data_seed(cfg))
-    counts = found.train.counts
+def own_ltdata(cfg, found) -> LTData:
+    "Your own images (`00a_own_data`'s OwnData) as a run's data: groups by training count, augmentation, notes."
+    counts, size = found.train.counts, cfg.image_size or OWN_IMAGE_SIZE
     bounds = count_groups(counts)
     groups = (bounds[0], bounds[1] - bounds[0], len(counts) - bounds[1])
     notes = [
@@ -195,6 +194,7 @@ def build_imagefolder(cfg) -> LTData:
         std=IMAGENET_STD,
         rotation=cfg.augment * cfg.rotation,
     )
+    streamed = isinstance(found.train, StreamedImages)
     return LTData(
         found.train,
         _val_or_none(cfg, found.val),
@@ -204,9 +204,46 @@ def build_imagefolder(cfg) -> LTData:
         (100, 20),
         bounds,
         augment=augment,
+        transforms=(augment.transform((size, size)), augment.transform((size, size), train=False))
+        if streamed
+        else None,
         notes=tuple(notes),
         skipped=tuple(found.skipped),
     )
+
+
+def _own_options(cfg) -> dict:
+    "What every layout of your own images takes from the configuration."
+    return dict(
+        size=cfg.image_size or OWN_IMAGE_SIZE,
+        per_class=cfg.val_per_class or 10,
+        seed=data_seed(cfg),
+        draw_val=cfg.val_per_class > 0,
+        in_memory=OWN_PIPELINES[cfg.pipeline],
+    )
+
+
+def build_imagefolder(cfg) -> LTData:
+    "Your own ImageFolder tree (`cfg.data_dir`), or the list files under it (`cfg.train_list`, ...)."
+    if cfg.data_dir is None:
+        raise FileNotFoundError(
+            'imagefolder needs your images: pass --data-dir DIR, with DIR/train/CLASS/*.jpg '
+            '(or with list files: --train-list FILE).'
+        )
+    if cfg.train_list is None:
+        return own_ltdata(cfg, image_folder_data(cfg.data_dir, **_own_options(cfg)))
+    lists = dict(val_list=cfg.val_list, test_list=cfg.test_list)
+    return own_ltdata(cfg, list_file_data(cfg.data_dir, cfg.train_list, **lists, **_own_options(cfg)))
+
+
+def build_hf(cfg) -> LTData:
+    "A Hugging Face dataset: `cfg.data_dir` is a folder written by save_to_disk, or a hub name."
+    if cfg.data_dir is None:
+        raise FileNotFoundError(
+            'hf needs a dataset: pass --data-dir with a folder written by save_to_disk, or a hub name (user/name).'
+        )
+    columns = dict(image_column=cfg.image_column, label_column=cfg.label_column)
+    return own_ltdata(cfg, hub_data(cfg.data_dir, **columns, **_own_options(cfg)))
 
 # %% ../nbs/05b_datasets.ipynb #ncbf3c19
 FILE_CROP = 224  # the file benchmarks' training crop and evaluation centre crop
@@ -284,12 +321,26 @@ DATASET_BUILDERS = {
     'synthetic_cifar10': lambda cfg: build_cifar(cfg, 10, synthetic=True),  # random pixels, CIFAR-LT's counts
     'synthetic_cifar100': lambda cfg: build_cifar(cfg, 100, synthetic=True),
     'imagenet_lt': build_list_benchmark,
-    'imagefolder': build_imagefolder,  # your own images: DIR/train/CLASS/*.jpg (00a_own_data)
+    'imagefolder': build_imagefolder,  # your own images: DIR/train/CLASS/*.jpg, or list files (00a_own_data)
+    'hf': build_hf,  # a Hugging Face dataset: a save_to_disk folder or a hub name (00a_own_data)
     'places_lt': build_list_benchmark,
     'inat2018': build_list_benchmark,
     **{f'synthetic_{name}': synthetic_list_benchmark for name in ('imagenet_lt', 'places_lt', 'inat2018')},
 }  # random pixels: does a preset run
 FILE_DATASETS = ('imagenet_lt', 'places_lt', 'inat2018')  # read from image files: the DataLoader pipeline
+
+
+OWN_DATASETS = ('imagefolder', 'hf')  # your own images: their imbalance is their own
+
+
+def dataset_label(cfg) -> str:
+    "The dataset as titles name it: with its imbalance factor where the configuration draws one."
+    own = (
+        cfg.dataset in (*OWN_DATASETS, *FILE_DATASETS)
+        or cfg.dataset.startswith('synthetic_')
+        and 'cifar' not in cfg.dataset
+    )
+    return cfg.dataset if own else f'{cfg.dataset} IF={cfg.imb_factor:g}'
 
 
 def build_data(cfg) -> LTData:

@@ -1,4 +1,4 @@
-"""A folder of your own long-tailed images as in-memory train / validation / test sets, bad data refused in one line.
+"""Your own long-tailed images (a folder, list files or a Hugging Face dataset) as train / validation / test sets.
 
 Docs: https://h2t-nb.github.io/h2t_nb/own_data.html.md"""
 
@@ -6,18 +6,21 @@ Docs: https://h2t-nb.github.io/h2t_nb/own_data.html.md"""
 
 # %% ../nbs/00a_own_data.ipynb #c006
 from __future__ import annotations
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.data import Dataset
 
-from .data import LTImageDataset
+from .data import LTImageDataset, read_list_file
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'write_digit_folder', 'FolderScan', 'scan_split', 'decode_rgb', 'decode_split', 'held_out_split',
-           'FolderData', 'image_folder_data', 'count_groups']
+__all__ = ['IMAGE_SUFFIXES', 'OWN_MEMORY_BUDGET', 'HUB_SPLITS', 'write_digit_folder', 'SplitImages', 'scan_split', 'list_split',
+           'HubImage', 'hub_columns', 'hub_split', 'decode_rgb', 'check_image', 'read_split', 'choose_memory',
+           'StreamedImages', 'held_out_split', 'OwnData', 'own_data', 'image_folder_data', 'list_file_data', 'load_hub',
+           'hub_data', 'count_groups']
 
 # %% ../nbs/00a_own_data.ipynb #n8c789c
 def write_digit_folder(root: Path, counts: dict, split: str = 'train', start: int = 0) -> Path:
@@ -41,14 +44,14 @@ IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tif
 
 
 @dataclass
-class FolderScan:
-    "A split folder of class subfolders: the image files of each class, and the files that are not images."
+class SplitImages:
+    "One split before decoding: per class name, the images to read (files or dataset rows), and what was left out."
 
-    files: dict  # class name -> its image files, sorted
-    ignored: list  # files that are not images (by suffix), left out
+    files: dict  # class name -> its images (a Path, or a HubImage), in a fixed order
+    ignored: list = field(default_factory=list)  # entries that are not images (by suffix), or rows without a label
 
 
-def scan_split(root: Path, split: str) -> FolderScan | None:
+def scan_split(root: Path, split: str) -> SplitImages | None:
     "The class subfolders of `root/split` (None when the split folder does not exist)."
     folder = Path(root) / split
     if not folder.is_dir():
@@ -63,29 +66,169 @@ def scan_split(root: Path, split: str) -> FolderScan | None:
         entries = sorted(p for p in c.rglob('*') if p.is_file() and not p.name.startswith('.'))
         files[c.name] = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
         ignored += [p for p in entries if p.suffix.lower() not in IMAGE_SUFFIXES]
-    return FolderScan(files, ignored)
+    return SplitImages(files, ignored)
+
+# %% ../nbs/00a_own_data.ipynb #nd161fb
+def list_split(root: Path, list_file: str | Path) -> SplitImages:
+    "The images a `relative/path label` list file names under `root`, by label."
+    paths, labels = read_list_file(list_file, any_label=True)
+    files = {}
+    for path, label in zip(paths, labels):
+        files.setdefault(label, []).append(Path(root) / path)
+    return SplitImages(dict(sorted(files.items())))
+
+# %% ../nbs/00a_own_data.ipynb #nccd4df
+@dataclass(frozen=True, eq=False)
+class HubImage:
+    "One image of a Hugging Face dataset split, read when it is decoded."
+
+    rows: object = field(repr=False)  # the split: a datasets.Dataset
+    index: int
+    column: str
+    split: str
+
+    def open(self):
+        "The row's image as a PIL image."
+        image = self.rows[self.index][self.column]
+        if image is None:
+            raise ValueError(f'{self} has no image')
+        return image
+
+    def __str__(self):
+        return f'{self.split}[{self.index}]'
+
+
+def _datasets():
+    try:
+        import datasets
+    except ImportError:
+        raise ImportError(
+            'Hugging Face datasets need the hf extra: pip install "h2t_nb[hf]" (or pip install datasets).'
+        ) from None
+    return datasets
+
+
+def hub_columns(rows, image_column: str | None = None, label_column: str | None = None) -> tuple[str, str]:
+    "The image and label columns of a dataset split: the ones named, else the one `Image` and the one `ClassLabel`."
+    features, datasets = rows.features, _datasets()
+
+    def pick(named, kind, fallback, what):
+        if named is not None and named not in features:
+            raise ValueError(
+                f"the dataset has no {what} column {named!r}: its columns are {list(features)}; "
+                f"pass --{what}-column with one of them."
+            )
+        found = [named] if named else [c for c, f in features.items() if isinstance(f, kind)]
+        found = found or [c for c in fallback if c in features]
+        if len(found) != 1:
+            raise ValueError(
+                f"which column holds the {what}s? The dataset has {len(found) or 'no'} {kind.__name__} columns and "
+                f"its columns are {list(features)}: pass --{what}-column NAME."
+            )
+        return found[0]
+
+    image = pick(image_column, datasets.Image, (), 'image')
+    if not isinstance(features[image], datasets.Image):
+        raise ValueError(
+            f"column {image!r} holds {type(features[image]).__name__}, not images: its columns are {list(features)}; "
+            'pass --image-column with the one of Image type.'
+        )
+    return image, pick(label_column, datasets.ClassLabel, ('label', 'labels'), 'label')
+
+
+def hub_split(rows, split: str, image_column: str, label_column: str) -> SplitImages | None:
+    "The labelled images of a dataset split, by class name (None when no row has a label)."
+    feature = rows.features[label_column]
+    names = getattr(feature, 'names', None)  # a ClassLabel's class names
+    files, unlabelled = {}, []
+    for i, label in enumerate(rows.select_columns([label_column]).to_dict()[label_column]):  # no image decoded
+        if label is None or label == -1:
+            unlabelled.append(HubImage(rows, i, image_column, split))
+            continue
+        files.setdefault(names[label] if names else str(label), []).append(HubImage(rows, i, image_column, split))
+    return SplitImages(dict(sorted(files.items())), unlabelled) if files else None
 
 # %% ../nbs/00a_own_data.ipynb #n80e5d7
-def decode_rgb(path: Path, size: int) -> torch.Tensor:
-    "One image file as a 3×size×size uint8 tensor: any mode (grey, RGBA, palette) made RGB, resized bilinearly."
-    with Image.open(path) as image:
-        rgb = image.convert('RGB').resize((size, size), Image.BILINEAR)
+def _open(image):
+    return Image.open(image) if isinstance(image, (str, Path)) else image.open()
+
+
+def decode_rgb(image, size: int) -> torch.Tensor:
+    "One image (a file or a `HubImage`) as a 3×size×size uint8 tensor: any mode made RGB, resized bilinearly."
+    with _open(image) as opened:
+        rgb = opened.convert('RGB').resize((size, size), Image.BILINEAR)
     return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)
 
 
-def decode_split(scan: FolderScan, classes: list[str], size: int) -> tuple[torch.Tensor, torch.Tensor, list]:
-    "Every image of `scan` as one uint8 tensor with its class index in `classes`; unreadable files skipped, with why."
+def check_image(image) -> None:
+    "Open an image file without decoding its pixels (a dataset row: as datasets reads it); raise if it is no image."
+    with _open(image) as opened:
+        if isinstance(image, (str, Path)):  # datasets hands rows over already loaded, where PIL cannot verify
+            opened.verify()
+
+
+def read_split(
+    split: SplitImages,
+    classes: list[str],  # class names, in the order of their indices
+    size: int | None,  # decode every image at size×size; None: only check each one (a streamed split)
+) -> tuple[torch.Tensor | list, torch.Tensor, list]:
+    "The readable images of `split` (one uint8 tensor, or their list) with class indices; the unreadable, with why."
     images, targets, skipped = [], [], []
     for c in classes:
-        for path in scan.files.get(c, []):
+        for image in split.files.get(c, []):
             try:
-                images.append(decode_rgb(path, size))
+                images.append(decode_rgb(image, size) if size else check_image(image) or image)
             except (OSError, ValueError, SyntaxError) as e:  # PIL: unknown format, truncated or corrupt data
-                skipped.append((path, f'{type(e).__name__}: {e}'.splitlines()[0]))
+                skipped.append((image, f'{type(e).__name__}: {e}'.splitlines()[0]))
                 continue
             targets.append(classes.index(c))
-    stacked = torch.stack(images) if images else torch.zeros(0, 3, size, size, dtype=torch.uint8)
-    return stacked, torch.tensor(targets, dtype=torch.long), skipped
+    if size:
+        images = torch.stack(images) if images else torch.zeros(0, 3, size, size, dtype=torch.uint8)
+    return images, torch.tensor(targets, dtype=torch.long), skipped
+
+# %% ../nbs/00a_own_data.ipynb #n401341
+OWN_MEMORY_BUDGET = 4 * 2**30  # bytes of decoded images kept in memory; above it, they stream
+
+
+def choose_memory(
+    n_images: int, size: int, in_memory: bool | None = None, budget: int = OWN_MEMORY_BUDGET
+) -> tuple[bool, str]:
+    "Whether to decode every image once into memory (else stream them), and why, in words."
+    need = n_images * 3 * size * size
+    amount = f'all {n_images:,} images × 3×{size}×{size} bytes = {need / 2**20:,.1f} MiB'
+    if in_memory is not None:
+        chosen = 'in memory' if in_memory else 'streamed through the DataLoader'
+        return in_memory, f"{chosen}, as asked (--pipeline {'device' if in_memory else 'loader'}): {amount}"
+    if need <= budget:
+        return True, f'in memory, decoded once: {amount}, within the {budget / 2**30:g} GiB budget'
+    return False, (
+        f'streamed through the DataLoader, decoded per batch by its workers (--num-workers): {amount}, over the '
+        f'{budget / 2**30:g} GiB budget'
+    )
+
+
+class StreamedImages(Dataset):
+    "Images decoded one at a time when read (by DataLoader workers): the tensors `decode_rgb` gives, with targets."
+
+    def __init__(self, images: list, targets, classes: list[str], size: int, name: str = ''):
+        self.images, self.targets = images, torch.as_tensor(targets, dtype=torch.long)
+        self.classes, self.size, self.name = list(classes), size, name
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return decode_rgb(self.images[i], self.size), int(self.targets[i])
+
+    num_classes, counts = LTImageDataset.num_classes, LTImageDataset.counts  # both read only targets and classes
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        "Height and width of the decoded images."
+        return (self.size, self.size)
+
+    def __repr__(self):
+        return f'{type(self).__name__}({self.name!r}, n={len(self)}, classes={self.num_classes}, size={self.size})'
 
 # %% ../nbs/00a_own_data.ipynb #n6afcda
 def held_out_split(
@@ -111,87 +254,181 @@ def held_out_split(
 
 # %% ../nbs/00a_own_data.ipynb #n2e529f
 @dataclass
-class FolderData:
-    "Train / validation / test images of an image folder, classes ordered by training count, and what was done."
+class OwnData:
+    "Train / validation / test images of your own, classes ordered by training count, and what was done."
 
-    train: LTImageDataset
-    val: LTImageDataset | None
-    test: LTImageDataset
+    train: LTImageDataset | StreamedImages
+    val: LTImageDataset | StreamedImages | None
+    test: LTImageDataset | StreamedImages
     notes: list  # what the loader decided, in words
-    skipped: list  # (file, why) of every unreadable image, left out
+    skipped: list  # (image, why) of every unreadable image, left out
 
 
-def image_folder_data(
-    root: str | Path,  # holds train/CLASS/*, and val/ and test/ when the user has them
+def _shown(image, root: Path | None) -> str:
+    "How an image is named in messages: a file relative to the data root, a dataset row as split[row]."
+    if root is not None and isinstance(image, Path) and image.is_relative_to(root):
+        return str(image.relative_to(root))
+    return str(image)
+
+
+def own_data(
+    splits: dict,  # 'train', 'val', 'test' -> SplitImages, or None where you have no such split
+    name: str,  # the datasets' name in tables
     size: int = 32,  # every image decoded to size×size RGB
-    per_class: int = 10,  # validation and test images per class drawn from train/ when those folders are missing
+    per_class: int = 10,  # held-out images per class drawn from train for each missing split
     seed: int = 0,  # seed of that draw
-) -> FolderData:
-    "An ImageFolder tree as in-memory long-tailed datasets; bad data refused in one line before any training."
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"--data-dir {root} is not a folder: pass the folder that holds train/CLASS/*.jpg (and val/, test/)."
-        )
-    scans = {split: scan_split(root, split) for split in ('train', 'val', 'test')}
-    if scans['train'] is None:
-        raise FileNotFoundError(f"{root} has no train/ folder: put each class's images in {root}/train/CLASS/.")
-    classes = list(scans['train'].files)
+    draw_val: bool = True,  # draw a validation split when there is none (False: no validation)
+    in_memory: bool | None = None,  # None: in memory when it fits `OWN_MEMORY_BUDGET`, else streamed
+    where: str = 'the training split',  # where the training images are, for messages
+    root: Path | None = None,  # file names in messages are relative to it
+) -> OwnData:
+    "Labelled images of your own as long-tailed datasets; bad data refused in one line before any training."
+    classes = list(splits['train'].files)
     for split in ('val', 'test'):
-        if scans[split] is not None and set(scans[split].files) != set(classes):
+        if splits.get(split) is not None and set(splits[split].files) != set(classes):
             only_train, only_split = (
-                sorted(set(classes) - set(scans[split].files)),
-                sorted(set(scans[split].files) - set(classes)),
+                sorted(set(classes) - set(splits[split].files)),
+                sorted(set(splits[split].files) - set(classes)),
             )
             raise ValueError(
-                f"train/ and {split}/ hold different classes (only in train/: {only_train}, only in {split}/: "
-                f"{only_split}): give both the same class folders."
+                f"the training and {split} splits hold different classes (only in training: {only_train}, only in "
+                f"{split}: {only_split}): give both the same classes."
             )
-    images, targets, skipped = decode_split(scans['train'], classes, size)
+    if len(classes) < 2:
+        raise ValueError(f'{where} holds one class ({classes[0]}): long-tailed recognition needs at least two.')
+    given = {s: splits.get(s) for s in ('val', 'test')}
+    total = sum(len(v) for s in [splits['train'], *given.values()] if s is not None for v in s.files.values())
+    in_memory, why = choose_memory(total, size, in_memory)
+    decode = size if in_memory else None
+    images, targets, skipped = read_split(splits['train'], classes, decode)
     counts = torch.bincount(targets, minlength=len(classes))
     empty = [c for c, n in zip(classes, counts.tolist()) if n == 0]
     if empty:
-        raise ValueError(
-            f"classes {empty} have no readable training image in {root / 'train'}: add images or drop them."
+        raise ValueError(f'classes {empty} have no readable training image in {where}: add images or drop them.')
+    held = [s for s in ('val', 'test') if given[s] is None and (s == 'test' or draw_val)]
+    take = lambda idx: images[idx] if in_memory else [images[i] for i in idx.tolist()]
+    train_idx, *drawn = [torch.arange(len(targets))]
+    notes = []
+    if held:
+        (train_idx, *drawn), small = held_out_split(targets, per_class, len(held), seed=seed)
+        notes.append(
+            f"{' and '.join(held)} drawn from the training images: {per_class} per class (seed {seed}), at least one "
+            'left for training' + (f"; fewer for {len(small)} small classes" if small else '')
         )
-    if len(classes) < 2:
-        raise ValueError(
-            f"{root / 'train'} holds one class ({classes[0]}): long-tailed recognition needs at least two."
-        )
-    order = sorted(range(len(classes)), key=lambda c: (-int(counts[c]), classes[c]))  # class 0 = the most frequent
+    train_counts = torch.bincount(targets[train_idx], minlength=len(classes))
+    order = sorted(range(len(classes)), key=lambda c: (-int(train_counts[c]), classes[c]))  # 0: the most frequent
     rank = torch.empty(len(classes), dtype=torch.long)
     rank[torch.tensor(order)] = torch.arange(len(classes))
     names = [classes[c] for c in order]
-    notes = [f'{len(classes)} classes, {len(targets)} training images read at {size}×{size}']
-    held = [s for s in ('val', 'test') if scans[s] is None]
-    train_idx, *drawn = [torch.arange(len(targets))]
-    if held:
-        (train_idx, *drawn), small = held_out_split(rank[targets], per_class, len(held), seed=seed)
-        notes.append(
-            f"{' and '.join(held)} drawn from train/: {per_class} images per class (seed {seed}), "
-            f"at least one left for training" + (f"; fewer for {len(small)} small classes" if small else '')
-        )
+    notes.insert(0, f'{len(classes)} classes, {len(targets):,} training images at {size}×{size}, {why}')
     split_sets = {}
     for s in ('val', 'test'):
         if s in held:
             idx = drawn[held.index(s)]
-            split_sets[s] = (images[idx], rank[targets[idx]])
-        else:
-            x, y, bad = decode_split(scans[s], classes, size)
+            split_sets[s] = (take(idx), rank[targets[idx]])
+        elif given[s] is not None:
+            x, y, bad = read_split(given[s], classes, decode)
             skipped += bad
             split_sets[s] = (x, rank[y])
-    make = lambda x, y, name: LTImageDataset(x, y, names, name=name)
-    train = make(images[train_idx], rank[targets[train_idx]], f'{root.name} train')
-    val = make(*split_sets['val'], f'{root.name} val') if len(split_sets['val'][1]) else None
-    ignored = sum(len(scan.ignored) for scan in scans.values() if scan is not None)
+
+    def make(x, y, split):
+        if in_memory:
+            return LTImageDataset(x, y, names, name=f'{name} {split}')
+        return StreamedImages(x, y, names, size, name=f'{name} {split}')
+
+    ignored = sum(len(s.ignored) for s in [splits['train'], *given.values()] if s is not None)
     if ignored:
-        notes.append(f'{ignored} files that are not images ignored')
+        notes.append(f'{ignored} entries that are not labelled images ignored')
     if skipped:
         notes.append(
-            f"{len(skipped)} unreadable images skipped: {', '.join(str(p.relative_to(root)) for p, _ in skipped[:3])}"
+            f"{len(skipped)} unreadable images skipped: {', '.join(_shown(p, root) for p, _ in skipped[:3])}"
             + (' ...' if len(skipped) > 3 else '')
         )
-    return FolderData(train, val, make(*split_sets['test'], f'{root.name} test'), notes, skipped)
+    val = make(*split_sets['val'], 'val') if 'val' in split_sets and len(split_sets['val'][1]) else None
+    train = make(take(train_idx), rank[targets[train_idx]], 'train')
+    return OwnData(train, val, make(*split_sets['test'], 'test'), notes, [(str(p), why) for p, why in skipped])
+
+
+def _data_root(root) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f'--data-dir {root} is not a folder: pass the folder that holds train/CLASS/*.jpg (and val/, test/), or '
+            "the image root your list files' paths start from."
+        )
+    return root
+
+
+def image_folder_data(root: str | Path, size: int = 32, per_class: int = 10, seed: int = 0, **kwargs) -> OwnData:
+    "An ImageFolder tree (`root/train/CLASS/*`, with `val/` and `test/` if you have them) as long-tailed datasets."
+    root = _data_root(root)
+    scans = {split: scan_split(root, split) for split in ('train', 'val', 'test')}
+    if scans['train'] is None:
+        raise FileNotFoundError(f"{root} has no train/ folder: put each class's images in {root}/train/CLASS/.")
+    return own_data(scans, root.name, size, per_class, seed, where=str(root / 'train'), root=root, **kwargs)
+
+
+def list_file_data(
+    root: str | Path,  # the image root the lists' paths start from
+    train_list: str | Path,  # `relative/path label` lines; a relative name is looked up here first, then in `root`
+    val_list: str | Path | None = None,
+    test_list: str | Path | None = None,
+    size: int = 32,
+    per_class: int = 10,
+    seed: int = 0,
+    **kwargs,
+) -> OwnData:
+    "Images named by list files, with any file names and any label words, as long-tailed datasets."
+    root = _data_root(root)
+    found = lambda f: None if f is None else (Path(f) if Path(f).is_file() or Path(f).is_absolute() else root / f)
+    lists = dict(train=found(train_list), val=found(val_list), test=found(test_list))
+    splits = {s: None if f is None else list_split(root, f) for s, f in lists.items()}
+    return own_data(splits, root.name, size, per_class, seed, where=str(lists['train']), root=root, **kwargs)
+
+
+HUB_SPLITS = {'train': ('train',), 'val': ('validation', 'val', 'valid'), 'test': ('test',)}  # names people use
+
+
+def load_hub(source: str | Path):
+    "A dataset written by `save_to_disk` (a folder), else the hub dataset of that name (downloaded once)."
+    datasets = _datasets()
+    if Path(source).is_dir():
+        return datasets.load_from_disk(str(source))
+    try:
+        return datasets.load_dataset(str(source))
+    except Exception as e:  # no such folder, no such dataset, or no network: the user's fix is the same
+        raise FileNotFoundError(
+            f'{source} is neither a folder written by save_to_disk nor a dataset on the Hugging Face hub '
+            f'({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}): check the name or the path.'
+        ) from None
+
+
+def hub_data(
+    source,  # a datasets.Dataset (training images) or DatasetDict, a save_to_disk folder, or a hub name
+    image_column: str | None = None,  # None: the column with the Image feature
+    label_column: str | None = None,  # None: the column with the ClassLabel feature (else `label` / `labels`)
+    size: int = 32,
+    per_class: int = 10,
+    seed: int = 0,
+    **kwargs,
+) -> OwnData:
+    "A Hugging Face dataset with an image and a label column as long-tailed datasets."
+    datasets = _datasets()
+    rows = load_hub(source) if isinstance(source, (str, Path)) else source
+    parts = {'train': rows} if isinstance(rows, datasets.Dataset) else dict(rows)
+    named = {s: next((n for n in names if n in parts), None) for s, names in HUB_SPLITS.items()}
+    if named['train'] is None:
+        raise ValueError(f'the dataset has no train split (its splits: {list(parts)}): name one of them train.')
+    image_column, label_column = hub_columns(parts[named['train']], image_column, label_column)
+    splits = {s: None if n is None else hub_split(parts[n], n, image_column, label_column) for s, n in named.items()}
+    if splits['train'] is None:
+        raise ValueError(f"the dataset's {named['train']} split has no labelled row in column {label_column!r}.")
+    name = Path(source).name if isinstance(source, (str, Path)) else 'dataset'
+    found = own_data(splits, name, size, per_class, seed, where=f"the dataset's {named['train']} split", **kwargs)
+    unlabelled = [n for s, n in named.items() if n is not None and splits[s] is None]
+    if unlabelled:
+        found.notes.insert(1, f'split {unlabelled[0]} has no labels: treated as missing')
+    return found
 
 # %% ../nbs/00a_own_data.ipynb #n6fe835
 def count_groups(counts, thresholds: tuple = (100, 20)) -> tuple[int, int]:

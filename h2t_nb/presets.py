@@ -14,9 +14,9 @@ from .config import Stage1Config, Stage2Config, TrainConfig
 # %% auto #0
 __all__ = ['RATIO_RELEASED', 'RATIO_PAPER', 'ALL_ROWS', 'NO_FUSION_CONTROL', 'OFFLINE', 'CIFAR_FAMILIES', 'DIGITS100_CPU_EPOCHS',
            'DIGITS100_FAMILIES', 'LARGE_FAMILIES', 'PAPER', 'HOSTS', 'HOST_MODELS', 'RESLT_BETA', 'HOST_FAMILIES',
-           'LARGE_HOST_FAMILIES', 'TIMM_FINETUNE', 'TIMM_FAMILIES', 'OWN_ROWS', 'OWN_DATA_FAMILIES', 'FAMILIES',
-           'TABLE_FAMILIES', 'PRESETS', 'DEFAULT_PRESET', 'Family', 'stage2_rows', 'host_stage1', 'host_rows',
-           'get_preset', 'paper_numbers', 'family_table', 'family_rows']
+           'LARGE_HOST_FAMILIES', 'TIMM_FINETUNE', 'TIMM_FAMILIES', 'OWN_ROWS', 'OWN_FINETUNE', 'OWN_DATA_FAMILIES',
+           'FAMILIES', 'TABLE_FAMILIES', 'PRESETS', 'DEFAULT_PRESET', 'Family', 'stage2_rows', 'host_stage1',
+           'host_rows', 'timm_finetune', 'get_preset', 'paper_numbers', 'family_table', 'family_rows']
 
 # %% ../nbs/06b_presets.ipynb #nf8d5f3f
 RATIO_RELEASED, RATIO_PAPER = 0.25, 0.3  # the released configs' ρ (README re-run: 47.80) / the ablation's peak (47.73)
@@ -492,26 +492,20 @@ LARGE_HOST_FAMILIES = tuple(
 # light mixup, images resized to 224 on the device); stage 2 is CIFAR-100-LT IF=100's DR rows, with H2T on the model's
 # own channel axis (the ViT's tokens: the embedding axis). The paper has no such rows.
 TIMM_FINETUNE = {'vit_s16': 'vit_small_patch16_224.augreg_in21k_ft_in1k', 'r50': 'resnet50.a1_in1k'}
+
+
+def timm_finetune(name: str, **data) -> TrainConfig:
+    "Stage 1 fine-tuning the pretrained timm model `name` at 224×224 on `data` (TrainConfig's data fields)."
+    stage1 = Stage1Config(
+        epochs=15, batch_size=128, lr=0.01, weight_decay=0.0, schedule='cosine', warmup_epochs=1, mixup_alpha=0.2
+    )
+    return TrainConfig(name='', model=f'timm:{name}', pretrained=True, image_size=224, stage1=stage1, **data)
+
+
 TIMM_FAMILIES = tuple(
     Family(
         f'cifar100_lt_if100_timm_{short}',
-        TrainConfig(
-            name='',
-            dataset='cifar100',
-            imb_factor=100,
-            model=f'timm:{name}',
-            pretrained=True,
-            image_size=224,
-            stage1=Stage1Config(
-                epochs=15,
-                batch_size=128,
-                lr=0.01,
-                weight_decay=0.0,
-                schedule='cosine',
-                warmup_epochs=1,
-                mixup_alpha=0.2,
-            ),
-        ),
+        timm_finetune(name, dataset='cifar100', imb_factor=100),
         stage2_rows(_dr(100), _mislas(100)),
         table=('dr', 'no_fusion', 'dr_h2t', 'dr_h2t_rho03'),
     )
@@ -519,18 +513,25 @@ TIMM_FAMILIES = tuple(
 )
 
 # %% ../nbs/06b_presets.ipynb #n84a2cb9
-# Your own images (00a_own_data): a ResNet-32 from scratch at 32×32 with the paper's CIFAR recipe; on Colab, fine-tune a
-# pretrained timm model instead (--model timm:NAME --pretrained --image-size 224). The rows that answer "does H2T help
-# here": DR, its two-stream control, DR + H2T at three ρ, MiSLAS with and without H2T.
+# Your own images (00a_own_data), two recipes per layout. From scratch: a ResNet-32 at 32×32 with the paper's CIFAR
+# recipe (NAME). Fine-tuning, what Colab users should run: ImageNet-pretrained ResNet-18 from timm at 224×224 with the
+# fine-tuning stage 1 above (NAME_timm; --model timm:OTHER for another). The rows that answer "does H2T help here":
+# DR, its two-stream control, DR + H2T at three ρ, MiSLAS with and without H2T.
 OWN_ROWS = ('dr', 'no_fusion', 'dr_h2t_rho01', 'dr_h2t', 'dr_h2t_rho03', 'mislas', 'mislas_h2t')
-OWN_DATA_FAMILIES = (
+OWN_FINETUNE = 'resnet18.a1_in1k'
+OWN_DATA_FAMILIES = tuple(
     Family(
-        'imagefolder',
-        TrainConfig(name='', dataset='imagefolder', model='resnet32', val_per_class=10),
+        name,
+        base,
         {row: sc for row, sc in stage2_rows(_dr(100), _mislas(100)).items() if row in OWN_ROWS},
         table=OWN_ROWS,
         verdict=True,
-    ),
+    )
+    for dataset in ('imagefolder', 'hf')
+    for name, base in (
+        (dataset, TrainConfig(name='', dataset=dataset, model='resnet32', val_per_class=10)),
+        (f'{dataset}_timm', timm_finetune(OWN_FINETUNE, dataset=dataset, val_per_class=10)),
+    )
 )
 
 FAMILIES = {

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, write_text_atomic
 from .config import Stage2Config, TrainConfig, config_from_dict, fingerprint_fields, resume_fields
-from .datasets import LTData, build_data, data_seed
+from .datasets import LTData, build_data, data_seed, dataset_label
 from .reports import plot_run, run_summary, run_summary_text, write_csv
 from .shared_pass import share_groups
 from h2t_nb.train import (
@@ -430,7 +430,7 @@ def write_run_files(outcome: dict, plan: RunPlan, quiet: bool = False) -> dict:
         if not quiet:
             cfg = plan.base
             print(
-                f"{cfg.name}: {cfg.dataset} IF={cfg.imb_factor:g}, model {cfg.model}, seeds {plan.seeds}, test "
+                f"{cfg.name}: {dataset_label(cfg)}, model {cfg.model}, seeds {plan.seeds}, test "
                 "accuracy in %" + (f" (FAST DEV RUN of {fast} batches: the numbers mean nothing)" if fast else '')
             )
             print(run_summary_text(rows))

@@ -25,6 +25,7 @@ from h2t_nb.reports import (
 )
 from .checkpoints import write_text_atomic
 from .config import Stage2Config, TrainConfig
+from .datasets import dataset_label
 from .runs import RunFolder, RunPlan, execute
 
 # %% auto #0
@@ -51,7 +52,7 @@ def train_table(
 def table_title(family: str, base: TrainConfig, seeds: list[int], fast: int = 0) -> str:
     "The one-line title of a table: family, data, model, seeds, and the paper numbers it stands beside."
     return (
-        f"{family}: {base.dataset} IF={base.imb_factor:g}, {base.model}, seeds {seeds}, test accuracy in %; paper = "
+        f"{family}: {dataset_label(base)}, {base.model}, seeds {seeds}, test accuracy in %; paper = "
         f"{TABLE_FAMILIES[family].paper or 'none'}" + (" (FAST DEV RUN: the numbers mean nothing)" if fast else '')
     )
 

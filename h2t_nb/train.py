@@ -37,25 +37,39 @@ from .pipeline import DevicePipeline, LoaderPipeline
 from .samplers import RANDOM_STREAMS, InstanceSampler, epoch_generator
 
 # %% auto #0
-__all__ = ['build_model', 'check_model', 'choose_amp', 'choose_channels_last', 'Runtime', 'setup_runtime', 'make_pipeline',
-           'stage1_lr', 'stage2_lr', 'copy_features', 'backbone_streams', 'fused_logits', 'Stage2Forward',
-           'interactive', 'epoch_line', 'run_epoch', 'evaluation_indices', 'evaluation_samples', 'stage_optimizer',
-           'place_model', 'check_stage1_fits', 'stage2_model', 'EpochDraws', 'epoch_generators', 'training_stream',
-           'partner_stream', 'row_kind', 'resume_state', 'set_loss_epoch', 'mixed_loss', 'Row', 'build_row',
-           'share_backbone', 'backbone_batchnorms', 'SharedBackbone', 'InstanceFeed', 'Stream', 'pass_streams',
-           'RowHead', 'StreamFeed', 'predict', 'evaluate', 'evaluate_rows', 'record_validation', 'record_test',
-           'save_last', 'book_epoch', 'final_report', 'final_reports', 'train_epochs', 'train_stage1',
+__all__ = ['PROBE_SIZES', 'build_model', 'check_model', 'choose_amp', 'choose_channels_last', 'Runtime', 'setup_runtime',
+           'make_pipeline', 'stage1_lr', 'stage2_lr', 'copy_features', 'backbone_streams', 'fused_logits',
+           'Stage2Forward', 'interactive', 'epoch_line', 'run_epoch', 'evaluation_indices', 'evaluation_samples',
+           'stage_optimizer', 'place_model', 'check_stage1_fits', 'stage2_model', 'EpochDraws', 'epoch_generators',
+           'training_stream', 'partner_stream', 'row_kind', 'resume_state', 'set_loss_epoch', 'mixed_loss', 'Row',
+           'build_row', 'share_backbone', 'backbone_batchnorms', 'SharedBackbone', 'InstanceFeed', 'Stream',
+           'pass_streams', 'RowHead', 'StreamFeed', 'predict', 'evaluate', 'evaluate_rows', 'record_validation',
+           'record_test', 'save_last', 'book_epoch', 'final_report', 'final_reports', 'train_epochs', 'train_stage1',
            'train_stage2_rows', 'train_stage2']
 
 # %% ../nbs/06_train.ipynb #c015
-def build_model(cfg: TrainConfig, data: LTData) -> FeatureHeadModel:
-    "The configured backbone + head for `data`, initialised from `cfg.seed`."
+def build_model(cfg: TrainConfig, data: LTData, image_size: tuple[int, int] | None = None) -> FeatureHeadModel:
+    "The configured backbone + head for `data` (timm models: built for `image_size`, default the data's)."
     torch.manual_seed(cfg.seed)  # model init is the only use of torch's global RNG
     if cfg.model.startswith(TIMM_PREFIX):
-        return timm_model(cfg.model, data.num_classes, data.in_chans, data.image_size, pretrained=cfg.pretrained)
+        size = image_size or data.image_size
+        return timm_model(cfg.model, data.num_classes, data.in_chans, size, pretrained=cfg.pretrained)
     return as_h2t_model(
         MODELS[cfg.model](data.num_classes, data.in_chans, **({} if cfg.width is None else dict(width=cfg.width)))
     )
+
+
+PROBE_SIZES = (16, 32, 64, 96, 128, 224, 256, 384)  # image sides tried when a model cannot read the data's
+
+
+def _cannot_read(cfg: TrainConfig, data: LTData, size: tuple[int, int]) -> str | None:
+    "Why the model built for `size` images cannot read them (None: it can); on the meta device, nothing is computed."
+    model = build_model(replace(cfg, pretrained=False), data, size).eval()
+    try:
+        model(torch.zeros(2, data.in_chans, *size))
+    except (RuntimeError, AssertionError) as e:  # timm asserts input sizes
+        return str(e).splitlines()[0]
+    return None
 
 
 def check_model(cfg: TrainConfig, data: LTData):
@@ -63,20 +77,20 @@ def check_model(cfg: TrainConfig, data: LTData):
     H, W = data.image_size
     with torch.device('meta'):
         try:
-            model = build_model(replace(cfg, pretrained=False), data).eval()
+            why = _cannot_read(cfg, data, (H, W))
         except OSError as e:
             raise ValueError(
                 f"model={cfg.model!r} could not be built ({e}): its weights download on first use, "
                 "so connect to the internet."
             ) from None
-        try:
-            model(torch.zeros(2, data.in_chans, H, W))
-        except (RuntimeError, AssertionError) as e:
-            raise ValueError(  # timm asserts input sizes
-                f"model={cfg.model!r} cannot read {data.in_chans}×{H}×{W} images ({str(e).splitlines()[0]}): use a "
-                "model made for small images, "
-                "or larger images (Digits-100-LT at 32×32: the digits100_lt_if100_r32 presets)."
-            ) from None
+        if why:
+            fits = next((s for s in PROBE_SIZES if s > min(H, W) and not _cannot_read(cfg, data, (s, s))), None)
+            raise ValueError(
+                f"model={cfg.model!r} cannot read {data.in_chans}×{H}×{W} images ({why}): the images are too small "
+                "for it; "
+                + (f"pass --image-size {fits} (the smallest of {PROBE_SIZES} it reads), " if fits else '')
+                + 'or use a model made for small images.'
+            )
     if cfg.pretrained:
         build_model(cfg, data)  # downloads once; the run reads the cache
 
@@ -714,7 +728,6 @@ class StreamFeed:
             partner_maps = maps['partner', partner][0] if partner else None
             with self.rt.autocast():
                 logits = head(f, partner_maps, row.draws.mask, row.parts)
-            with self.rt.autocast():
                 loss = mixed_loss(row.loss_fn, logits, y_a, y_b, lam)
             row.optimise(loss)
             losses.append(loss)

@@ -104,8 +104,9 @@ def test_colab_versions_satisfy_the_requirements_and_older_ones_do_not():
 
 @pytest.fixture(scope='session')
 def colab_env(tmp_path_factory):
-    """A venv with the built wheel (and timm, which Colab ships), pandas and ipykernel at Colab's versions (no nbdev, no
-    dev extra), and a kernelspec for it; built once for all pytest-xdist workers (its build writes in the checkout)."""
+    """A venv with the built wheel (and timm and datasets, which Colab ships), pandas and ipykernel at Colab's versions
+    (no nbdev, no dev extra), and a kernelspec for it; built once for all pytest-xdist workers (its build writes in the
+    checkout)."""
     from filelock import FileLock
 
     base = tmp_path_factory.getbasetemp()
@@ -147,9 +148,9 @@ def build_colab_env(where):
             'pip',
             'install',
             '-q',
-            f'{wheel}[timm]',
+            f'{wheel}[timm,hf]',
             'pandas',
-            'ipykernel',  # Colab ships timm (its version unpinned here)
+            'ipykernel',  # Colab ships timm and datasets (their versions unpinned here)
             '-c',
             str(where / 'constraints.txt'),
         ],
@@ -172,9 +173,10 @@ def build_colab_env(where):
 
 
 @pytest.fixture
-def kernel_env(colab_env, monkeypatch):
-    "What the kernel inherits: the kernelspec, a CPU runtime, the test run's threads."
+def kernel_env(colab_env, monkeypatch, tmp_path):
+    "What the kernel inherits: the kernelspec, a CPU runtime, the test run's threads, pytest's scratch as its /tmp."
     monkeypatch.setenv('JUPYTER_PATH', str(colab_env / 'jupyter'))
+    monkeypatch.setenv('TMPDIR', str(tmp_path))  # the notebooks' temporary folders go where pytest cleans up
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
     monkeypatch.setenv('OMP_NUM_THREADS', THREADS)
     monkeypatch.setenv('PYTHONWARNINGS', 'ignore')
@@ -291,7 +293,20 @@ def real_format_data(tmp_path_factory):
     write_cifar(data, 10, per_class_train=5000, per_class_test=1000)
     for name in ('imagenet_lt', 'places_lt', 'inat2018'):
         write_list_benchmark(data / name, name)
+    write_hub_copy(data / 'hub' / 'nelorth--oxford-flowers')
     return data
+
+
+def write_hub_copy(folder):
+    "A stand-in for the own-data tutorial's hub dataset: real digit images with an image and a ClassLabel column."
+    import datasets
+    from h2t_nb.own_data import scan_split, write_digit_folder
+
+    scan = scan_split(write_digit_folder(folder.parent / 'images', dict(a=40, b=20, c=9)), 'train')
+    rows = [(dict(bytes=p.read_bytes(), path=None), i) for i, ps in enumerate(scan.files.values()) for p in ps]
+    features = datasets.Features(image=datasets.Image(), label=datasets.ClassLabel(names=list(scan.files)))
+    train = datasets.Dataset.from_dict(dict(image=[r[0] for r in rows], label=[r[1] for r in rows]), features=features)
+    datasets.DatasetDict(train=train, test=train.select(range(0, len(train), 3))).save_to_disk(str(folder))
 
 
 # Only torchvision's md5 check is skipped, in the kernel and by the test: the files above are CIFAR's format, not its
@@ -299,6 +314,15 @@ def real_format_data(tmp_path_factory):
 SKIP_MD5 = (
     "import os as _os, torchvision.datasets.cifar as _cifar\n"
     "_cifar.check_integrity = lambda path, md5=None: _os.path.isfile(path)"
+)
+# Nothing here reaches the Hugging Face hub: for the own-data tutorial, a hub name reads its local copy under data/hub/
+# (written above with save_to_disk), and timm builds the pretrained model's architecture with random weights. Every
+# other line of the full path runs as on Colab.
+NO_HUB = (
+    "import datasets as _datasets, timm as _timm\n"
+    "_datasets.load_dataset = lambda name, **kw: _datasets.load_from_disk('data/hub/' + name.replace('/', '--'))\n"
+    "_create = _timm.create_model\n"
+    "_timm.create_model = lambda *a, pretrained=False, **kw: _create(*a, pretrained=False, **kw)"
 )
 
 
@@ -333,7 +357,7 @@ def test_notebook_full_path_in_colab_env(nb, kernel_env, real_format_data, tmp_p
     kernel_env.setenv('H2T_NB_QUICK', '0')
     kernel_env.setenv('H2T_FAST_DEV_RUN', '2')
     (tmp_path / 'data').symlink_to(real_format_data, target_is_directory=True)
-    printed = execute(nb, tmp_path, SKIP_MD5)
+    printed = execute(nb, tmp_path, SKIP_MD5 + ('\n' + NO_HUB if nb.name == 'own_data_h2t.ipynb' else ''))
     expected = {
         '00_data.ipynb': [
             'imagenet_lt: 11 training images in 3 classes',
@@ -343,8 +367,13 @@ def test_notebook_full_path_in_colab_env(nb, kernel_env, real_format_data, tmp_p
         '06_train.ipynb': ['cifar100_lt_if100_dr_h2t: cifar100 IF=100, model resnet32'],
         '08_table.ipynb': ['cifar100_lt_if100: cifar100 IF=100, resnet32, seeds [0, 1, 2]'],
         'cifar100_lt_h2t.ipynb': ['CIFAR100-LT IF=100 train: 10,847 training images, 100 classes'],
+        'own_data_h2t.ipynb': [
+            '3 classes, 69 training images at 224×224, in memory',
+            'hf_timm: hf, timm:resnet18.a1_in1k, seeds [0, 1, 2]',
+            'verdict (a fast dev run: the numbers mean nothing):',
+        ],
     }.get(nb.name, [])
     for text in expected:
         assert text in printed, f'{nb.name}: the full path did not print {text!r}'
-    if nb.name in ('06_train.ipynb', '08_table.ipynb', 'cifar100_lt_h2t.ipynb'):
+    if nb.name in ('06_train.ipynb', '08_table.ipynb', 'cifar100_lt_h2t.ipynb', 'own_data_h2t.ipynb'):
         assert 'skipped in a fast dev run' in printed and (tmp_path / 'runs').is_dir()

@@ -33,7 +33,10 @@ def test_runner_skips_flagged_cells_and_runs_the_rest(tmp_path):
 
 
 @pytest.mark.parametrize('nb', NBS, ids=lambda p: str(p.relative_to(ROOT / 'nbs')))
-def test_notebook(nb):
+def test_notebook(nb, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))  # the notebooks' temporary folders: pytest removes them
     ok, _ = nbtest.test_nb(nb, skip_flags=SKIP, basepath=ROOT)
     assert ok, f'{nb.name} failed: run `nbdev-test {nb.relative_to(ROOT)} --do-print` to see the failing cell'
 
