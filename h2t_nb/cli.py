@@ -29,8 +29,8 @@ from h2t_nb.presets import (
 )
 
 # %% auto #0
-__all__ = ['EXPECTED_ERRORS', 'run_options', 'h2t_train', 'table_plan', 'h2t_table', 'command_parser', 'run_command',
-           'group_table', 'h2t_profile', 'train_main', 'table_main', 'profile_main']
+__all__ = ['EXPECTED_ERRORS', 'run_options', 'h2t_train', 'table_plan', 'table_verdict', 'h2t_table', 'command_parser',
+           'run_command', 'group_table', 'h2t_profile', 'train_main', 'table_main', 'profile_main']
 
 # %% ../nbs/10_cli.ipynb #n5e1c9b5
 EXPECTED_ERRORS = (
@@ -159,6 +159,20 @@ def table_plan(
     )
 
 
+def table_verdict(family: str, results: dict, fast: int = 0) -> str:
+    "The family's verdict in words on the rows trained, or which rows it needs."
+    from h2t_nb.reports import verdict
+
+    row, *against = FAMILIES[family].verdict
+    if not all(r in rows for rows in results.values() for r in (row, *against)):
+        return (
+            f"no verdict: it compares {row} with {', '.join(against)}; train them (--rows {row} {' '.join(against)})."
+        )
+    names = dict(dr='DR', no_fusion='the no-fusion control') | FAMILIES[family].names
+    fast = ' (a fast dev run: the numbers mean nothing)' if fast else ''
+    return verdict(results, row, tuple(against), names=names).replace('verdict:', f'verdict{fast}:', 1)
+
+
 def h2t_table(
     family: Annotated[
         str, {'nargs': '?'}
@@ -221,10 +235,7 @@ def h2t_table(
             )
         )
         if FAMILIES[plan.family].verdict:
-            from h2t_nb.reports import verdict
-
-            fast = ' (a fast dev run: the numbers mean nothing)' if plan.base.fast_dev_run else ''
-            print(verdict(outcome['results']).replace('verdict:', f'verdict{fast}:', 1))
+            print(table_verdict(plan.family, outcome['results'], plan.base.fast_dev_run))
         print(f"table, per-seed reports, checkpoints and plot: {outcome['run_dir']}")
     return outcome['run_dir']
 

@@ -15,8 +15,8 @@ from .config import Stage1Config, Stage2Config, TrainConfig
 __all__ = ['RATIO_RELEASED', 'RATIO_PAPER', 'ALL_ROWS', 'NO_FUSION_CONTROL', 'OFFLINE', 'CIFAR_FAMILIES', 'DIGITS100_CPU_EPOCHS',
            'DIGITS100_FAMILIES', 'LARGE_FAMILIES', 'PAPER', 'HOSTS', 'HOST_MODELS', 'RESLT_BETA', 'HOST_FAMILIES',
            'LARGE_HOST_FAMILIES', 'TIMM_FINETUNE', 'TIMM_FAMILIES', 'OWN_ROWS', 'OWN_FINETUNE', 'OWN_DATA_FAMILIES',
-           'FAMILIES', 'TABLE_FAMILIES', 'PRESETS', 'DEFAULT_PRESET', 'Family', 'stage2_rows', 'host_stage1',
-           'host_rows', 'timm_finetune', 'get_preset', 'paper_numbers', 'family_table', 'family_rows']
+           'OWN_HOST_FAMILIES', 'FAMILIES', 'TABLE_FAMILIES', 'PRESETS', 'DEFAULT_PRESET', 'Family', 'stage2_rows',
+           'host_stage1', 'host_rows', 'timm_finetune', 'get_preset', 'paper_numbers', 'family_table', 'family_rows']
 
 # %% ../nbs/06b_presets.ipynb #nf8d5f3f
 RATIO_RELEASED, RATIO_PAPER = 0.25, 0.3  # the released configs' ρ (README re-run: 47.80) / the ablation's peak (47.73)
@@ -34,7 +34,7 @@ class Family:
     baseline: str = 'dr'  # the row every other is paired against
     controls: dict | None = None  # a fusion row -> its no-fusion control (None: `NO_FUSION_CONTROL`)
     names: dict = field(default_factory=dict)  # how rows read in its table
-    verdict: bool = False  # h2t-table ends with a verdict in words: did DR + H2T help on this data?
+    verdict: tuple = ()  # (the H2T row, the rows it is judged against): h2t-table ends with a verdict in words
 
     def presets(self) -> dict[str, TrainConfig]:
         "Its stage-1 preset, `NAME_stage1`, and one preset per row, `NAME_ROW`."
@@ -525,13 +525,36 @@ OWN_DATA_FAMILIES = tuple(
         base,
         {row: sc for row, sc in stage2_rows(_dr(100), _mislas(100)).items() if row in OWN_ROWS},
         table=OWN_ROWS,
-        verdict=True,
+        verdict=('dr_h2t', 'dr', 'no_fusion'),
     )
     for dataset in ('imagefolder', 'hf')
     for name, base in (
         (dataset, TrainConfig(name='', dataset=dataset, model='resnet32', val_per_class=10)),
         (f'{dataset}_timm', timm_finetune(OWN_FINETUNE, dataset=dataset, val_per_class=10)),
     )
+)
+# The hosts with a stage 2 of their own (GCL, RIDE, ResLT) from scratch at 32×32, as on CIFAR-100-LT IF=100: the
+# host's model, stage 1 and rows; the verdict judges H2T against the host's own stage 2 and its no-fusion control.
+OWN_HOST_FAMILIES = tuple(
+    replace(
+        _host_family(
+            f'{dataset}_{host}',
+            host,
+            None,
+            TrainConfig(
+                name='',
+                dataset=dataset,
+                model=HOST_MODELS[host][0],
+                val_per_class=10,
+                rotation=15.0 if host == 'ride' else 0.0,
+                stage1=host_stage1(host, 100),
+            ),
+            host_rows(host, 100),
+        ),
+        verdict=('h2t', 'host' if host == 'gcl' else 'dr', 'no_fusion'),
+    )
+    for dataset in ('imagefolder', 'hf')
+    for host in ('gcl', 'ride', 'reslt')
 )
 
 FAMILIES = {
@@ -544,6 +567,7 @@ FAMILIES = {
         *LARGE_HOST_FAMILIES,
         *TIMM_FAMILIES,
         *OWN_DATA_FAMILIES,
+        *OWN_HOST_FAMILIES,
     )
 }
 TABLE_FAMILIES = {name: f for name, f in FAMILIES.items() if f.table is not None}  # what h2t-table trains

@@ -265,3 +265,23 @@ def test_bad_input_of_your_own_is_refused_in_one_line(args, message, tree, hub_f
     assert out.returncode == 1 and message in out.stderr, out.stderr[-2000:]
     assert 'Traceback' not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / 'runs').exists()
+
+
+def test_a_host_on_your_own_data_gets_its_own_verdict(tree, tmp_path):
+    "GCL's family on a folder: H2T judged against GCL's own stage 2 and its no-fusion control; too few rows, no verdict."
+    out = run(
+        'h2t-table', 'imagefolder_gcl', '--data-dir', str(tree), '--seeds', '0', '1', '--fast-dev-run', '1',
+        '--out', 'runs', cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    verdict = out.stdout.split('verdict (a fast dev run: the numbers mean nothing):\n')[1].splitlines()[:4]
+    starts = ['h2t vs GCL, overall', 'h2t vs GCL, few-shot', 'h2t vs GCL, two streams, no fusion, overall']
+    assert all(line.strip().startswith(start) for line, start in zip(verdict, starts)), verdict
+    partial = run(
+        'h2t-table', 'imagefolder', '--data-dir', str(tree), '--rows', 'dr', 'dr_h2t', '--fast-dev-run', '1',
+        '--out', 'runs', cwd=tmp_path,
+    )  # fmt: skip
+    assert partial.returncode == 0, partial.stderr[-3000:]
+    assert (
+        'no verdict: it compares dr_h2t with dr, no_fusion; train them (--rows dr_h2t dr no_fusion).' in partial.stdout
+    )
