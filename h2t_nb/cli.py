@@ -63,15 +63,11 @@ def run_options(
     return dict(out=out, seeds=seeds, resume=resume, stage1_ckpt=stage1_ckpt, synthetic=synthetic)
 
 
-def _options(command: str, given: dict) -> tuple[dict, dict]:
-    "A command's keyword options as run options (defaults filled in) and configuration flags; unknown names refused."
+def _options(given: dict) -> tuple[dict, dict]:
+    "A command's keyword options as run options (defaults filled in) and configuration flags (checked by given_flags)."
     known = inspect.signature(run_options).parameters
     run = run_options(**{k: v for k, v in given.items() if k in known})
-    flags = {k: v for k, v in given.items() if k not in known}
-    unknown = sorted(set(flags) - set(config_flags()))
-    if unknown:
-        raise ValueError(f"{command}: unknown options {unknown}: {command} --help lists them.")
-    return run, flags
+    return run, {k: v for k, v in given.items() if k not in known}
 
 
 def _on_resume(command: str, flags: dict, others: dict) -> tuple[dict, dict]:
@@ -109,7 +105,7 @@ def h2t_train(
     **options,
 ):  # `run_options` and the configuration's flags (`config_flags`)
     "Two-stage long-tailed training with H2T: train, evaluate on the balanced test set, and write results to OUT."
-    run, flags = _options('h2t-train', options)
+    run, flags = _options(options)
     if run['resume'] is not None:
         runtime, epochs = _on_resume(
             'h2t-train',
@@ -183,7 +179,7 @@ def h2t_table(
     **options,
 ):  # `run_options` and the configuration's flags (`config_flags`)
     "Train the paper's table: stage 1 once per seed, every stage-2 row from it; print and save it next to the paper's."
-    run, flags = _options('h2t-table', options)
+    run, flags = _options(options)
     if run['resume'] is not None:
         runtime, epochs = _on_resume(
             'h2t-table', flags, dict(stage1_ckpt=run['stage1_ckpt'], synthetic=run['synthetic'])
@@ -264,14 +260,20 @@ def command_parser(
     prog: str,
 ) -> argparse.ArgumentParser:  # the command's name
     "An argparse parser for `func`: its parameters as positionals and `--options`, help from their comments."
+    parser = argparse.ArgumentParser(
+        prog=prog, description=inspect.getdoc(func), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    _add_parameters(parser, func)
+    return parser
+
+
+def _add_parameters(parser: argparse.ArgumentParser, func):
+    "`func`'s parameters as positionals and `--options` of `parser`; `**options` adds both commands' shared ones."
     hints = typing.get_type_hints(func, include_extras=True)
     try:
         comments = docments(func, returns=False)
     except OSError:
         comments = {}  # defined where no source can be read (python -c): options without help texts
-    parser = argparse.ArgumentParser(
-        prog=prog, description=inspect.getdoc(func), formatter_class=argparse.RawDescriptionHelpFormatter
-    )
     for name, param in inspect.signature(func).parameters.items():
         if param.kind is inspect.Parameter.VAR_KEYWORD:
             _add_run_options(parser)
@@ -288,14 +290,11 @@ def command_parser(
             parser.add_argument('--' + name.replace('_', '-'), action='store_true', help=help)
         else:
             parser.add_argument('--' + name.replace('_', '-'), type=kind, default=param.default, help=help, **extra)
-    return parser
 
 
 def _add_run_options(parser: argparse.ArgumentParser):
     "Both commands' shared options: `run_options`, then every configuration flag, help from its declaration."
-    own = command_parser(run_options, '')
-    for action in own._actions[1:]:
-        parser._add_action(action)  # after -h
+    _add_parameters(parser, run_options)
     for flag, (stage, f) in config_flags().items():
         kind, extra = _option_type(typing.get_type_hints(STAGE_CLASSES.get(stage, TrainConfig))[f.name])
         declared = kind_of(f)
