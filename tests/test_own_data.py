@@ -267,6 +267,7 @@ def test_bad_input_of_your_own_is_refused_in_one_line(args, message, tree, hub_f
     assert not (tmp_path / 'runs').exists()
 
 
+@pytest.mark.rehearsal  # two more tables: the quick tier stays within ten minutes
 def test_a_host_on_your_own_data_gets_its_own_verdict(tree, tmp_path):
     "GCL's family on a folder: H2T judged against GCL's own stage 2 and its no-fusion control; too few rows, no verdict."
     out = run(
