@@ -102,8 +102,8 @@ def _datasets():
     try:
         import datasets
     except ImportError:
-        raise ImportError(
-            'Hugging Face datasets need the hf extra: pip install "h2t_nb[hf]" (or pip install datasets).'
+        raise ModuleNotFoundError(
+            'Hugging Face datasets need the hf extra: pip install "h2t_nb[hf]" (Colab ships datasets).'
         ) from None
     return datasets
 

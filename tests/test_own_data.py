@@ -286,3 +286,20 @@ def test_a_host_on_your_own_data_gets_its_own_verdict(tree, tmp_path):
     assert (
         'no verdict: it compares dr_h2t with dr, no_fusion; train them (--rows dr_h2t dr no_fusion).' in partial.stdout
     )
+
+
+def test_without_datasets_the_run_says_how_to_install_it(hub_folder, tmp_path):
+    "An environment without the hf extra: one line that names it, before any folder."
+    import subprocess
+    import sys
+
+    hide = (
+        "import sys; sys.modules['datasets'] = None; "
+        "from h2t_nb.cli import train_main; "
+        f"sys.argv = ['h2t-train', '--preset', 'hf_dr', '--data-dir', {str(hub_folder)!r}, '--out', 'runs']; "
+        "train_main()"
+    )
+    out = subprocess.run([sys.executable, '-c', hide], cwd=tmp_path, capture_output=True, text=True, env=offline())
+    assert out.returncode == 1 and 'pip install "h2t_nb[hf]"' in out.stderr, out.stderr[-2000:]
+    assert 'Traceback' not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / 'runs').exists()
