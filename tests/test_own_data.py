@@ -269,7 +269,7 @@ def test_bad_input_of_your_own_is_refused_in_one_line(args, message, tree, hub_f
 
 @pytest.mark.rehearsal  # two more tables: the quick tier stays within ten minutes
 def test_a_host_on_your_own_data_gets_its_own_verdict(tree, tmp_path):
-    "GCL's family on a folder: H2T judged against GCL's own stage 2 and its no-fusion control; too few rows, no verdict."
+    "GCL on a folder: H2T judged against GCL's own stage 2 and its no-fusion control; too few rows, no verdict."
     out = run(
         'h2t-table', 'imagefolder_gcl', '--data-dir', str(tree), '--seeds', '0', '1', '--fast-dev-run', '1',
         '--out', 'runs', cwd=tmp_path,
