@@ -164,9 +164,8 @@ def table_verdict(family: str, results: dict, fast: int = 0) -> str:
         return (
             f"no verdict: it compares {row} with {', '.join(against)}; train them (--rows {row} {' '.join(against)})."
         )
-    names = dict(dr='DR', no_fusion='the no-fusion control') | FAMILIES[family].names
     fast = ' (a fast dev run: the numbers mean nothing)' if fast else ''
-    return verdict(results, row, tuple(against), names=names).replace('verdict:', f'verdict{fast}:', 1)
+    return verdict(results, row, tuple(against), names=FAMILIES[family].names).replace('verdict:', f'verdict{fast}:', 1)
 
 
 def h2t_table(

@@ -177,9 +177,19 @@ OWN_IMAGE_SIZE = 32  # images of your own are decoded at image_size², or this w
 OWN_PIPELINES = {'auto': None, 'device': True, 'loader': False}  # cfg.pipeline -> in memory (None: by its size)
 
 
-def own_ltdata(cfg, found) -> LTData:
-    "Your own images (`00a_own_data`'s OwnData) as a run's data: groups by training count, augmentation, notes."
-    counts, size = found.train.counts, cfg.image_size or OWN_IMAGE_SIZE
+def own_ltdata(cfg, read, *args, **kwargs) -> LTData:
+    "Your own images, read by a loader of `00a_own_data`, as a run's data: groups by training count, augmentation."
+    size = cfg.image_size or OWN_IMAGE_SIZE
+    found = read(
+        *args,
+        size=size,
+        per_class=cfg.val_per_class or 10,
+        seed=data_seed(cfg),
+        draw_val=cfg.val_per_class > 0,
+        in_memory=OWN_PIPELINES[cfg.pipeline],
+        **kwargs,
+    )
+    counts = found.train.counts
     bounds = count_groups(counts)
     groups = (bounds[0], bounds[1] - bounds[0], len(counts) - bounds[1])
     notes = [
@@ -212,17 +222,6 @@ def own_ltdata(cfg, found) -> LTData:
     )
 
 
-def _own_options(cfg) -> dict:
-    "What every layout of your own images takes from the configuration."
-    return dict(
-        size=cfg.image_size or OWN_IMAGE_SIZE,
-        per_class=cfg.val_per_class or 10,
-        seed=data_seed(cfg),
-        draw_val=cfg.val_per_class > 0,
-        in_memory=OWN_PIPELINES[cfg.pipeline],
-    )
-
-
 def build_imagefolder(cfg) -> LTData:
     "Your own ImageFolder tree (`cfg.data_dir`), or the list files under it (`cfg.train_list`, ...)."
     if cfg.data_dir is None:
@@ -231,9 +230,8 @@ def build_imagefolder(cfg) -> LTData:
             '(or with list files: --train-list FILE).'
         )
     if cfg.train_list is None:
-        return own_ltdata(cfg, image_folder_data(cfg.data_dir, **_own_options(cfg)))
-    lists = dict(val_list=cfg.val_list, test_list=cfg.test_list)
-    return own_ltdata(cfg, list_file_data(cfg.data_dir, cfg.train_list, **lists, **_own_options(cfg)))
+        return own_ltdata(cfg, image_folder_data, cfg.data_dir)
+    return own_ltdata(cfg, list_file_data, cfg.data_dir, cfg.train_list, val_list=cfg.val_list, test_list=cfg.test_list)
 
 
 def build_hf(cfg) -> LTData:
@@ -242,8 +240,7 @@ def build_hf(cfg) -> LTData:
         raise FileNotFoundError(
             'hf needs a dataset: pass --data-dir with a folder written by save_to_disk, or a hub name (user/name).'
         )
-    columns = dict(image_column=cfg.image_column, label_column=cfg.label_column)
-    return own_ltdata(cfg, hub_data(cfg.data_dir, **columns, **_own_options(cfg)))
+    return own_ltdata(cfg, hub_data, cfg.data_dir, image_column=cfg.image_column, label_column=cfg.label_column)
 
 # %% ../nbs/05b_datasets.ipynb #ncbf3c19
 FILE_CROP = 224  # the file benchmarks' training crop and evaluation centre crop
@@ -335,11 +332,7 @@ OWN_DATASETS = ('imagefolder', 'hf')  # your own images: their imbalance is thei
 
 def dataset_label(cfg) -> str:
     "The dataset as titles name it: with its imbalance factor where the configuration draws one."
-    own = (
-        cfg.dataset in (*OWN_DATASETS, *FILE_DATASETS)
-        or cfg.dataset.startswith('synthetic_')
-        and 'cifar' not in cfg.dataset
-    )
+    own = cfg.dataset.removeprefix('synthetic_') in (*OWN_DATASETS, *FILE_DATASETS)  # not drawn from imb_factor
     return cfg.dataset if own else f'{cfg.dataset} IF={cfg.imb_factor:g}'
 
 

@@ -174,14 +174,18 @@ def read_split(
 ) -> tuple[torch.Tensor | list, torch.Tensor, list]:
     "The readable images of `split` (one uint8 tensor, or their list) with class indices; the unreadable, with why."
     images, targets, skipped = [], [], []
-    for c in classes:
+    for index, c in enumerate(classes):
         for image in split.files.get(c, []):
             try:
-                images.append(decode_rgb(image, size) if size else check_image(image) or image)
+                if size:
+                    images.append(decode_rgb(image, size))
+                else:
+                    check_image(image)
+                    images.append(image)
             except (OSError, ValueError, SyntaxError) as e:  # PIL: unknown format, truncated or corrupt data
                 skipped.append((image, f'{type(e).__name__}: {e}'.splitlines()[0]))
                 continue
-            targets.append(classes.index(c))
+            targets.append(index)
     if size:
         images = torch.stack(images) if images else torch.zeros(0, 3, size, size, dtype=torch.uint8)
     return images, torch.tensor(targets, dtype=torch.long), skipped

@@ -231,10 +231,10 @@ def verdict(
     row: str = 'dr_h2t',
     against: tuple = ('dr', 'no_fusion'),
     confidence: float = 0.95,
-    names: dict | None = None,  # how rows read (default: DR, the no-fusion control)
+    names: dict | None = None,  # how rows read, beside DR and the no-fusion control
 ) -> str:
     "Whether `row` beat each row of `against`, overall and on few-shot classes, in words."
-    names = names or dict(dr='DR', no_fusion='the no-fusion control')
+    names = dict(dr='DR', no_fusion='the no-fusion control') | (names or {})
     lines = []
     for other in against:
         for d in paired_differences(results, baseline=other, rows=[row], confidence=confidence):

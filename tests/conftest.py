@@ -25,10 +25,15 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def command_env(**variables) -> dict:
+    "The environment of a command a test starts: this one, the commands' threads, no warnings, and `variables`."
+    return {**os.environ, 'OMP_NUM_THREADS': THREADS, 'PYTHONWARNINGS': 'ignore', **variables}
+
+
 def run_command(command: str, *args, cwd, env: dict | None = None) -> subprocess.CompletedProcess:
     "A console script beside this Python (the venv's), run as a user runs it: its exit status and its output."
     exe = shutil.which(command, path=str(Path(sys.executable).parent)) or command
-    env = env or {**os.environ, 'OMP_NUM_THREADS': THREADS, 'PYTHONWARNINGS': 'ignore'}
+    env = env or command_env()
     return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, env=env)
 
 

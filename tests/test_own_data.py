@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_command as run
+from conftest import command_env, run_command as run
 import torch
 
 from h2t_nb.own_data import image_folder_data, write_digit_folder
@@ -150,12 +150,8 @@ def hub_folder(tree, tmp_path_factory):
 OFFLINE_HUB = {'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
 
 
-def offline(**extra):
-    import os
-
-    from conftest import THREADS
-
-    return {**os.environ, 'OMP_NUM_THREADS': THREADS, 'PYTHONWARNINGS': 'ignore', **OFFLINE_HUB, **extra}
+def offline():
+    return command_env(**OFFLINE_HUB)
 
 
 def test_hugging_face_dataset_saved_to_disk_through_both_commands(hub_folder, tmp_path):

@@ -1,7 +1,6 @@
 "h2t-table from the shell: the paper's table on Digits-100-LT, its files, resume, and every refusal before any work."
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -10,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import THREADS, run_command
+from conftest import command_env, run_command
 
 from h2t_nb.reports import paired_interval
 
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, 'OMP_NUM_THREADS': THREADS, 'PYTHONWARNINGS': 'ignore'}
+ENV = command_env()
 
 
 def cli(*args, cwd):

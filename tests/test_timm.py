@@ -3,7 +3,6 @@ H2T, a timm model under MiSLAS gets its logit scale, and every way it can go wro
 folder exists. Token fusion is checked against pooling as a property."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from conftest import learnt_changes
+from conftest import command_env, learnt_changes
 from h2t_nb.checkpoints import load_checkpoint
 from h2t_nb.fusion import h2t_fuse
 from h2t_nb.presets import PRESETS, TABLE_FAMILIES
@@ -22,12 +21,7 @@ from h2t_nb.runs import train_run
 
 pytest.importorskip('timm', reason='the timm extra is part of the dev install')
 BIN = Path(sys.executable).parent
-ENV = {
-    **os.environ,
-    'OMP_NUM_THREADS': '1',
-    'PYTHONWARNINGS': 'ignore',
-    'HF_HUB_OFFLINE': '1',
-}  # no weights can be downloaded
+ENV = command_env(OMP_NUM_THREADS='1', HF_HUB_OFFLINE='1')  # no weights can be downloaded
 CLASSIFIER = {
     'resnet18': 'fc',
     'convnext_atto': 'head.fc',

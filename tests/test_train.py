@@ -4,7 +4,6 @@ official checkpoints, and every user-facing failure."""
 import hashlib
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import learnt_changes, run_command
+from conftest import command_env, learnt_changes, run_command
 from h2t_nb.checkpoints import load_checkpoint, save_atomic
 from h2t_nb.config import config_from_dict
 from h2t_nb.presets import PRESETS
@@ -28,7 +27,7 @@ TINY = replace(
     stage1=replace(PRESETS['offline'].stage1, epochs=4, warmup_epochs=1, milestones=(3,)),
     stage2=replace(PRESETS['offline'].stage2, epochs=3),
 )
-ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
+ENV = command_env(OMP_NUM_THREADS='1')
 
 
 def cli(*args, cwd):
